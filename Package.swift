@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+// Bonsai: a CPU training engine, BERT-family models and the `bonsai` tool.
+// Dependencies flow one way:
+//   BonsaiEngine (tensors, kernels, autodiff) <- BonsaiNN (layers, losses, optimizers)
+//   BonsaiEngine <- BonsaiCheckpoint (safetensors, configs)
+//   BonsaiTokenizers (no engine dependency)
+//   BonsaiNN + BonsaiCheckpoint + BonsaiTokenizers <- BonsaiModels (BERT, MPNet) <- bonsai (CLI)
+import PackageDescription
+
+// Kernels are written against SIMD16<Float>; without a target CPU Swift emits SSE2 only (20-50x slower).
+// BONSAI_TARGET_CPU overrides the CPU (e.g. "x86-64-v3" for a machine without AVX-512); "none" disables.
+let targetCPU = Context.environment["BONSAI_TARGET_CPU"] ?? "znver5"
+let speed: [SwiftSetting] = targetCPU == "none" ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
+
+let package = Package(
+  name: "Bonsai",
+  products: [
+    .library(name: "Bonsai", targets: ["BonsaiEngine", "BonsaiNN", "BonsaiTokenizers", "BonsaiCheckpoint", "BonsaiModels"]),
+    .executable(name: "bonsai", targets: ["bonsai"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+  ],
+  targets: [
+    .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+    .target(name: "BonsaiEngine", dependencies: ["CDNNL"], swiftSettings: speed),
+    .target(name: "BonsaiNN", dependencies: ["BonsaiEngine"], swiftSettings: speed),
+    .target(name: "BonsaiTokenizers", swiftSettings: speed),
+    .target(name: "BonsaiCheckpoint", dependencies: ["BonsaiEngine"], swiftSettings: speed),
+    .target(name: "BonsaiModels", dependencies: ["BonsaiNN", "BonsaiCheckpoint", "BonsaiTokenizers"], swiftSettings: speed),
+    .executableTarget(name: "bonsai", dependencies: [
+      "BonsaiModels", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    ], swiftSettings: speed),
+    .executableTarget(name: "bonsai-bench", dependencies: ["BonsaiModels"], swiftSettings: speed),
+    .testTarget(name: "BonsaiEngineTests", dependencies: ["BonsaiEngine", "BonsaiNN"], swiftSettings: speed),
+    .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers"], swiftSettings: speed),
+    .testTarget(name: "BonsaiCheckpointTests", dependencies: ["BonsaiCheckpoint"], swiftSettings: speed),
+    .testTarget(name: "BonsaiModelsTests", dependencies: ["BonsaiModels"], resources: [.copy("Fixtures")], swiftSettings: speed),
+  ]
+)

@@ -1,0 +1,147 @@
+// safetensors read through mmap with full header validation, and atomic writes that the Python
+// `safetensors` library and transformers load. Format: u64 little-endian header length, JSON header
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the data.
+import BonsaiEngine
+import Foundation
+
+/// One tensor's entry in a safetensors header.
+public struct TensorInfo: Equatable, Sendable {
+  public let dtype: String
+  public let shape: [Int]
+  public let begin: Int
+  public let end: Int
+}
+
+/// A memory-mapped safetensors file. Tensors are read (and converted to fp32) on demand.
+public final class SafeTensorsFile: @unchecked Sendable {
+  public let path: String
+  public let tensors: [String: TensorInfo]
+  public let metadata: [String: String]
+  private let base: UnsafeRawPointer
+  private let length: Int
+  private let dataStart: Int
+
+  public init(path: String) throws {
+    self.path = path
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw CheckpointError.unreadable(path: path, reason: "cannot open (\(String(cString: strerror(errno))))") }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw CheckpointError.unreadable(path: path, reason: "cannot stat") }
+    length = Int(st.st_size)
+    guard length >= 8 else { throw CheckpointError.corrupt(path: path, reason: "file is \(length) bytes, shorter than the 8-byte header length") }
+    guard let m = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
+      throw CheckpointError.unreadable(path: path, reason: "mmap failed")
+    }
+    base = UnsafeRawPointer(m)
+    do {
+      let headerLength = Int(clamping: base.loadUnaligned(as: UInt64.self).littleEndian)
+      guard headerLength <= 100_000_000, 8 + headerLength <= length else {
+        throw CheckpointError.corrupt(path: path, reason: "header length \(headerLength) exceeds the file size \(length)")
+      }
+      dataStart = 8 + headerLength
+      let header = Data(bytes: base + 8, count: headerLength)
+      guard let obj = (try? JSONSerialization.jsonObject(with: header)) as? [String: Any] else {
+        throw CheckpointError.corrupt(path: path, reason: "header is not a JSON object")
+      }
+      var infos: [String: TensorInfo] = [:]
+      var meta: [String: String] = [:]
+      for (key, value) in obj {
+        if key == "__metadata__" { meta = value as? [String: String] ?? [:]; continue }
+        guard let d = value as? [String: Any], let dtype = d["dtype"] as? String, let shape = d["shape"] as? [Int],
+              let offs = d["data_offsets"] as? [Int], offs.count == 2 else {
+          throw CheckpointError.badTensor(path: path, key: key, reason: "entry needs dtype, shape and two data_offsets")
+        }
+        guard let size = Self.elementSize(dtype) else { throw CheckpointError.badTensor(path: path, key: key, reason: "unsupported dtype \(dtype)") }
+        guard shape.allSatisfy({ $0 >= 0 }), offs[0] >= 0, offs[1] >= offs[0] else {
+          throw CheckpointError.badTensor(path: path, key: key, reason: "negative shape or offsets \(shape) \(offs)")
+        }
+        let bytes = shape.reduce(1, *) * size
+        guard offs[1] - offs[0] == bytes else {
+          throw CheckpointError.badTensor(path: path, key: key, reason: "\(offs[1] - offs[0]) bytes for \(dtype) \(shape), which needs \(bytes)")
+        }
+        guard dataStart + offs[1] <= length else {
+          throw CheckpointError.corrupt(path: path, reason: "tensor '\(key)' ends at byte \(dataStart + offs[1]), past the end of the file (\(length) bytes): truncated?")
+        }
+        infos[key] = TensorInfo(dtype: dtype, shape: shape, begin: offs[0], end: offs[1])
+      }
+      let sorted = infos.sorted { $0.value.begin < $1.value.begin }
+      for (a, b) in zip(sorted, sorted.dropFirst()) where b.value.begin < a.value.end {
+        throw CheckpointError.corrupt(path: path, reason: "tensors '\(a.key)' and '\(b.key)' overlap")
+      }
+      tensors = infos
+      metadata = meta
+    } catch {
+      munmap(UnsafeMutableRawPointer(mutating: base), length)
+      throw error
+    }
+  }
+
+  deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+
+  static func elementSize(_ dtype: String) -> Int? {
+    switch dtype {
+    case "F64", "I64", "U64": return 8
+    case "F32", "I32", "U32": return 4
+    case "F16", "BF16", "I16", "U16": return 2
+    case "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2": return 1
+    default: return nil
+    }
+  }
+
+  /// Names of all tensors.
+  public var keys: [String] { Array(tensors.keys).sorted() }
+
+  /// The tensor `key` as fp32 (F16 and BF16 are widened).
+  public func tensor(_ key: String) throws -> Tensor {
+    guard let info = tensors[key] else { throw CheckpointError.missingKey(path: path, key: key) }
+    guard ["F32", "F16", "BF16"].contains(info.dtype) else {
+      throw CheckpointError.badTensor(path: path, key: key, reason: "dtype \(info.dtype) cannot be read as floating point (F32, F16, BF16)")
+    }
+    let n = info.shape.reduce(1, *)
+    let t = Tensor(uninitialized: info.shape)
+    let src = base + dataStart + info.begin, dst = t.mutableData
+    switch info.dtype {
+    case "F32":
+      UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: n * 4)
+    case "BF16":
+      for i in 0..<n { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian) << 16) }
+    default: // F16
+      for i in 0..<n { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)) }
+    }
+    return t
+  }
+}
+
+/// Writes fp32 tensors as a safetensors file, atomically (temporary name, then rename).
+public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], to path: String, metadata: [String: String] = ["format": "pt"]) throws {
+  var header: [String: Any] = ["__metadata__": metadata]
+  var offset = 0
+  let sorted = tensors.sorted { $0.key < $1.key }
+  for (key, t) in sorted {
+    header[key] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]]
+    offset += 4 * t.count
+  }
+  var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+  while (8 + json.count) % 8 != 0 { json.append(0x20) }  // pad with spaces so the data is 8-byte aligned
+  let tmp = path + ".tmp-\(getpid())"
+  guard FileManager.default.createFile(atPath: tmp, contents: nil), let handle = FileHandle(forWritingAtPath: tmp) else {
+    throw CheckpointError.unreadable(path: tmp, reason: "cannot create file")
+  }
+  do {
+    var len = UInt64(json.count).littleEndian
+    try handle.write(contentsOf: Data(bytes: &len, count: 8))
+    try handle.write(contentsOf: json)
+    for (_, t) in sorted { try handle.write(contentsOf: Data(bytes: t.data, count: 4 * t.count)) }
+    try handle.synchronize()
+    try handle.close()
+  } catch {
+    try? handle.close()
+    unlink(tmp)
+    throw CheckpointError.unreadable(path: path, reason: "write failed: \(error.localizedDescription)")
+  }
+  guard rename(tmp, path) == 0 else {
+    unlink(tmp)
+    throw CheckpointError.unreadable(path: path, reason: "cannot rename temporary file into place")
+  }
+}

@@ -1,0 +1,150 @@
+// Fused multi-head attention: scores + bias + mask + softmax + dropout + context in one op, with its
+// backward beside it. Work is split over (batch, head) pairs; each pair's small products run on one
+// thread. Saved for backward: the probabilities [B, H, T, T] and the dropout byte mask.
+
+/// Inputs of one fused attention call.
+public struct AttentionShape: Sendable {
+  public let batch: Int, tokens: Int, heads: Int, headSize: Int
+  public var channels: Int { heads * headSize }
+  public init(batch: Int, tokens: Int, heads: Int, headSize: Int) {
+    self.batch = batch; self.tokens = tokens; self.heads = heads; self.headSize = headSize
+  }
+}
+
+extension Tensor {
+  /// Scaled dot-product attention over heads laid out as [B, T, H*D] (the Linear layers' output).
+  ///
+  /// - Parameters:
+  ///   - keyMask: B*T additive values (0 keep, a large negative number for padding), or nil.
+  ///   - positionBias: optional [H, T, T] tensor added to the scores (MPNet's relative bias), differentiable.
+  ///   - dropout: probability applied to the attention probabilities when `rng` is non-nil.
+  /// - Returns: context [B, T, H*D].
+  public static func attention(
+    query q: Tensor, key k: Tensor, value v: Tensor, shape s: AttentionShape,
+    keyMask: [Float]?, positionBias: Tensor? = nil, dropout p: Float = 0, rng: RandomSource? = nil
+  ) -> Tensor {
+    let (B, T, H, D, C) = (s.batch, s.tokens, s.heads, s.headSize, s.channels)
+    precondition(q.count == B * T * C && k.count == B * T * C && v.count == B * T * C,
+                 "attention: q \(q.shape) k \(k.shape) v \(v.shape) for B=\(B) T=\(T) H=\(H) D=\(D)")
+    if let keyMask { precondition(keyMask.count == B * T, "attention: key mask of \(keyMask.count) for B*T=\(B * T)") }
+    if let positionBias { precondition(positionBias.shape == [H, T, T], "attention: bias \(positionBias.shape), want [\(H), \(T), \(T)]") }
+    let scale = 1 / Float(D).squareRoot()
+    let probs = Storage(count: B * H * T * T, zeroed: false)
+    let useDropout = p > 0 && rng != nil
+    let mask = useDropout ? ByteBuffer(count: B * H * T * T) : nil
+    if let mask, let rng { dropoutMask(mask.pointer, count: B * H * T * T, p: p, key: rng.nextStream()) }
+    let keep = 1 / (1 - p)
+    let out = Tensor(uninitialized: [B, T, C])
+    let pq = q.data, pk = k.data, pv = v.data, po = out.mutableData, pp = probs.pointer
+    let bias = positionBias?.data
+    let maskValues = keyMask ?? []
+    parallelFor(B * H) { range in
+      let scratch = Storage(count: T * T, zeroed: false)
+      withSingleThreadedGEMM {
+        for bh in range {
+          let b = bh / H, h = bh % H
+          let S = pp + bh * T * T
+          let off = b * T * C + h * D
+          gemm(.no, .yes, m: T, n: T, k: D, alpha: scale, pq + off, lda: C, pk + off, ldb: C, S, ldc: T)
+          addBiasAndMask(S, bias.map { $0 + h * T * T }, keyMask == nil ? nil : maskValues, b * T, T)
+          softmaxRowsSerial(S, rows: T, cols: T)
+          var P = UnsafePointer(S)
+          if let mask {
+            applyMaskSerial(scratch.pointer, S, mask.pointer + bh * T * T, scale: keep, count: T * T)
+            P = UnsafePointer(scratch.pointer)
+          }
+          gemm(.no, .no, m: T, n: D, k: T, P, lda: T, pv + off, ldb: C, po + off, ldc: C)
+        }
+      }
+    }
+    var inputs = [q, k, v]
+    if let positionBias { inputs.append(positionBias) }
+    return record(out, inputs: inputs) { g in
+      let gq = q.gradientBuffer()?.mutableData, gk = k.gradientBuffer()?.mutableData, gv = v.gradientBuffer()?.mutableData
+      let gBias = positionBias?.gradientBuffer()
+      let dScores = gBias != nil ? Storage(count: B * H * T * T, zeroed: false) : nil
+      let pg = g.data
+      parallelFor(B * H) { range in
+        let dP = Storage(count: T * T, zeroed: false), Pd = Storage(count: T * T, zeroed: false)
+        withSingleThreadedGEMM {
+          for bh in range {
+            let b = bh / H, h = bh % H
+            let P = UnsafePointer(pp + bh * T * T)
+            let off = b * T * C + h * D
+            var Pdrop = P
+            if let mask {
+              applyMaskSerial(Pd.pointer, P, mask.pointer + bh * T * T, scale: keep, count: T * T)
+              Pdrop = UnsafePointer(Pd.pointer)
+            }
+            // dV += Pd^T dCtx
+            if let gv { gemm(.yes, .no, m: T, n: D, k: T, Pdrop, lda: T, pg + off, ldb: C, beta: 1, gv + off, ldc: C) }
+            // dPd = dCtx V^T, then through dropout and softmax: dS = P * (dP - rowsum(dP * P))
+            gemm(.no, .yes, m: T, n: T, k: D, pg + off, lda: C, pv + off, ldb: C, dP.pointer, ldc: T)
+            if let mask { applyMaskSerial(dP.pointer, dP.pointer, mask.pointer + bh * T * T, scale: keep, count: T * T) }
+            softmaxBackwardInPlace(dP.pointer, P, rows: T, cols: T)
+            if let dScores { (dScores.pointer + bh * T * T).update(from: dP.pointer, count: T * T) }
+            if let gq { gemm(.no, .no, m: T, n: D, k: T, alpha: scale, dP.pointer, lda: T, pk + off, ldb: C, beta: 1, gq + off, ldc: C) }
+            if let gk { gemm(.yes, .no, m: T, n: D, k: T, alpha: scale, dP.pointer, lda: T, pq + off, ldb: C, beta: 1, gk + off, ldc: C) }
+          }
+        }
+      }
+      if let gBias, let dScores {
+        let gb = gBias.mutableData, ds = dScores.pointer
+        for b in 0..<B { for h in 0..<H { let src = ds + (b * H + h) * T * T, dst = gb + h * T * T; for i in 0..<T * T { dst[i] += src[i] } } }
+      }
+    }
+  }
+}
+
+// MARK: serial row kernels used inside a (batch, head) work item
+
+/// S[T, T] += bias[T, T] (if any) + keyMask[base + j] broadcast over rows (if any).
+@inline(__always)
+func addBiasAndMask(_ S: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, _ keyMask: [Float]?, _ base: Int, _ T: Int) {
+  if let bias { for i in 0..<T * T { S[i] += bias[i] } }
+  if let keyMask {
+    keyMask.withUnsafeBufferPointer { m in
+      let mp = m.baseAddress! + base
+      for i in 0..<T { let row = S + i * T; for j in 0..<T { row[j] += mp[j] } }
+    }
+  }
+}
+
+@inline(__always)
+func softmaxRowsSerial(_ x: UnsafeMutablePointer<Float>, rows: Int, cols d: Int) {
+  for row in 0..<rows {
+    let r = x + row * d
+    var mv = V16(repeating: -.infinity), j = 0
+    while j + 16 <= d { mv = vmax(mv, load16(r, j)); j += 16 }
+    var m = hmax(mv)
+    while j < d { m = Swift.max(m, r[j]); j += 1 }
+    var sv = V16(), s: Float = 0
+    j = 0
+    while j + 16 <= d { let e = vexp(load16(r, j) - m); store16(e, r, j); sv += e; j += 16 }
+    while j < d { let e = sexp(r[j] - m); r[j] = e; s += e; j += 1 }
+    let inv = 1 / (s + hsum(sv))
+    j = 0
+    while j + 16 <= d { store16(load16(r, j) * inv, r, j); j += 16 }
+    while j < d { r[j] *= inv; j += 1 }
+  }
+}
+
+/// g[T, T] <- P * (g - rowsum(g * P))
+@inline(__always)
+func softmaxBackwardInPlace(_ g: UnsafeMutablePointer<Float>, _ P: UnsafePointer<Float>, rows: Int, cols d: Int) {
+  for row in 0..<rows {
+    let gr = g + row * d, pr = P + row * d
+    var dv = V16(), dot: Float = 0, j = 0
+    while j + 16 <= d { dv += load16(gr, j) * load16(pr, j); j += 16 }
+    while j < d { dot += gr[j] * pr[j]; j += 1 }
+    dot += hsum(dv)
+    j = 0
+    while j + 16 <= d { store16(load16(pr, j) * (load16(gr, j) - dot), gr, j); j += 16 }
+    while j < d { gr[j] = pr[j] * (gr[j] - dot); j += 1 }
+  }
+}
+
+@inline(__always)
+func applyMaskSerial(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ mask: UnsafePointer<UInt8>, scale: Float, count n: Int) {
+  for i in 0..<n { y[i] = mask[i] != 0 ? x[i] * scale : 0 }
+}

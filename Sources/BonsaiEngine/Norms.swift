@@ -1,0 +1,122 @@
+// Layer norm and RMS norm over the last axis, forward and backward side by side.
+// Forward saves the per-row mean and reciprocal standard deviation; backward accumulates (+=).
+import Foundation
+
+/// y[N, C] = (x - mean) * rstd * gamma + beta; writes mean[N] and rstd[N] for the backward pass.
+public func layerNormForward(
+  _ y: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
+  _ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>, _ beta: UnsafePointer<Float>,
+  rows: Int, cols c: Int, eps: Float
+) {
+  parallelFor(rows, grain: 32) { r in
+    for row in r {
+      let xr = x + row * c, yr = y + row * c
+      var sv = V16(), s: Float = 0, j = 0
+      while j + 16 <= c { sv += load16(xr, j); j += 16 }
+      while j < c { s += xr[j]; j += 1 }
+      let m = (s + hsum(sv)) / Float(c)
+      var vv = V16(), v: Float = 0
+      j = 0
+      while j + 16 <= c { let d = load16(xr, j) - m; vv += d * d; j += 16 }
+      while j < c { let d = xr[j] - m; v += d * d; j += 1 }
+      let rs = 1 / (((v + hsum(vv)) / Float(c)) + eps).squareRoot()
+      j = 0
+      while j + 16 <= c { store16((load16(xr, j) - m) * rs * load16(gamma, j) + load16(beta, j), yr, j); j += 16 }
+      while j < c { yr[j] = (xr[j] - m) * rs * gamma[j] + beta[j]; j += 1 }
+      mean[row] = m
+      rstd[row] = rs
+    }
+  }
+}
+
+/// dx[N, C] += ..., dgamma[C] += ..., dbeta[C] += ... (any of them may be nil).
+/// Per-thread partial sums for dgamma/dbeta are added in a fixed order: deterministic.
+public func layerNormBackward(
+  _ dx: UnsafeMutablePointer<Float>?, _ dgamma: UnsafeMutablePointer<Float>?, _ dbeta: UnsafeMutablePointer<Float>?,
+  _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>,
+  _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, rows: Int, cols c: Int
+) {
+  let threads = Swift.min(Engine.threads, Swift.max(rows / 32, 1))
+  let partial = Storage(count: threads * 2 * c)
+  let pp = partial.pointer
+  parallelFor(threads) { chunks in
+    for t in chunks {
+      let dg = pp + t * 2 * c, db = dg + c
+      for row in (rows * t / threads)..<(rows * (t + 1) / threads) {
+        let xr = x + row * c, g = dy + row * c
+        let m = mean[row], rs = rstd[row]
+        var a = V16(), b = V16(), sa: Float = 0, sb: Float = 0, j = 0
+        while j + 16 <= c {
+          let xh = (load16(xr, j) - m) * rs, gg = load16(g, j) * load16(gamma, j)
+          a += gg; b += gg * xh
+          store16(load16(dg, j) + load16(g, j) * xh, dg, j)
+          store16(load16(db, j) + load16(g, j), db, j)
+          j += 16
+        }
+        while j < c {
+          let xh = (xr[j] - m) * rs, gg = g[j] * gamma[j]
+          sa += gg; sb += gg * xh; dg[j] += g[j] * xh; db[j] += g[j]; j += 1
+        }
+        guard let dx else { continue }
+        let meanG = (sa + hsum(a)) / Float(c), meanGX = (sb + hsum(b)) / Float(c)
+        let o = dx + row * c
+        j = 0
+        while j + 16 <= c {
+          let xh = (load16(xr, j) - m) * rs
+          store16(load16(o, j) + (load16(g, j) * load16(gamma, j) - meanG - xh * meanGX) * rs, o, j)
+          j += 16
+        }
+        while j < c { let xh = (xr[j] - m) * rs; o[j] += (g[j] * gamma[j] - meanG - xh * meanGX) * rs; j += 1 }
+      }
+    }
+  }
+  for t in 0..<threads {
+    let dg = pp + t * 2 * c, db = dg + c
+    if let dgamma { for j in 0..<c { dgamma[j] += dg[j] } }
+    if let dbeta { for j in 0..<c { dbeta[j] += db[j] } }
+  }
+}
+
+extension Tensor {
+  /// Layer norm over the last axis with weight `gamma` and bias `beta` (both [C]).
+  public func layerNorm(weight gamma: Tensor, bias beta: Tensor, eps: Float) -> Tensor {
+    let c = shape.last!, rows = count / c
+    precondition(gamma.shape == [c] && beta.shape == [c], "layerNorm: weight \(gamma.shape), bias \(beta.shape) for input \(shape)")
+    let out = Tensor(uninitialized: shape)
+    let stats = Storage(count: 2 * rows, zeroed: false)
+    layerNormForward(out.mutableData, stats.pointer, stats.pointer + rows, data, gamma.data, beta.data, rows: rows, cols: c, eps: eps)
+    return Tensor.record(out, inputs: [self, gamma, beta]) { g in
+      layerNormBackward(self.gradientBuffer()?.mutableData, gamma.gradientBuffer()?.mutableData, beta.gradientBuffer()?.mutableData,
+                        g.data, self.data, gamma.data, stats.pointer, stats.pointer + rows, rows: rows, cols: c)
+    }
+  }
+
+  /// RMS norm over the last axis: x / sqrt(mean(x^2) + eps) * weight (LLaMA).
+  public func rmsNorm(weight: Tensor, eps: Float) -> Tensor {
+    let c = shape.last!, rows = count / c
+    precondition(weight.shape == [c], "rmsNorm: weight \(weight.shape) for input \(shape)")
+    let out = Tensor(uninitialized: shape)
+    var rstd = [Float](repeating: 0, count: rows)
+    let x = data, w = weight.data, y = out.mutableData
+    for r in 0..<rows {
+      var s: Float = 0
+      for j in 0..<c { s += x[r * c + j] * x[r * c + j] }
+      let rs = 1 / (s / Float(c) + eps).squareRoot()
+      rstd[r] = rs
+      for j in 0..<c { y[r * c + j] = x[r * c + j] * rs * w[j] }
+    }
+    return Tensor.record(out, inputs: [self, weight]) { g in
+      let gw = weight.gradientBuffer()?.mutableData, gx = self.gradientBuffer()?.mutableData
+      let pg = g.data
+      for r in 0..<rows {
+        let rs = rstd[r]
+        var dot: Float = 0
+        for j in 0..<c { dot += pg[r * c + j] * w[j] * x[r * c + j] }
+        for j in 0..<c {
+          gw?[j] += pg[r * c + j] * x[r * c + j] * rs
+          gx?[r * c + j] += rs * (pg[r * c + j] * w[j] - x[r * c + j] * rs * rs * dot / Float(c))
+        }
+      }
+    }
+  }
+}

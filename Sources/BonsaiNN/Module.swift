@@ -1,0 +1,75 @@
+// The parameter tree. A module's stored properties spell the Hugging Face checkpoint keys:
+// `encoder.layer.3.attention.self.query.weight` is the property path encoder -> layer[3] -> attention ->
+// self -> query -> weight. One walk over the tree drives loading, saving, freezing and optimizers.
+import BonsaiEngine
+
+/// A layer or model: a class whose stored `Tensor`, `Module` and `[Module]` properties form its parameters.
+open class Module {
+  public init() {}
+
+  /// Property names that differ from the checkpoint key (e.g. `selfAttention` -> `self`).
+  open var keyOverrides: [String: String] { [:] }
+
+  /// True while training (dropout active).
+  public private(set) var isTraining = false
+
+  /// All parameters with their dotted checkpoint keys, in declaration order.
+  public func namedParameters(prefix: String = "") -> [(key: String, tensor: Tensor)] {
+    var out: [(String, Tensor)] = []
+    collect(prefix: prefix, into: &out)
+    return out
+  }
+
+  /// The parameters as a dictionary keyed by checkpoint key.
+  public func parameterDictionary() -> [String: Tensor] {
+    Dictionary(uniqueKeysWithValues: namedParameters().map { ($0.key, $0.tensor) })
+  }
+
+  /// The parameters that are being trained.
+  public var trainableParameters: [Tensor] { namedParameters().map(\.tensor).filter(\.requiresGrad) }
+
+  /// Number of scalar parameters.
+  public var parameterCount: Int { namedParameters().reduce(0) { $0 + $1.tensor.count } }
+
+  /// Switches dropout on (training) or off (evaluation) in this module and all sub-modules.
+  public func train(_ on: Bool = true) {
+    isTraining = on
+    forEachChild { $0.train(on) }
+  }
+
+  /// Marks every parameter trainable or frozen.
+  public func setTrainable(_ on: Bool) { for (_, t) in namedParameters() { t.requiringGrad(on) } }
+
+  private func forEachChild(_ body: (Module) -> Void) {
+    var mirror: Mirror? = Mirror(reflecting: self)
+    while let m = mirror {
+      for child in m.children {
+        if let sub = child.value as? Module { body(sub) }
+        else if let subs = child.value as? [Module] { subs.forEach(body) }
+        else if let opt = child.value as? Module? , let sub = opt { body(sub) }
+      }
+      mirror = m.superclassMirror
+    }
+  }
+
+  private func collect(prefix: String, into out: inout [(String, Tensor)]) {
+    var mirrors: [Mirror] = []
+    var mirror: Mirror? = Mirror(reflecting: self)
+    while let m = mirror { mirrors.insert(m, at: 0); mirror = m.superclassMirror }
+    for m in mirrors {
+      for child in m.children {
+        guard let label = child.label, !label.hasPrefix("_") else { continue }
+        let name = keyOverrides[label] ?? label
+        let key = prefix.isEmpty ? name : prefix + "." + name
+        switch child.value {
+        case let t as Tensor: out.append((key, t))
+        case let sub as Module: sub.collect(prefix: key, into: &out)
+        case let subs as [Module]: for (i, s) in subs.enumerated() { s.collect(prefix: key + ".\(i)", into: &out) }
+        case let opt as Tensor?: if let t = opt { out.append((key, t)) }
+        case let opt as Module?: if let s = opt { s.collect(prefix: key, into: &out) }
+        default: break
+        }
+      }
+    }
+  }
+}

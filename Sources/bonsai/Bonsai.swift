@@ -1,0 +1,66 @@
+// The `bonsai` command-line tool: one subcommand per file.
+import ArgumentParser
+import Foundation
+
+@main
+struct Bonsai: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bonsai",
+    abstract: "Fine-tune, shrink, distil and sparsify small language models on a CPU.",
+    subcommands: [Tokenize.self, Embed.self])
+}
+
+/// Options every model command shares.
+struct ModelOptions: ParsableArguments {
+  @Option(name: .long, help: "A Hugging Face model folder (config.json, model.safetensors, tokenizer.json).")
+  var model: String
+
+  @Option(name: .long, help: "Truncate texts to this many tokens including special tokens (default: the model's limit).")
+  var maxLength: Int?
+
+  @Option(name: .long, help: "Threads for kernels and matrix products (default: all cores).")
+  var threads: Int?
+
+  func validate() throws {
+    if let m = maxLength, m < 2 { throw ValidationError("--max-length must be at least 2 (it counts the special tokens), got \(m)") }
+    if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+  }
+
+  var folder: URL { URL(fileURLWithPath: model) }
+}
+
+/// Reads stdin line by line (UTF-8; invalid bytes are an error naming the line).
+func readLines() throws -> [String] {
+  let data = FileHandle.standardInput.readDataToEndOfFile()
+  var lines: [String] = []
+  var lineNo = 0
+  for chunk in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+    lineNo += 1
+    var bytes = chunk
+    if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
+    guard let s = String(bytes: bytes, encoding: .utf8) else {
+      throw ValidationError("stdin line \(lineNo): not valid UTF-8")
+    }
+    lines.append(s)
+  }
+  if lines.last == "" { lines.removeLast() }
+  return lines
+}
+
+/// Writes one line to stdout.
+func emit(_ line: String) {
+  FileHandle.standardOutput.write((line + "\n").data(using: .utf8)!)
+}
+
+/// Formats floats as a JSON array with enough digits to round-trip.
+func jsonArray(_ values: [Float]) -> String {
+  "[" + values.map { $0.isFinite ? "\($0)" : "null" }.joined(separator: ",") + "]"
+}
+
+/// Runs a command body, turning errors into one clear line and exit code 1.
+func runReportingErrors(_ body: () throws -> Void) throws {
+  do { try body() } catch let e as ValidationError { throw e } catch {
+    FileHandle.standardError.write(("error: " + ((error as? LocalizedError)?.errorDescription ?? "\(error)") + "\n").data(using: .utf8)!)
+    throw ExitCode(1)
+  }
+}
