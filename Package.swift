@@ -33,7 +33,7 @@ let package = Package(
     ], swiftSettings: speed),
     .executableTarget(name: "bonsai-bench", dependencies: ["BonsaiModels"], swiftSettings: speed),
     .testTarget(name: "BonsaiEngineTests", dependencies: ["BonsaiEngine", "BonsaiNN"], swiftSettings: speed),
-    .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers"], swiftSettings: speed),
+    .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers"], resources: [.copy("Fixtures")], swiftSettings: speed),
     .testTarget(name: "BonsaiCheckpointTests", dependencies: ["BonsaiCheckpoint"], swiftSettings: speed),
     .testTarget(name: "BonsaiModelsTests", dependencies: ["BonsaiModels"], resources: [.copy("Fixtures")], swiftSettings: speed),
   ]

@@ -65,11 +65,11 @@ extension Tensor {
       let dScores = gBias != nil ? Storage(count: B * H * T * T, zeroed: false) : nil
       let pg = g.data
       parallelFor(B * H) { range in
-        let dP = Storage(count: T * T, zeroed: false), Pd = Storage(count: T * T, zeroed: false)
+        let dP = Storage(count: T * T), Pd = Storage(count: T * T)
         withSingleThreadedGEMM {
           for bh in range {
             let b = bh / H, h = bh % H
-            let P = UnsafePointer(pp + bh * T * T)
+            let P = UnsafePointer(probs.pointer + bh * T * T)
             let off = b * T * C + h * D
             var Pdrop = P
             if let mask {

@@ -1,0 +1,130 @@
+// Every primitive and fused op's gradient against finite differences.
+import BonsaiEngine
+import XCTest
+
+final class OpGradientTests: XCTestCase {
+  override func setUp() { Engine.threads = 2 }
+
+  func testBroadcastingArithmetic() {
+    let a = tensor([2, 3, 4], seed: 1), b = tensor([3, 1], seed: 2), c = tensor([4], seed: 3)
+    let d = Tensor(values(4, seed: 4).map { $0 + 2.5 }, shape: [4], requiresGrad: true)
+    assertGradientsMatch([a, b, c, d]) { (a + b) * c - a / d + (b - c) }
+  }
+
+  func testScalarOpsAndReductions() {
+    // distinct values spaced 0.1 apart so the finite-difference step never changes the argmax
+    let a = Tensor((0..<15).map { Float(($0 * 7) % 15) * 0.1 - 0.7 }, shape: [3, 5], requiresGrad: true)
+    assertGradientsMatch([a]) { Tensor.concat([a.sum(axis: 0), a.mean(axis: 1, keepDims: false), a.max(axis: 1), (a * 3 - 1).mean().reshaped(to: [1])], axis: 0) }
+    let s = a.sum()
+    XCTAssertEqual(s.item, a.scalars.reduce(0, +), accuracy: 1e-5)
+    XCTAssertEqual(a.max(axis: 1).scalars, (0..<3).map { r in a.scalars[(r * 5)..<(r * 5 + 5)].max()! })
+  }
+
+  func testUnaryOps() {
+    let a = tensor([4, 33], seed: 6, scale: 2)
+    let pos = Tensor(values(20, seed: 7).map { $0 + 1.5 }, shape: [20], requiresGrad: true)
+    assertGradientsMatch([a]) { Tensor.concat([a.gelu(), a.tanh(), a.silu(), a.exp()], axis: 1) }
+    // relu away from its kink
+    let r = Tensor(values(40, seed: 30).map { $0 + ($0 < 0 ? -0.1 : 0.1) }, shape: [40], requiresGrad: true)
+    assertGradientsMatch([r]) { r.relu() }
+    assertGradientsMatch([pos]) { Tensor.concat([pos.log(), pos.sqrt(), pos.pow(1.5)], axis: 0) }
+  }
+
+  func testGeluMatchesErfForm() {
+    let x = Tensor((0..<100).map { Float($0 - 50) / 10 }, shape: [100])
+    let y = x.gelu()
+    for i in 0..<100 {
+      let v = Double(x.data[i])
+      XCTAssertEqual(Double(y.data[i]), v * 0.5 * (1 + erf(v / 2.0.squareRoot())), accuracy: 2e-6)
+    }
+  }
+
+  func testSoftmaxFamily() {
+    let a = tensor([3, 37], seed: 8, scale: 3)
+    assertGradientsMatch([a]) { Tensor.concat([a.softmax(), a.logSoftmax()], axis: 1) }
+    let p = a.softmax()
+    for r in 0..<3 { XCTAssertEqual((0..<37).reduce(Float(0)) { $0 + p.data[r * 37 + $1] }, 1, accuracy: 1e-5) }
+  }
+
+  func testNorms() {
+    let x = tensor([5, 48], seed: 9, scale: 2), g = tensor([48], seed: 10), b = tensor([48], seed: 11)
+    assertGradientsMatch([x, g, b]) { x.layerNorm(weight: g, bias: b, eps: 1e-5) }
+    assertGradientsMatch([x, g]) { x.rmsNorm(weight: g, eps: 1e-5) }
+  }
+
+  func testShapeOps() {
+    let a = tensor([2, 3, 4], seed: 12), b = tensor([2, 2, 4], seed: 13)
+    assertGradientsMatch([a, b]) {
+      Tensor.concat([a, b], axis: 1).transposed(0, 2).slice(axis: 1, 1..<4).reshaped(to: [4, -1]).permuted([1, 0])
+    }
+    assertGradientsMatch([a]) { a.gatherRows([1, 0, 1]).maskedFill([true, false, false, true], value: 0.5) }
+  }
+
+  func testEmbedding() {
+    let table = tensor([7, 5], seed: 14)
+    assertGradientsMatch([table]) { Tensor.embedding(table, ids: [3, 1, 3, 6, 0]) }
+  }
+
+  func testLinearAndMatmul() {
+    let x = tensor([2, 3, 6], seed: 15), w = tensor([5, 6], seed: 16), b = tensor([5], seed: 17)
+    assertGradientsMatch([x, w, b]) { x.linear(weight: w, bias: b) }
+    let m1 = tensor([2, 3, 4], seed: 18), m2 = tensor([2, 4, 5], seed: 19), shared = tensor([4, 2], seed: 20)
+    assertGradientsMatch([m1, m2, shared]) { Tensor.concat([m1.matmul(m2), m1.matmul(shared)], axis: 2) }
+    // value check against a naive product
+    let y = m1.matmul(m2)
+    var ref: Float = 0
+    for k in 0..<4 { ref += m1.data[4 + k] * m2.data[k * 5 + 2] }
+    XCTAssertEqual(y.data[1 * 5 + 2], ref, accuracy: 1e-5)
+  }
+
+  func testDropoutIsDeterministicAndScaled() {
+    let x = Tensor(repeating: 1, shape: [10_000]).requiringGrad()
+    let y1 = x.dropout(0.25, rng: RandomSource(seed: 7))
+    let y2 = x.dropout(0.25, rng: RandomSource(seed: 7))
+    XCTAssertEqual(y1.scalars, y2.scalars)
+    let kept = y1.scalars.filter { $0 != 0 }
+    XCTAssertEqual(Double(kept.count) / 10_000, 0.75, accuracy: 0.02)
+    XCTAssertEqual(kept.first!, 1 / 0.75, accuracy: 1e-6)
+    Engine.threads = 1
+    let y3 = x.dropout(0.25, rng: RandomSource(seed: 7))
+    Engine.threads = 2
+    XCTAssertEqual(y1.scalars, y3.scalars, "dropout mask must not depend on the thread count")
+    let a = tensor([64], seed: 21)
+    assertGradientsMatch([a]) { a.dropout(0.3, rng: RandomSource(seed: 3)) }
+  }
+
+  func testAttentionWithMaskBiasAndDropout() {
+    let s = AttentionShape(batch: 2, tokens: 5, heads: 2, headSize: 4)
+    let q = tensor([2, 5, 8], seed: 22), k = tensor([2, 5, 8], seed: 23), v = tensor([2, 5, 8], seed: 24)
+    let bias = tensor([2, 5, 5], seed: 25)
+    var mask = [Float](repeating: 0, count: 10)
+    mask[8] = -Float.greatestFiniteMagnitude; mask[9] = -Float.greatestFiniteMagnitude
+    assertGradientsMatch([q, k, v, bias]) { Tensor.attention(query: q, key: k, value: v, shape: s, keyMask: mask, positionBias: bias) }
+    assertGradientsMatch([q, k, v]) {
+      Tensor.attention(query: q, key: k, value: v, shape: s, keyMask: mask, dropout: 0.2, rng: RandomSource(seed: 5))
+    }
+    // against the composite of primitive ops (no dropout)
+    let fused = Tensor.attention(query: q, key: k, value: v, shape: s, keyMask: mask, positionBias: bias)
+    let qh = q.reshaped(to: [2, 5, 2, 4]).permuted([0, 2, 1, 3]), kh = k.reshaped(to: [2, 5, 2, 4]).permuted([0, 2, 3, 1])
+    let vh = v.reshaped(to: [2, 5, 2, 4]).permuted([0, 2, 1, 3])
+    let maskT = Tensor(mask.map { max($0, -1e9) }, shape: [2, 1, 1, 5])
+    let scores = qh.matmul(kh) * 0.5 + bias.reshaped(to: [1, 2, 5, 5]) + maskT
+    let ref = scores.softmax().matmul(vh).permuted([0, 2, 1, 3]).reshaped(to: [2, 5, 8])
+    assertClose(fused, ref.scalars, shape: [2, 5, 8], atol: 1e-5)
+  }
+
+  func testLosses() {
+    let logits = tensor([4, 3], seed: 26, scale: 2)
+    assertGradientsMatch([logits]) { Tensor.crossEntropy(logits: logits, labels: [0, 2, -100, 1]).reshaped(to: [1]) }
+    // value: -log softmax at the label, averaged over non-ignored rows
+    let ce = Tensor.crossEntropy(logits: logits, labels: [0, 2, -100, 1]).item
+    let lsm = logits.logSoftmax().scalars
+    XCTAssertEqual(ce, -(lsm[0] + lsm[3 + 2] + lsm[9 + 1]) / 3, accuracy: 1e-5)
+    let target = Tensor([0.2, 0.5, 0.3, 0.1, 0.1, 0.8], shape: [2, 3], requiresGrad: true)
+    let input = tensor([2, 3], seed: 27)
+    assertGradientsMatch([input, target], step: 1e-3) { Tensor.klDivergence(input: input.logSoftmax(), target: target).reshaped(to: [1]) }
+    let a = tensor([3, 4], seed: 28), b = tensor([3, 4], seed: 29)
+    assertGradientsMatch([a, b]) { Tensor.concat([Tensor.mse(a, b).reshaped(to: [1]), Tensor.cosineSimilarity(a, b)], axis: 0) }
+    XCTAssertEqual(Tensor.cosineSimilarity(a, a).scalars[1], 1, accuracy: 1e-5)
+  }
+}

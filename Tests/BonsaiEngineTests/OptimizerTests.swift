@@ -1,0 +1,43 @@
+import BonsaiEngine
+import BonsaiNN
+import XCTest
+
+final class OptimizerTests: XCTestCase {
+  /// Two AdamW steps against the closed form of torch.optim.AdamW.
+  func testAdamWMatchesPyTorchFormula() {
+    let w = Tensor([1, -2, 0.5] + [Float](repeating: 0.25, count: 29), shape: [32], requiresGrad: true)
+    let b = Tensor([0.1], shape: [1], requiresGrad: true)
+    let opt = AdamW([("layer.weight", w), ("layer.bias", b)], learningRate: 0.1, weightDecay: 0.01)
+    var ref = Double(w.data[1]), m = 0.0, v = 0.0
+    for step in 1...2 {
+      let g = step == 1 ? 0.5 : -1.5
+      w.grad = Tensor([Float](repeating: Float(g), count: 32), shape: [32])
+      b.grad = Tensor([Float(g)], shape: [1])
+      opt.update()
+      m = 0.9 * m + 0.1 * g; v = 0.999 * v + 0.001 * g * g
+      let mh = m / (1 - pow(0.9, Double(step))), vh = v / (1 - pow(0.999, Double(step)))
+      ref = ref * (1 - 0.1 * 0.01) - 0.1 * mh / (vh.squareRoot() + 1e-8)
+    }
+    XCTAssertEqual(Double(w.data[1]), ref, accuracy: 1e-5)
+    XCTAssertEqual(Double(w.data[20]), Double(w.data[31]), accuracy: 0)  // vector body == scalar tail
+  }
+
+  func testParameterTreeNamesFollowProperties() {
+    final class Inner: Module { let dense = Linear(2, 3, rng: RandomSource(seed: 1)) }
+    final class Outer: Module {
+      let layer = [Inner(), Inner()]
+      let selfPart = Inner()
+      override var keyOverrides: [String: String] { ["selfPart": "self"] }
+    }
+    let keys = Outer().namedParameters().map(\.key)
+    XCTAssertEqual(keys, ["layer.0.dense.weight", "layer.0.dense.bias", "layer.1.dense.weight", "layer.1.dense.bias",
+                          "self.dense.weight", "self.dense.bias"])
+  }
+
+  func testBackwardFreesAndAccumulates() {
+    let x = Tensor([1, 2, 3], shape: [3], requiresGrad: true)
+    (x * x).sum().backward()
+    (x * 2).sum().backward()
+    XCTAssertEqual(x.grad!.scalars, [4, 6, 8])
+  }
+}

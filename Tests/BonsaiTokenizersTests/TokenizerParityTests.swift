@@ -1,0 +1,142 @@
+// Token ids equal to Hugging Face `tokenizers` on every text of the sentence-polarity, movie-review and
+// BBC sets (golden chunk hashes from scripts/make-golden.py), plus explicit cases and bad input.
+import BonsaiTokenizers
+import Foundation
+import XCTest
+
+/// Where scripts/fetch-assets.sh put the models and data.
+let assetHome: URL = {
+  if let h = ProcessInfo.processInfo.environment["BONSAI_HOME"] { return URL(fileURLWithPath: h) }
+  let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
+    ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
+  return cache.appendingPathComponent("bonsai")
+}()
+
+func requireAsset(_ relative: String) throws -> URL {
+  let url = assetHome.appendingPathComponent(relative)
+  guard FileManager.default.fileExists(atPath: url.path) else {
+    XCTFail("missing \(url.path): run scripts/fetch-assets.sh first")
+    throw CocoaError(.fileNoSuchFile)
+  }
+  return url
+}
+
+/// FNV-1a 64, as scripts/make-golden.py computes it.
+func fnv1a64(_ bytes: some Sequence<UInt8>) -> String {
+  var h: UInt64 = 0xcbf29ce484222325
+  for b in bytes { h ^= UInt64(b); h = h &* 0x100000001b3 }
+  return String(format: "%016llx", h)
+}
+
+/// Column 2 of a headerless `label,text` CSV (RFC 4180 quoting, UTF-8 BOM), as Python's csv module reads it.
+func csvTexts(_ url: URL) throws -> [String] {
+  var s = Array(try String(contentsOf: url, encoding: .utf8).unicodeScalars)
+  if s.first == "\u{FEFF}" { s.removeFirst() }
+  var rows: [[String]] = [], row: [String] = [], field = String.UnicodeScalarView(), quoted = false, i = 0
+  while i < s.count {
+    let c = s[i]
+    if quoted {
+      if c == "\"" { if i + 1 < s.count && s[i + 1] == "\"" { field.append("\""); i += 1 } else { quoted = false } }
+      else { field.append(c) }
+    } else if c == "\"" { quoted = true }
+    else if c == "," { row.append(String(field)); field = .init() }
+    else if c == "\n" || c == "\r" {
+      if c == "\r" && i + 1 < s.count && s[i + 1] == "\n" { i += 1 }
+      row.append(String(field)); field = .init(); rows.append(row); row = []
+    } else { field.append(c) }
+    i += 1
+  }
+  if !field.isEmpty || !row.isEmpty { row.append(String(field)); rows.append(row) }
+  return rows.map { $0[1] }
+}
+
+func bbcTexts() throws -> [String] {
+  let root = try requireAsset("data/bbc")
+  let fm = FileManager.default
+  var files: [String] = []
+  for label in try fm.contentsOfDirectory(atPath: root.path).sorted() {
+    for f in try fm.contentsOfDirectory(atPath: root.appendingPathComponent(label).path) where f.hasSuffix(".txt") {
+      files.append(label + "/" + f)
+    }
+  }
+  return try files.sorted().map { String(decoding: try Data(contentsOf: root.appendingPathComponent($0)), as: UTF8.self) }
+}
+
+struct TokenizerGolden: Decodable {
+  struct Set: Decodable { let count: Int; let tokens: Int; let chunks: [String] }
+  struct Case: Decodable { let model: String; let text: String; let pair: String?; let max_length: Int?; let ids: [Int]; let type_ids: [Int] }
+  let chunk: Int
+  let sets: [String: Set]
+  let cases: [Case]
+}
+
+final class TokenizerParityTests: XCTestCase {
+  var golden: TokenizerGolden!
+
+  override func setUpWithError() throws {
+    let url = Bundle.module.url(forResource: "tokenizer-golden", withExtension: "json", subdirectory: "Fixtures")!
+    golden = try JSONDecoder().decode(TokenizerGolden.self, from: Data(contentsOf: url))
+  }
+
+  func checkSet(model: String, name: String, texts: [String]) throws {
+    let tok = try WordPieceTokenizer(contentsOf: requireAsset("models/\(model)"))
+    let want = try XCTUnwrap(golden.sets["\(model)/\(name)"])
+    XCTAssertEqual(texts.count, want.count, "\(name): number of texts")
+    var tokens = 0
+    for (c, start) in stride(from: 0, to: texts.count, by: golden.chunk).enumerated() {
+      var bytes: [UInt8] = []
+      for t in texts[start..<min(start + golden.chunk, texts.count)] {
+        let ids = tok.encode(t, maxLength: Int.max).ids
+        tokens += ids.count
+        bytes += Array((ids.map(String.init).joined(separator: ",") + "\n").utf8)
+      }
+      XCTAssertEqual(fnv1a64(bytes), want.chunks[c], "\(model)/\(name): texts \(start)..<\(start + golden.chunk) differ from tokenizers")
+    }
+    XCTAssertEqual(tokens, want.tokens, "\(model)/\(name): total token count")
+  }
+
+  func testMiniLMOnAllDataSets() throws {
+    try checkSet(model: "minilm", name: "polarity", texts: csvTexts(requireAsset("data/polarity.csv")))
+    try checkSet(model: "minilm", name: "reviews", texts: csvTexts(requireAsset("data/reviews.csv")))
+    try checkSet(model: "minilm", name: "bbc", texts: bbcTexts())
+  }
+
+  func testMPNetOnAllDataSets() throws {
+    try checkSet(model: "mpnet", name: "polarity", texts: csvTexts(requireAsset("data/polarity.csv")))
+    try checkSet(model: "mpnet", name: "reviews", texts: csvTexts(requireAsset("data/reviews.csv")))
+    try checkSet(model: "mpnet", name: "bbc", texts: bbcTexts())
+  }
+
+  func testExplicitCasesPairsAndTruncation() throws {
+    for c in golden.cases {
+      let tok = try WordPieceTokenizer(contentsOf: requireAsset("models/\(c.model)"))
+      let e = tok.encode(c.text, pair: c.pair, maxLength: c.max_length ?? Int.max)
+      XCTAssertEqual(e.ids, c.ids, "\(c.model): \(c.text) | \(c.pair ?? "-") | max \(c.max_length ?? 0)")
+      XCTAssertEqual(e.typeIds, c.type_ids, "\(c.model): type ids of \(c.text)")
+    }
+  }
+
+  func testPaddingAndDefaultTruncation() throws {
+    let tok = try WordPieceTokenizer(contentsOf: requireAsset("models/minilm"))
+    let long = String(repeating: "word ", count: 600)
+    XCTAssertEqual(tok.encode(long).ids.count, 512, "default truncation to model_max_length")
+    let padded = tok.pad([tok.encode("a b c"), tok.encode("a")])
+    XCTAssertEqual(padded[1].ids, [101, 1037, 102, 0, 0])
+    XCTAssertEqual(padded[1].attentionMask, [1, 1, 1, 0, 0])
+  }
+
+  func testBadInputNamesTheFile() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bonsai-tok-\(getpid())")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let bpe = dir.appendingPathComponent("bpe.json")
+    try #"{"model": {"type": "BPE", "vocab": {}}}"#.write(to: bpe, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try WordPieceTokenizer(contentsOf: bpe)) { e in
+      XCTAssertEqual(e as? TokenizerError, .unsupported(path: bpe.path, key: "model.type", value: "BPE"))
+      XCTAssertTrue(e.localizedDescription.contains("bpe.json"))
+    }
+    let broken = dir.appendingPathComponent("broken.json")
+    try "{not json".write(to: broken, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try WordPieceTokenizer(contentsOf: broken)) { e in XCTAssertTrue(e.localizedDescription.contains("broken.json")) }
+    XCTAssertThrowsError(try WordPieceTokenizer(contentsOf: dir.appendingPathComponent("none.json")))
+  }
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Build the golden JSON fixtures that Bonsai's parity tests compare against.
+
+Run with the reference environment (shared/reference/setup-reference-env.sh: torch 2.13.0+cpu,
+transformers 5.24.0, tokenizers 0.23.3) after scripts/fetch-assets.sh:
+    ~/.cache/bonsai-ref/venv/bin/python scripts/make-golden.py
+Writes Tests/BonsaiTokenizersTests/Fixtures/tokenizer-golden.json and
+Tests/BonsaiModelsTests/Fixtures/{minilm,mpnet}-golden.json.
+"""
+import csv, glob, io, json, math, os, sys
+import numpy as np
+import torch, transformers, tokenizers
+
+HOME = os.environ.get("BONSAI_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bonsai"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHUNK = 50
+
+def fnv1a64(data: bytes) -> str:
+    h = 0xcbf29ce484222325
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return "%016x" % h
+
+def csv_texts(path):  # column 2 of a headerless label,text CSV with a BOM
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return [row[1] for row in csv.reader(f)]
+
+def bbc_texts():
+    files = sorted(glob.glob(os.path.join(HOME, "data/bbc/*/*.txt")))
+    return [open(f, "rb").read().decode("utf-8", errors="replace") for f in files]
+
+def tokenizer_golden():
+    sets = {"polarity": csv_texts(os.path.join(HOME, "data/polarity.csv")),
+            "reviews": csv_texts(os.path.join(HOME, "data/reviews.csv")),
+            "bbc": bbc_texts()}
+    out = {"chunk": CHUNK, "tokenizers_version": tokenizers.__version__, "sets": {}, "cases": []}
+    for model in ["minilm", "mpnet"]:
+        tok = tokenizers.Tokenizer.from_file(os.path.join(HOME, "models", model, "tokenizer.json"))
+        tok.no_truncation(); tok.no_padding()
+        for name, texts in sets.items():
+            ids = [e.ids for e in tok.encode_batch(texts)]
+            lines = [",".join(map(str, i)) + "\n" for i in ids]
+            chunks = [fnv1a64("".join(lines[i:i + CHUNK]).encode()) for i in range(0, len(lines), CHUNK)]
+            out["sets"][f"{model}/{name}"] = {"count": len(texts), "tokens": sum(map(len, ids)), "chunks": chunks}
+        # explicit cases: specials in text, accents, CJK, control chars, pairs with truncation
+        cases = [("the movie was a delight from start to finish .", None, None),
+                 ("Héllo Wörld! naïve café — “quotes” and 你好世界 🙂\u200b\tTAB", None, None),
+                 ("[CLS] <s> </s> <mask> [MASK] <unk> [UNK] literal specials", None, None),
+                 ("x" * 120 + " supercalifragilisticexpialidocious", None, None),
+                 ("a man is playing a guitar.", "someone plays music.", None),
+                 ("the first text is fairly long and keeps going on and on", "short", 12),
+                 ("one two three four five six", "seven eight nine ten eleven twelve", 10),
+                 ("one two three four five six seven", None, 5)]
+        for a, b, m in cases:
+            if m: tok.enable_truncation(m, strategy="longest_first")
+            else: tok.no_truncation()
+            e = tok.encode(a, b) if b is not None else tok.encode(a)
+            out["cases"].append({"model": model, "text": a, "pair": b, "max_length": m, "ids": e.ids, "type_ids": e.type_ids})
+    return out
+
+BATCH = ["the movie was a delight from start to finish .", "a dull, lifeless mess.",
+         "Héllo Wörld! CJK 你好 and unusual input… with several more words to make it the longest"]
+PAIRS = [("a man is playing a guitar.", "someone plays music."),
+         ("the cat sat", "on the mat, purring loudly while the dog slept nearby")]
+LABELS = [0, 2, 1]
+
+def pattern(n, amplitude, phase):
+    return (amplitude * np.sin(0.37 * np.arange(n, dtype=np.float64) + phase)).astype(np.float32)
+
+def sample(t):
+    flat = t.detach().reshape(-1).double().numpy()
+    idx = sorted(set(list(range(min(16, flat.size))) + list(np.linspace(0, flat.size - 1, 48).astype(int))))
+    return {"indices": [int(i) for i in idx], "values": [float(flat[i]) for i in idx],
+            "norm": float(np.linalg.norm(flat)), "shape": list(t.shape)}
+
+def hidden_summary(h, mask):
+    h = h.detach().double().numpy()
+    return {"shape": list(h.shape), "first16": h[:, :, :16].round(7).tolist(),
+            "row_sum": h.sum(-1).tolist(), "row_sumsq": (h * h).sum(-1).tolist()}
+
+def model_golden(name, head):
+    folder = os.path.join(HOME, "models", name)
+    tok = transformers.AutoTokenizer.from_pretrained(folder)
+    base = transformers.AutoModel.from_pretrained(folder, add_pooling_layer=False).eval()
+    clf_cls = transformers.BertForSequenceClassification if name == "minilm" else transformers.MPNetForSequenceClassification
+    clf = clf_cls.from_pretrained(folder, num_labels=3).eval()
+    with torch.no_grad():
+        for i, (key, shape) in enumerate(head):
+            p = dict(clf.named_parameters())[key]
+            amp = 0.05 if key.endswith("weight") else 0.01
+            p.copy_(torch.from_numpy(pattern(p.numel(), amp, 0.1 * (i + 1))).reshape(p.shape))
+    out = {"model": name, "torch": torch.__version__, "transformers": transformers.__version__, "batches": []}
+    for kind, texts in [("single", BATCH), ("pair", PAIRS)]:
+        enc = tok([t[0] for t in texts], [t[1] for t in texts], padding=True, return_tensors="pt") if kind == "pair" \
+            else tok(texts, padding=True, return_tensors="pt")
+        entry = {"kind": kind, "texts": texts, "input_ids": enc["input_ids"].tolist(),
+                 "attention_mask": enc["attention_mask"].tolist(),
+                 "token_type_ids": enc["token_type_ids"].tolist() if "token_type_ids" in enc else None}
+        with torch.no_grad():
+            h = base(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).float()
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        entry["hidden"] = hidden_summary(h, enc["attention_mask"])
+        entry["mean_pooled"] = pooled.double().numpy().tolist()
+        clf.zero_grad()
+        logits = clf(**enc).logits
+        labels = torch.tensor(LABELS[:logits.shape[0]])
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        entry["labels"] = labels.tolist()
+        entry["logits"] = logits.detach().double().numpy().tolist()
+        entry["loss"] = float(loss)
+        grads = {}
+        for key, p in clf.named_parameters():
+            if key in GRAD_KEYS[name]:
+                grads[key] = sample(p.grad)
+        entry["grads"] = grads
+        out["batches"].append(entry)
+    return out
+
+GRAD_KEYS = {
+    "minilm": ["classifier.weight", "classifier.bias", "bert.pooler.dense.weight",
+               "bert.encoder.layer.5.output.dense.weight", "bert.encoder.layer.3.intermediate.dense.bias",
+               "bert.encoder.layer.0.attention.self.query.weight", "bert.encoder.layer.0.attention.self.value.bias",
+               "bert.embeddings.LayerNorm.weight", "bert.embeddings.position_embeddings.weight",
+               "bert.embeddings.token_type_embeddings.weight", "bert.embeddings.word_embeddings.weight"],
+    "mpnet": ["classifier.out_proj.weight", "classifier.dense.weight", "mpnet.encoder.layer.11.output.dense.weight",
+              "mpnet.encoder.layer.0.attention.attn.q.weight", "mpnet.encoder.layer.0.attention.attn.k.weight",
+              "mpnet.encoder.layer.6.attention.LayerNorm.weight", "mpnet.encoder.relative_attention_bias.weight",
+              "mpnet.embeddings.position_embeddings.weight", "mpnet.embeddings.word_embeddings.weight"],
+}
+HEADS = {"minilm": [("classifier.weight", None), ("classifier.bias", None)],
+         "mpnet": [("classifier.dense.weight", None), ("classifier.dense.bias", None),
+                   ("classifier.out_proj.weight", None), ("classifier.out_proj.bias", None)]}
+
+def write(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, separators=(",", ":"))
+    print("wrote", path, os.path.getsize(path), "bytes")
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    write(os.path.join(ROOT, "Tests/BonsaiTokenizersTests/Fixtures/tokenizer-golden.json"), tokenizer_golden())
+    for name in ["minilm", "mpnet"]:
+        write(os.path.join(ROOT, f"Tests/BonsaiModelsTests/Fixtures/{name}-golden.json"), model_golden(name, HEADS[name]))
