@@ -149,7 +149,7 @@ public final class MPNetEncoder: Module {
   }
 
   /// Bucket of relative position (key - query), bidirectional, max distance 128 (as transformers, in float32).
-  static func bucket(_ relative: Int, buckets: Int = 32, maxDistance: Int = 128) -> Int {
+  public static func bucket(_ relative: Int, buckets: Int = 32, maxDistance: Int = 128) -> Int {
     var n = -relative
     let half = buckets / 2
     var ret = n < 0 ? half : 0
