@@ -7,6 +7,7 @@ import Foundation
 
 /// `config.json` of a BERT model (keys as in transformers' BertConfig).
 public struct BertConfig: Codable, Sendable {
+  /// Decodes a config.json. (Memberwise init is not public: configs come from files.)
   public var modelType: String
   public var vocabSize: Int
   public var hiddenSize: Int
