@@ -7,9 +7,9 @@
 //   BonsaiNN + BonsaiCheckpoint + BonsaiTokenizers <- BonsaiModels (BERT, MPNet) <- bonsai (CLI)
 import PackageDescription
 
-// Kernels are written against SIMD16<Float>; without a target CPU Swift emits SSE2 only (20-50x slower).
+// Kernels are written against SIMD16<Float>; without a target CPU Swift emits SSE2 only (20-50x slower). znver4 (Zen 4) code also runs on Zen 5.
 // BONSAI_TARGET_CPU overrides the CPU (e.g. "x86-64-v3" for a machine without AVX-512); "none" disables.
-let targetCPU = Context.environment["BONSAI_TARGET_CPU"] ?? "znver5"
+let targetCPU = Context.environment["BONSAI_TARGET_CPU"] ?? "znver4"
 let speed: [SwiftSetting] = targetCPU == "none" ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
 
 let package = Package(

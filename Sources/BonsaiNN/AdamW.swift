@@ -20,6 +20,9 @@ public final class AdamW {
     self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
   }
 
+  /// The parameters this optimizer updates.
+  public var parametersWithGradients: [Tensor] { params }
+
   /// One update from the parameters' gradients (a parameter without gradient is skipped).
   public func update() {
     step += 1

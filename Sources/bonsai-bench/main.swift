@@ -1,1 +1,61 @@
-print("bench")
+// Benchmark of one configuration per process (so peak RSS is per configuration):
+//   bonsai-bench --model DIR --batch 32 --tokens 64 --mode forward|train --threads 2 --steps 5
+//   bonsai-bench --sgemm
+// Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
+import BonsaiEngine
+import BonsaiModels
+import BonsaiNN
+import Foundation
+
+func arg(_ name: String, _ fallback: String) -> String {
+  let a = CommandLine.arguments
+  if let i = a.firstIndex(of: "--" + name), i + 1 < a.count { return a[i + 1] }
+  return fallback
+}
+
+func peakRSSMiB() -> Double {
+  guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+  for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    return Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0")! / 1024
+  }
+  return 0
+}
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+Engine.threads = Int(arg("threads", "2"))!
+if CommandLine.arguments.contains("--sgemm") {
+  print(String(format: "{\"sgemm_gflops\": %.1f, \"threads\": %d}", measureSGEMM(n: 1024, seconds: 1.0), Engine.threads))
+  exit(0)
+}
+let folder = URL(fileURLWithPath: arg("model", ""))
+let B = Int(arg("batch", "32"))!, T = Int(arg("tokens", "64"))!, steps = Int(arg("steps", "5"))!
+let mode = arg("mode", "forward")
+do {
+  let (model, _, _) = try ModelFolder.loadClassifier(folder, numLabels: 2, seed: 1)
+  var ids = [Int](repeating: 0, count: B * T)
+  for i in 0..<B * T { ids[i] = 1000 + Int(mix64(UInt64(i)) % 20000) }
+  let batch = TokenBatch(batch: B, tokens: T, ids: ids)
+  let labels = (0..<B).map { $0 % 2 }
+  let opt = AdamW(model.namedParameters().filter { $0.tensor.requiresGrad }, learningRate: 5e-5, weightDecay: 0.01)
+  let rng = RandomSource(seed: 42)
+  var times: [Double] = []
+  for step in 0..<(steps + 1) {
+    let t0 = now()
+    if mode == "forward" {
+      _ = withoutGrad { model(batch, rng: nil) }
+    } else {
+      for p in opt.parametersWithGradients { p.grad = nil }
+      let loss = Tensor.crossEntropy(logits: model(batch, rng: rng), labels: labels)
+      loss.backward()
+      opt.update()
+    }
+    if step > 0 { times.append(now() - t0) }  // first step warms up
+  }
+  let median = times.sorted()[times.count / 2]
+  print(String(format: "{\"impl\": \"bonsai\", \"mode\": \"%@\", \"threads\": %d, \"batch\": %d, \"tokens\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.0f, \"peak_rss_mib\": %.0f}",
+               mode, Engine.threads, B, T, median, Double(B * T) / median, peakRSSMiB()))
+} catch {
+  FileHandle.standardError.write("error: \(error.localizedDescription)\n".data(using: .utf8)!)
+  exit(1)
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# System packages Bonsai needs on Debian: oneDNN (GEMM). Idempotent.
+set -euo pipefail
+if [ -f /usr/include/oneapi/dnnl/dnnl.h ] && ldconfig -p | grep -q libdnnl.so; then exit 0; fi
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libdnnl-dev >/dev/null
