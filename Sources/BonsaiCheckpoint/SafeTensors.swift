@@ -109,6 +109,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
     default: // F16
       for i in 0..<n { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)) }
     }
+    // The copy is ours now: drop the file pages from this process's resident set (peak RSS at load
+    // is then the parameters, not parameters + file).
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let lo = (dataStart + info.begin) / page * page, hi = dataStart + info.end
+    if hi > lo { madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED) }
     return t
   }
 }

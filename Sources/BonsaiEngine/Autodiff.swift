@@ -83,6 +83,8 @@ extension Tensor {
 }
 
 extension Tensor {
-  /// Sets every parameter's gradient to nil.
-  public static func zeroGrad(_ parameters: [Tensor]) { for p in parameters { p.grad = nil } }
+  /// Zeroes every parameter's gradient in place (keeping the buffers avoids page faults each step).
+  public static func zeroGrad(_ parameters: [Tensor]) {
+    for p in parameters { if let g = p.grad { g.mutableData.update(repeating: 0, count: g.count) } }
+  }
 }

@@ -12,6 +12,10 @@ public enum Engine {
   public static var threads: Int {
     get {
       if _threads == 0 {
+        // Keep freed activation blocks in the heap instead of returning them to the kernel: every step
+        // allocates the same sizes again, and fresh pages cost a page fault each.
+        _ = mallopt(M_MMAP_THRESHOLD, 512 << 20)
+        _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
         let env = ProcessInfo.processInfo.environment["BONSAI_THREADS"].flatMap(Int.init)
         _threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
         omp_set_num_threads(Int32(_threads))

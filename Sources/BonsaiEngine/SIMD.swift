@@ -65,6 +65,18 @@ public func vtanh(_ x: V16) -> V16 {
   return 1 - 2 / (e + 1)
 }
 
+/// sqrt via reciprocal-sqrt bit trick and three Newton steps (SIMD.squareRoot() lowers to scalar code).
+/// Relative error ~1e-7; exact 0 for 0.
+@inlinable @inline(__always)
+public func vsqrt(_ x: V16) -> V16 {
+  var y = unsafeBitCast(SIMD16<UInt32>(repeating: 0x5F37_5A86) &- (unsafeBitCast(x, to: SIMD16<UInt32>.self) &>> 1), to: V16.self)
+  let hx = x * 0.5
+  y = y * (1.5 - hx * y * y)
+  y = y * (1.5 - hx * y * y)
+  y = y * (1.5 - hx * y * y)
+  return (x * y).replacing(with: 0, where: x .== 0)
+}
+
 @inlinable @inline(__always)
 public func hsum(_ v: V16) -> Float {
   let a = v.lowHalf + v.highHalf

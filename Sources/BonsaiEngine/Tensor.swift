@@ -2,6 +2,13 @@
 // Shape vocabulary used across kernels: B batch, T tokens, C channels, H heads, D head size,
 // V vocabulary, N rows (B*T), K classes.
 
+import Synchronization
+
+/// Bytes held by live tensor storages (for memory reports and leak checks).
+public let liveStorageBytes = Atomic<Int>(0)
+/// The most bytes ever held by live tensor storages at once.
+public let peakStorageBytes = Atomic<Int>(0)
+
 /// A 64-byte-aligned block of floats. Kernels take its pointer once, outside their loops.
 public final class Storage: @unchecked Sendable {
   public let pointer: UnsafeMutablePointer<Float>
@@ -13,9 +20,14 @@ public final class Storage: @unchecked Sendable {
     let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
     pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     if zeroed { pointer.initialize(repeating: 0, count: count) }
+    let now = liveStorageBytes.add(count * 4, ordering: .relaxed).newValue
+    _ = peakStorageBytes.max(now, ordering: .relaxed)
   }
 
-  deinit { pointer.deallocate() }
+  deinit {
+    liveStorageBytes.subtract(count * 4, ordering: .relaxed)
+    pointer.deallocate()
+  }
 }
 
 /// An fp32 tensor that may take part in reverse-mode differentiation.

@@ -40,8 +40,7 @@ public final class AdamW {
           let mv = load16(mp, j) * b1 + gv * (1 - b1)
           let vv = load16(vp, j) * b2 + gv * gv * (1 - b2)
           store16(mv, mp, j); store16(vv, vp, j)
-          var denom = vv
-          for l in 0..<16 { denom[l] = denom[l].squareRoot() }
+          let denom = vsqrt(vv)
           store16(load16(w, j) * decay - stepSize * mv / (denom * rbc2 + e), w, j)
           j += 16
         }

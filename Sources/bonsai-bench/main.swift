@@ -31,13 +31,22 @@ if CommandLine.arguments.contains("--sgemm") {
 let folder = URL(fileURLWithPath: arg("model", ""))
 let B = Int(arg("batch", "32"))!, T = Int(arg("tokens", "64"))!, steps = Int(arg("steps", "5"))!
 let mode = arg("mode", "forward")
+func rssLine(_ tag: String) {
+  if ProcessInfo.processInfo.environment["BENCH_TRACE"] == nil { return }
+  let s = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+  let parts = s.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") || $0.hasPrefix("RssFile") || $0.hasPrefix("RssAnon") }
+  let live = liveStorageBytes.load(ordering: .relaxed) >> 20, peak = peakStorageBytes.load(ordering: .relaxed) >> 20
+  FileHandle.standardError.write("\(tag): \(parts.joined(separator: " ")) tensors live \(live) MiB peak \(peak) MiB\n".data(using: .utf8)!)
+}
+rssLine("start")
 do {
   let (model, _, _) = try ModelFolder.loadClassifier(folder, numLabels: 2, seed: 1)
+  rssLine("loaded")
   var ids = [Int](repeating: 0, count: B * T)
   for i in 0..<B * T { ids[i] = 1000 + Int(mix64(UInt64(i)) % 20000) }
   let batch = TokenBatch(batch: B, tokens: T, ids: ids)
   let labels = (0..<B).map { $0 % 2 }
-  let opt = AdamW(model.namedParameters().filter { $0.tensor.requiresGrad }, learningRate: 5e-5, weightDecay: 0.01)
+  let opt = mode == "forward" ? nil : AdamW(model.namedParameters().filter { $0.tensor.requiresGrad }, learningRate: 5e-5, weightDecay: 0.01)
   let rng = RandomSource(seed: 42)
   var times: [Double] = []
   for step in 0..<(steps + 1) {
@@ -45,12 +54,13 @@ do {
     if mode == "forward" {
       _ = withoutGrad { model(batch, rng: nil) }
     } else {
-      for p in opt.parametersWithGradients { p.grad = nil }
+      Tensor.zeroGrad(opt!.parametersWithGradients)
       let loss = Tensor.crossEntropy(logits: model(batch, rng: rng), labels: labels)
       loss.backward()
-      opt.update()
+      opt!.update()
     }
-    if step > 0 { times.append(now() - t0) }  // first step warms up
+    if step > 0 { times.append(now() - t0) }
+    rssLine("step \(step)")  // first step warms up
   }
   let median = times.sorted()[times.count / 2]
   print(String(format: "{\"impl\": \"bonsai\", \"mode\": \"%@\", \"threads\": %d, \"batch\": %d, \"tokens\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.0f, \"peak_rss_mib\": %.0f}",
