@@ -1,21 +1,26 @@
-// Work splitting over the engine's threads. Chunking depends only on the thread count, so results
-// (including reductions) are deterministic for a given seed and thread count.
-import Dispatch
+// Work splitting over the engine's threads. Kernels run on libgomp's thread pool, the same one oneDNN's
+// GEMMs use, so the two never fight over the cores (spinning OpenMP workers and a second pool of
+// Dispatch threads cost ~10% of a training step). Chunking depends only on the thread count, so
+// results (including reductions) are deterministic for a given seed and thread count.
 import Foundation
 import CDNNL
 
-/// Engine-wide settings: thread count and GEMM backend set-up.
+/// Engine-wide settings: thread count and allocator set-up.
 public enum Engine {
   nonisolated(unsafe) private static var _threads = 0
+
+  private static let configured: Void = {
+    // Keep freed activation blocks in the heap instead of returning them to the kernel: every step
+    // allocates the same sizes again, and fresh pages cost a page fault and a clear each.
+    _ = mallopt(M_MMAP_THRESHOLD, 512 << 20)
+    _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+  }()
 
   /// Threads used by kernels and GEMMs. Defaults to `BONSAI_THREADS` or the number of cores.
   public static var threads: Int {
     get {
       if _threads == 0 {
-        // Keep freed activation blocks in the heap instead of returning them to the kernel: every step
-        // allocates the same sizes again, and fresh pages cost a page fault each.
-        _ = mallopt(M_MMAP_THRESHOLD, 512 << 20)
-        _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        _ = configured
         let env = ProcessInfo.processInfo.environment["BONSAI_THREADS"].flatMap(Int.init)
         _threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
         omp_set_num_threads(Int32(_threads))
@@ -23,24 +28,43 @@ public enum Engine {
       return _threads
     }
     set {
+      _ = configured
       _threads = max(1, newValue)
       omp_set_num_threads(Int32(_threads))
     }
   }
 }
 
-/// Runs `body(chunk, range)` over `0..<n` split into at most `Engine.threads` contiguous ranges.
-/// Small jobs (below `grain` items) run on the calling thread.
+/// The closure a parallel region runs, passed to libgomp's C entry point through its data pointer.
+@usableFromInline
+final class ParallelJob {
+  @usableFromInline let n: Int
+  @usableFromInline let chunks: Int
+  @usableFromInline let body: (Range<Int>) -> Void
+  @usableFromInline init(n: Int, chunks: Int, body: @escaping (Range<Int>) -> Void) {
+    self.n = n; self.chunks = chunks; self.body = body
+  }
+}
+
+@usableFromInline
+func runParallel(_ job: ParallelJob) {
+  let ctx = Unmanaged.passUnretained(job).toOpaque()
+  GOMP_parallel({ raw in
+    let job = Unmanaged<ParallelJob>.fromOpaque(raw!).takeUnretainedValue()
+    let c = Int(omp_get_thread_num())
+    if c < job.chunks { job.body((job.n * c / job.chunks)..<(job.n * (c + 1) / job.chunks)) }
+  }, ctx, UInt32(job.chunks), 0)
+  withExtendedLifetime(job) {}
+}
+
+/// Runs `body(range)` over `0..<n` split into at most `Engine.threads` contiguous ranges.
+/// Small jobs (below `grain` items per thread) and nested calls run on the calling thread.
 @inlinable
 public func parallelFor(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
   let threads = Engine.threads
-  if threads == 1 || n < 2 * grain || n < 2 { body(0..<n); return }
+  if threads == 1 || n < 2 * grain || n < 2 || omp_in_parallel() != 0 { body(0..<n); return }
   let chunks = min(threads, n)
   withoutActuallyEscaping(body) { body in
-    nonisolated(unsafe) let f = body
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-      let lo = n * c / chunks, hi = n * (c + 1) / chunks
-      f(lo..<hi)
-    }
+    runParallel(ParallelJob(n: n, chunks: chunks, body: body))
   }
 }
