@@ -1,6 +1,8 @@
 // Fused multi-head attention: scores + bias + mask + softmax + dropout + context in one op, with its
 // backward beside it. Work is split over (batch, head) pairs; each pair's small products run on one
-// thread. Saved for backward: the probabilities [B, H, T, T] and the dropout byte mask.
+// thread. Saved for backward: only the dropout byte mask; the probabilities are recomputed from q and
+// k in the backward pass (one more small product per head) instead of holding [B, H, T, T] floats
+// per layer through the forward pass.
 
 /// Inputs of one fused attention call.
 public struct AttentionShape: Sendable {
@@ -29,25 +31,23 @@ extension Tensor {
     if let keyMask { precondition(keyMask.count == B * T, "attention: key mask of \(keyMask.count) for B*T=\(B * T)") }
     if let positionBias { precondition(positionBias.shape == [H, T, T], "attention: bias \(positionBias.shape), want [\(H), \(T), \(T)]") }
     let scale = 1 / Float(D).squareRoot()
-    let probs = Storage(count: B * H * T * T, zeroed: false)
     let useDropout = p > 0 && rng != nil
     let mask = useDropout ? ByteBuffer(count: B * H * T * T) : nil
     if let mask, let rng { dropoutMask(mask.pointer, count: B * H * T * T, p: p, key: rng.nextStream()) }
     let keep = 1 / (1 - p)
     let out = Tensor(uninitialized: [B, T, C])
-    let pq = q.data, pk = k.data, pv = v.data, po = out.mutableData, pp = probs.pointer
+    let pq = q.data, pk = k.data, pv = v.data, po = out.mutableData
     let bias = positionBias?.data
     let maskValues = keyMask ?? []
     parallelFor(B * H) { range in
-      let scratch = Storage(count: T * T, zeroed: false)
+      let scratch = Storage(count: T * T, zeroed: false), probsBuffer = Storage(count: T * T, zeroed: false)
       withSingleThreadedGEMM {
         for bh in range {
           let b = bh / H, h = bh % H
-          let S = pp + bh * T * T
           let off = b * T * C + h * D
-          gemm(.no, .yes, m: T, n: T, k: D, alpha: scale, pq + off, lda: C, pk + off, ldb: C, S, ldc: T)
-          addBiasAndMask(S, bias.map { $0 + h * T * T }, keyMask == nil ? nil : maskValues, b * T, T)
-          softmaxRowsSerial(S, rows: T, cols: T)
+          let S = probsBuffer.pointer
+          attentionProbabilities(S, pq + off, pk + off, bias.map { $0 + h * T * T }, keyMask == nil ? nil : maskValues, b * T,
+                                 tokens: T, headSize: D, channels: C, scale: scale)
           var P = UnsafePointer(S)
           if let mask {
             applyMaskSerial(scratch.pointer, S, mask.pointer + bh * T * T, scale: keep, count: T * T)
@@ -65,12 +65,14 @@ extension Tensor {
       let dScores = gBias != nil ? Storage(count: B * H * T * T, zeroed: false) : nil
       let pg = g.data
       parallelFor(B * H) { range in
-        let dP = Storage(count: T * T), Pd = Storage(count: T * T)
+        let dP = Storage(count: T * T), Pd = Storage(count: T * T), probsBuffer = Storage(count: T * T, zeroed: false)
         withSingleThreadedGEMM {
           for bh in range {
             let b = bh / H, h = bh % H
-            let P = UnsafePointer(probs.pointer + bh * T * T)
             let off = b * T * C + h * D
+            attentionProbabilities(probsBuffer.pointer, pq + off, pk + off, bias.map { $0 + h * T * T }, keyMask == nil ? nil : maskValues,
+                                   b * T, tokens: T, headSize: D, channels: C, scale: scale)
+            let P = UnsafePointer(probsBuffer.pointer)
             var Pdrop = P
             if let mask {
               applyMaskSerial(Pd.pointer, P, mask.pointer + bh * T * T, scale: keep, count: T * T)
@@ -97,6 +99,18 @@ extension Tensor {
 }
 
 // MARK: serial row kernels used inside a (batch, head) work item
+
+/// P[T, T] = softmax(scale * q k^T + bias + keyMask) for one (batch, head); q and k are [T, C] views at
+/// the head's offset.
+@inline(__always)
+func attentionProbabilities(
+  _ P: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+  _ keyMask: [Float]?, _ maskBase: Int, tokens T: Int, headSize D: Int, channels C: Int, scale: Float
+) {
+  gemm(.no, .yes, m: T, n: T, k: D, alpha: scale, q, lda: C, k, ldb: C, P, ldc: T)
+  addBiasAndMask(P, bias, keyMask, maskBase, T)
+  softmaxRowsSerial(P, rows: T, cols: T)
+}
 
 /// S[T, T] += bias[T, T] (if any) + keyMask[base + j] broadcast over rows (if any).
 @inline(__always)

@@ -1,20 +1,23 @@
 // Reverse-mode automatic differentiation on a dynamic tape.
 //
-// Each differentiable op returns a tensor whose `node` holds its inputs and a backward closure.
+// Each differentiable op returns a tensor whose `node` holds its inputs' nodes and a backward closure.
+// A node keeps no input tensor alive by itself: a backward closure captures the input tensors whose
+// values it needs and only a `GradTarget` for the others, so activations that no backward step reads
+// (dropout outputs, residual sums' inputs) are freed during the forward pass.
 // `backward()` orders the nodes topologically and runs them in reverse. Gradients of intermediate
 // results live in their node and are released as soon as they have been passed on, together with
 // the tensors the node saved, so peak memory falls during the backward pass.
 
 /// The record of one differentiable op.
 final class Node {
-  var inputs: [Tensor]
+  var inputs: [Node]
   /// Receives the gradient of the op's output and accumulates (`+=`) into its inputs' gradients.
   var backward: ((Tensor) -> Void)?
   /// Gradient of the op's output, accumulated by its consumers.
   var grad: Tensor?
   let outputShape: [Int]
 
-  init(inputs: [Tensor], outputShape: [Int], backward: @escaping (Tensor) -> Void) {
+  init(inputs: [Node], outputShape: [Int], backward: @escaping (Tensor) -> Void) {
     self.inputs = inputs
     self.outputShape = outputShape
     self.backward = backward
@@ -41,20 +44,18 @@ extension Tensor {
   public static func record(_ output: Tensor, inputs: [Tensor], backward: @escaping (Tensor) -> Void) -> Tensor {
     guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return output }
     output.requiresGrad = true
-    output.node = Node(inputs: inputs, outputShape: output.shape, backward: backward)
+    output.node = Node(inputs: inputs.compactMap(\.node), outputShape: output.shape, backward: backward)
     return output
   }
 
   /// The gradient buffer an op's backward accumulates into for this input (zero-initialised on first use),
   /// or nil when the input needs no gradient.
-  public func gradientBuffer() -> Tensor? {
-    guard requiresGrad else { return nil }
-    if let node {
-      if node.grad == nil { node.grad = Tensor(zeros: shape) }
-      return node.grad
-    }
-    if grad == nil { grad = Tensor(zeros: shape) }
-    return grad
+  public func gradientBuffer() -> Tensor? { gradTarget.buffer() }
+
+  /// Where this tensor's gradient goes, without keeping its values alive.
+  public var gradTarget: GradTarget {
+    guard requiresGrad else { return GradTarget(node: nil, leaf: nil) }
+    return node != nil ? GradTarget(node: node, leaf: nil) : GradTarget(node: nil, leaf: self)
   }
 
   /// Back-propagates from this tensor. A scalar gets gradient 1 unless `seed` is given.
@@ -69,7 +70,7 @@ extension Tensor {
       if expanded { order.append(n); continue }
       if !visited.insert(ObjectIdentifier(n)).inserted { continue }
       stack.append((n, true))
-      for input in n.inputs { if let child = input.node, !visited.contains(ObjectIdentifier(child)) { stack.append((child, false)) } }
+      for child in n.inputs where !visited.contains(ObjectIdentifier(child)) { stack.append((child, false)) }
     }
     root.grad = seed ?? Tensor(repeating: 1, shape: shape)
     for n in order.reversed() {
@@ -82,7 +83,36 @@ extension Tensor {
   }
 }
 
+/// The gradient slot of an op input: its node's gradient, or a leaf's `grad`. Holding it keeps the
+/// node (and so the gradient routing) alive, but not the input's values.
+public struct GradTarget {
+  let node: Node?
+  let leaf: Tensor?
+
+  /// True when the input needs a gradient.
+  public var isNeeded: Bool { node != nil || leaf != nil }
+
+  /// The zero-initialised buffer to accumulate into, or nil when no gradient is needed.
+  public func buffer() -> Tensor? {
+    if let node {
+      if node.grad == nil { node.grad = Tensor(zeros: node.outputShape) }
+      return node.grad
+    }
+    if let leaf {
+      if leaf.grad == nil { leaf.grad = Tensor(zeros: leaf.shape) }
+      return leaf.grad
+    }
+    return nil
+  }
+}
+
 extension Tensor {
+  /// Drops every parameter's gradient (PyTorch's `zero_grad(set_to_none=True)`): the buffers are not
+  /// held through the next forward pass, when activations peak, and come back from the block cache.
+  public static func clearGrad(_ parameters: [Tensor]) {
+    BlockCache.bypassing { for p in parameters { p.grad = nil } }
+  }
+
   /// Zeroes every parameter's gradient in place (keeping the buffers avoids page faults each step).
   public static func zeroGrad(_ parameters: [Tensor]) {
     for p in parameters { if let g = p.grad { g.mutableData.update(repeating: 0, count: g.count) } }

@@ -87,16 +87,23 @@ func binary(_ a: Tensor, _ b: Tensor, _ kind: BinaryKind) -> Tensor {
     case .div: forEachBroadcast(shape, sa, sb) { o, i, j in po[o] = pa[i] / pb[j] }
     }
   }
+  if kind == .add || kind == .sub {
+    // the values of a and b are not needed: keep only their gradient slots
+    let ta = a.gradTarget, tb = b.gradTarget, aShape = a.shape, bShape = b.shape
+    return Tensor.record(out, inputs: [a, b]) { g in
+      let sb = broadcastStrides(bShape, to: shape), pg = g.data
+      if let ga = ta.buffer() { accumulateReduced(g, to: aShape, into: ga.mutableData) }
+      if let gb = tb.buffer() {
+        if kind == .add { accumulateReduced(g, to: bShape, into: gb.mutableData) }
+        else { let q = gb.mutableData; forEachBroadcast(shape, sb, sb) { o, j, _ in q[j] -= pg[o] } }
+      }
+    }
+  }
   return Tensor.record(out, inputs: [a, b]) { g in
     let sa = broadcastStrides(a.shape, to: shape), sb = broadcastStrides(b.shape, to: shape)
     let pg = g.data
     switch kind {
-    case .add, .sub:
-      if let ga = a.gradientBuffer() { accumulateReduced(g, to: a.shape, into: ga.mutableData) }
-      if let gb = b.gradientBuffer() {
-        if kind == .add { accumulateReduced(g, to: b.shape, into: gb.mutableData) }
-        else { let q = gb.mutableData; forEachBroadcast(shape, sb, sb) { o, j, _ in q[j] -= pg[o] } }
-      }
+    case .add, .sub: break
     case .mul:
       if let ga = a.gradientBuffer() { let q = ga.mutableData; forEachBroadcast(shape, sa, sb) { o, i, j in q[i] += pg[o] * pb[j] } }
       if let gb = b.gradientBuffer() { let q = gb.mutableData; forEachBroadcast(shape, sa, sb) { o, i, j in q[j] += pg[o] * pa[i] } }
@@ -126,8 +133,9 @@ extension Tensor {
     let out = Tensor(uninitialized: shape)
     let p = data, q = out.mutableData
     for i in 0..<count { q[i] = p[i] * s }
+    let target = gradTarget
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
+      guard let gx = target.buffer() else { return }
       let pg = g.data, q = gx.mutableData
       for i in 0..<g.count { q[i] += pg[i] * s }
     }

@@ -39,10 +39,11 @@ extension Tensor {
     let scale = 1 / (1 - p)
     let out = Tensor(uninitialized: shape)
     applyMask(out.mutableData, data, mask.pointer, scale: scale, count: count)
+    let target = gradTarget, n = count
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
+      guard let gx = target.buffer() else { return }
       let q = gx.mutableData, pg = g.data, m = mask.pointer
-      for i in 0..<self.count where m[i] != 0 { q[i] += pg[i] * scale }
+      parallelFor(n, grain: 32768) { r in for i in r where m[i] != 0 { q[i] += pg[i] * scale } }
     }
   }
 }

@@ -44,6 +44,35 @@ extension Tensor {
     }
   }
 
+  /// y[..., O] = gelu(x)[..., I] W[O, I]^T + b[O], fused: gelu(x) is not kept for the backward pass
+  /// (it is recomputed there), which saves one [N, I] activation per transformer layer.
+  public func geluLinear(weight w: Tensor, bias b: Tensor?) -> Tensor {
+    let inF = shape.last!, outF = w.shape[0], rows = count / inF
+    precondition(w.rank == 2 && w.shape[1] == inF, "geluLinear: weight \(w.shape) for input \(shape)")
+    let out = Tensor(uninitialized: Array(shape.dropLast()) + [outF])
+    let y = out.mutableData
+    if let b { for r in 0..<rows { (y + r * outF).update(from: b.data, count: outF) } }
+    do {
+      let a = Storage(count: count, zeroed: false)
+      geluForward(a.pointer, data, count)
+      gemm(.no, .yes, m: rows, n: outF, k: inF, a.pointer, lda: inF, w.data, ldb: inF, beta: b == nil ? 0 : 1, y, ldc: outF)
+    }
+    let inputs = b.map { [self, w, $0] } ?? [self, w]
+    return Tensor.record(out, inputs: inputs) { g in
+      let a = Storage(count: self.count, zeroed: false)
+      geluForward(a.pointer, self.data, self.count)
+      if let gw = w.gradientBuffer() {
+        gemm(.yes, .no, m: outF, n: inF, k: rows, g.data, lda: outF, a.pointer, ldb: inF, beta: 1, gw.mutableData, ldc: inF)
+      }
+      if let b, let gb = b.gradientBuffer() { biasBackward(gb.mutableData, g.data, rows: rows, cols: outF) }
+      if let gx = self.gradientBuffer() {
+        // da = g W into the recomputed buffer, then dx += da * gelu'(x)
+        gemm(.no, .no, m: rows, n: inF, k: outF, g.data, lda: outF, w.data, ldb: inF, beta: 0, a.pointer, ldc: inF)
+        geluBackward(gx.mutableData, a.pointer, self.data, self.count)
+      }
+    }
+  }
+
   /// Batched matrix product: [..., M, K] x [..., K, N] -> [..., M, N]; `other` may be 2-D (shared).
   public func matmul(_ other: Tensor) -> Tensor {
     precondition(rank >= 2 && other.rank >= 2, "matmul: shapes \(shape) and \(other.shape)")

@@ -10,10 +10,7 @@ public enum Engine {
   nonisolated(unsafe) private static var _threads = 0
 
   private static let configured: Void = {
-    // Keep freed activation blocks in the heap instead of returning them to the kernel: every step
-    // allocates the same sizes again, and fresh pages cost a page fault and a clear each.
-    _ = mallopt(M_MMAP_THRESHOLD, 512 << 20)
-    _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    // Large tensor buffers are recycled by BlockCache; nothing else to set up yet.
   }()
 
   /// Threads used by kernels and GEMMs. Defaults to `BONSAI_THREADS` or the number of cores.

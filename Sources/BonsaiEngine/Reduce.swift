@@ -6,10 +6,11 @@ extension Tensor {
     var s: Double = 0
     for i in 0..<count { s += Double(data[i]) }
     let out = Tensor([Float(s)], shape: [])
+    let target = gradTarget, n = count
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
+      guard let gx = target.buffer() else { return }
       let v = g.data[0], q = gx.mutableData
-      for i in 0..<self.count { q[i] += v }
+      for i in 0..<n { q[i] += v }
     }
   }
 
@@ -30,8 +31,9 @@ extension Tensor {
     let out = Tensor(zeros: outShape)
     let p = data, q = out.mutableData
     for o in 0..<outer { for k in 0..<n { for i in 0..<inner { q[o * inner + i] += p[(o * n + k) * inner + i] } } }
+    let target = gradTarget
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
+      guard let gx = target.buffer() else { return }
       let pg = g.data, pq = gx.mutableData
       for o in 0..<outer { for k in 0..<n { for i in 0..<inner { pq[(o * n + k) * inner + i] += pg[o * inner + i] } } }
     }
@@ -75,10 +77,11 @@ extension Tensor {
     let out = Tensor(uninitialized: shape)
     let p = data, q = out.mutableData
     for i in 0..<count { q[i] = mask[i % m] ? value : p[i] }
+    let target = gradTarget, n = count
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
+      guard let gx = target.buffer() else { return }
       let pg = g.data, pq = gx.mutableData
-      for i in 0..<self.count where !mask[i % m] { pq[i] += pg[i] }
+      for i in 0..<n where !mask[i % m] { pq[i] += pg[i] }
     }
   }
 }

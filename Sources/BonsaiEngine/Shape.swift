@@ -10,8 +10,9 @@ extension Tensor {
     }
     precondition(s.reduce(1, *) == count, "reshaped: \(shape) cannot become \(newShape)")
     let out = Tensor(shape: s, storage: storage)
+    let target = gradTarget
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
+      guard let gx = target.buffer() else { return }
       let q = gx.mutableData, pg = g.data
       for i in 0..<g.count { q[i] += pg[i] }
     }
@@ -35,8 +36,9 @@ extension Tensor {
     let out = Tensor(uninitialized: outShape)
     let p = data, q = out.mutableData
     forEachBroadcast(outShape, srcStrides, srcStrides) { o, i, _ in q[o] = p[i] }
+    let target = gradTarget
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
+      guard let gx = target.buffer() else { return }
       let pg = g.data, pq = gx.mutableData
       forEachBroadcast(outShape, srcStrides, srcStrides) { o, i, _ in pq[i] += pg[o] }
     }
@@ -52,8 +54,9 @@ extension Tensor {
     let out = Tensor(uninitialized: outShape)
     let rowIn = shape[axis] * inner, rowOut = range.count * inner, off = range.lowerBound * inner
     for o in 0..<outer { (out.mutableData + o * rowOut).update(from: data + o * rowIn + off, count: rowOut) }
+    let target = gradTarget
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
+      guard let gx = target.buffer() else { return }
       for o in 0..<outer {
         let d = gx.mutableData + o * rowIn + off, s = g.data + o * rowOut
         for i in 0..<rowOut { d[i] += s[i] }
@@ -82,10 +85,11 @@ extension Tensor {
       for o in 0..<outer { (out.mutableData + o * rowOut + off).update(from: p.data + o * rowIn, count: rowIn) }
       off += rowIn
     }
+    let targets = parts.map(\.gradTarget), shapes = parts.map(\.shape)
     return Tensor.record(out, inputs: parts) { g in
-      for (p, off) in zip(parts, offsets) {
-        guard let gp = p.gradientBuffer() else { continue }
-        let rowIn = p.shape[axis] * inner
+      for ((target, pShape), off) in zip(zip(targets, shapes), offsets) {
+        guard let gp = target.buffer() else { continue }
+        let rowIn = pShape[axis] * inner
         for o in 0..<outer {
           let d = gp.mutableData + o * rowIn, s = g.data + o * rowOut + off
           for i in 0..<rowIn { d[i] += s[i] }
@@ -100,8 +104,9 @@ extension Tensor {
     for i in indices { precondition(i >= 0 && i < rows, "gatherRows: index \(i) outside \(rows) rows") }
     let out = Tensor(uninitialized: [indices.count] + shape.dropFirst())
     for (o, i) in indices.enumerated() { (out.mutableData + o * inner).update(from: data + i * inner, count: inner) }
+    let target = gradTarget
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
+      guard let gx = target.buffer() else { return }
       for (o, i) in indices.enumerated() {
         let d = gx.mutableData + i * inner, s = g.data + o * inner
         for k in 0..<inner { d[k] += s[k] }

@@ -46,9 +46,10 @@ extension Tensor {
     let d = shape.last ?? 1
     let out = Tensor(uninitialized: shape)
     softmaxRows(out.mutableData, data, rows: count / d, cols: d)
+    let y = out.storage, target = gradTarget, n = count
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
-      softmaxBackwardRows(gx.mutableData, g.data, out.data, rows: self.count / d, cols: d)
+      guard let gx = target.buffer() else { return }
+      softmaxBackwardRows(gx.mutableData, g.data, y.pointer, rows: n / d, cols: d)
     }
   }
 
@@ -66,9 +67,10 @@ extension Tensor {
       let lse = m + Foundation.log(s)
       for j in 0..<d { y[j] = x[j] - lse }
     }
+    let y = out.storage, target = gradTarget
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
-      let pg = g.data, py = out.data, pq = gx.mutableData
+      guard let gx = target.buffer() else { return }
+      let pg = g.data, py = y.pointer, pq = gx.mutableData
       for r in 0..<rows {
         var s: Float = 0
         for j in 0..<d { s += pg[r * d + j] }

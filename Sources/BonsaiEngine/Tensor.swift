@@ -17,8 +17,7 @@ public final class Storage: @unchecked Sendable {
   /// Allocates `count` floats, zeroed when `zeroed` is true.
   public init(count: Int, zeroed: Bool = true) {
     self.count = count
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-    pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    pointer = BlockCache.shared.allocate(bytes: max(count, 1) * 4).bindMemory(to: Float.self, capacity: max(count, 1))
     if zeroed { pointer.initialize(repeating: 0, count: count) }
     let now = liveStorageBytes.add(count * 4, ordering: .relaxed).newValue
     _ = peakStorageBytes.max(now, ordering: .relaxed)
@@ -26,7 +25,7 @@ public final class Storage: @unchecked Sendable {
 
   deinit {
     liveStorageBytes.subtract(count * 4, ordering: .relaxed)
-    pointer.deallocate()
+    BlockCache.shared.free(UnsafeMutableRawPointer(pointer), bytes: max(count, 1) * 4)
   }
 }
 

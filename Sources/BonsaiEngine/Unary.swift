@@ -9,9 +9,10 @@ extension Tensor {
     let out = Tensor(uninitialized: shape)
     let p = data, q = out.mutableData
     for i in 0..<count { q[i] = f(p[i]) }
+    let y = out.storage
     return Tensor.record(out, inputs: [self]) { g in
       guard let gx = self.gradientBuffer() else { return }
-      let pg = g.data, pq = gx.mutableData, px = self.data, py = out.data
+      let pg = g.data, pq = gx.mutableData, px = self.data, py = y.pointer
       for i in 0..<g.count { pq[i] += pg[i] * df(px[i], py[i]) }
     }
   }
@@ -36,9 +37,10 @@ extension Tensor {
   public func tanh() -> Tensor {
     let out = Tensor(uninitialized: shape)
     tanhForward(out.mutableData, data, count)
+    let y = out.storage, target = gradTarget
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = self.gradientBuffer() else { return }
-      let pg = g.data, pq = gx.mutableData, py = out.data
+      guard let gx = target.buffer() else { return }
+      let pg = g.data, pq = gx.mutableData, py = y.pointer
       for i in 0..<g.count { pq[i] += pg[i] * (1 - py[i] * py[i]) }
     }
   }

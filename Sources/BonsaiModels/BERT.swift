@@ -88,6 +88,10 @@ public final class BertResidualOutput: Module {
   func callAsFunction(_ x: Tensor, residual: Tensor, dropout: Float, rng: RandomSource?) -> Tensor {
     LayerNorm(dense(x).dropout(dropout, rng: rng) + residual)
   }
+  /// The same with GELU applied to `x` first, fused into the projection (BertIntermediate's activation).
+  func gelu(_ x: Tensor, residual: Tensor, dropout: Float, rng: RandomSource?) -> Tensor {
+    LayerNorm(x.geluLinear(weight: dense.weight, bias: dense.bias).dropout(dropout, rng: rng) + residual)
+  }
 }
 
 public final class BertAttention: Module {
@@ -124,8 +128,8 @@ public final class BertLayer: Module {
     let context = Tensor.attention(query: a.query(h), key: a.key(h), value: a.value(h), shape: shape, keyMask: mask,
                                    dropout: _config.attentionProbsDropoutProb, rng: rng)
     let h1 = attention.output(context.reshaped(to: h.shape), residual: h, dropout: _config.hiddenDropoutProb, rng: rng)
-    let inner = intermediate.dense(h1).gelu()
-    return output(inner, residual: h1, dropout: _config.hiddenDropoutProb, rng: rng)
+    let inner = intermediate.dense(h1)
+    return output.gelu(inner, residual: h1, dropout: _config.hiddenDropoutProb, rng: rng)
   }
 }
 

@@ -132,8 +132,9 @@ public final class MPNetLayer: Module {
     let context = Tensor.attention(query: a.q(h), key: a.k(h), value: a.v(h), shape: shape, keyMask: mask,
                                    positionBias: bias, dropout: _config.attentionProbsDropoutProb, rng: rng)
     let h1 = attention.LayerNorm(a.o(context.reshaped(to: h.shape)).dropout(p, rng: rng) + h)
-    let inner = intermediate.dense(h1).gelu()
-    return output.LayerNorm(output.dense(inner).dropout(p, rng: rng) + h1)
+    // GELU (MPNetIntermediate's activation) is fused into the output projection
+    let inner = intermediate.dense(h1)
+    return output.LayerNorm(inner.geluLinear(weight: output.dense.weight, bias: output.dense.bias).dropout(p, rng: rng) + h1)
   }
 }
 

@@ -3,6 +3,7 @@
 //   bonsai-bench --sgemm
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
+import CDNNL
 import BonsaiModels
 import BonsaiNN
 import Foundation
@@ -35,8 +36,10 @@ func rssLine(_ tag: String) {
   if ProcessInfo.processInfo.environment["BENCH_TRACE"] == nil { return }
   let s = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
   let parts = s.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") || $0.hasPrefix("RssFile") || $0.hasPrefix("RssAnon") }
+  let mi = mallinfo2()
+  let heap = " heap arena \(mi.arena >> 20) mmap \(mi.hblkhd >> 20) used \(mi.uordblks >> 20) free \(mi.fordblks >> 20) MiB"
   let live = liveStorageBytes.load(ordering: .relaxed) >> 20, peak = peakStorageBytes.load(ordering: .relaxed) >> 20
-  FileHandle.standardError.write("\(tag): \(parts.joined(separator: " ")) tensors live \(live) MiB peak \(peak) MiB\n".data(using: .utf8)!)
+  FileHandle.standardError.write("\(tag): \(parts.joined(separator: " ")) tensors live \(live) MiB peak \(peak) MiB cached \(BlockCache.cachedBytes >> 20) MiB\(heap)\n".data(using: .utf8)!)
 }
 rssLine("start")
 do {
@@ -56,7 +59,9 @@ do {
     } else {
       Tensor.zeroGrad(opt!.parametersWithGradients)
       let loss = Tensor.crossEntropy(logits: model(batch, rng: rng), labels: labels)
+      rssLine("after forward")
       loss.backward()
+      rssLine("after backward")
       opt!.update()
     }
     if step > 0 { times.append(now() - t0) }

@@ -68,6 +68,8 @@ final class OpGradientTests: XCTestCase {
   func testLinearAndMatmul() {
     let x = tensor([2, 3, 6], seed: 15), w = tensor([5, 6], seed: 16), b = tensor([5], seed: 17)
     assertGradientsMatch([x, w, b]) { x.linear(weight: w, bias: b) }
+    assertGradientsMatch([x, w, b]) { x.geluLinear(weight: w, bias: b) }
+    assertClose(x.geluLinear(weight: w, bias: b), x.gelu().linear(weight: w, bias: b).scalars, atol: 1e-6)
     let m1 = tensor([2, 3, 4], seed: 18), m2 = tensor([2, 4, 5], seed: 19), shared = tensor([4, 2], seed: 20)
     assertGradientsMatch([m1, m2, shared]) { Tensor.concat([m1.matmul(m2), m1.matmul(shared)], axis: 2) }
     // value check against a naive product
