@@ -95,26 +95,40 @@ public final class SafeTensorsFile: @unchecked Sendable {
   /// The tensor `key` as fp32 (F16 and BF16 are widened).
   public func tensor(_ key: String) throws -> Tensor {
     guard let info = tensors[key] else { throw CheckpointError.missingKey(path: path, key: key) }
+    let t = Tensor(uninitialized: info.shape)
+    try read(key, into: t)
+    return t
+  }
+
+  /// Reads tensor `key` straight into `t` (same shape), widening F16/BF16 to fp32.
+  public func read(_ key: String, into t: Tensor) throws {
+    guard let info = tensors[key] else { throw CheckpointError.missingKey(path: path, key: key) }
+    guard info.shape == t.shape else { throw CheckpointError.shapeMismatch(path: path, key: key, expected: t.shape, actual: info.shape) }
     guard ["F32", "F16", "BF16"].contains(info.dtype) else {
       throw CheckpointError.badTensor(path: path, key: key, reason: "dtype \(info.dtype) cannot be read as floating point (F32, F16, BF16)")
     }
     let n = info.shape.reduce(1, *)
-    let t = Tensor(uninitialized: info.shape)
     let src = base + dataStart + info.begin, dst = t.mutableData
-    switch info.dtype {
-    case "F32":
-      UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: n * 4)
-    case "BF16":
-      for i in 0..<n { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian) << 16) }
-    default: // F16
-      for i in 0..<n { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)) }
-    }
-    // The copy is ours now: drop the file pages from this process's resident set (peak RSS at load
-    // is then the parameters, not parameters + file).
+    let width = info.dtype == "F32" ? 4 : 2
+    // Copy in 8 MiB pieces and drop each piece's file pages from this process's resident set right
+    // after: peak RSS at load is then the parameters plus 8 MiB, not parameters plus the file.
     let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-    let lo = (dataStart + info.begin) / page * page, hi = dataStart + info.end
-    if hi > lo { madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED) }
-    return t
+    let piece = (8 << 20) / width
+    var start = 0
+    while start < n {
+      let end = min(n, start + piece)
+      switch info.dtype {
+      case "F32":
+        UnsafeMutableRawPointer(dst + start).copyMemory(from: src + 4 * start, byteCount: (end - start) * 4)
+      case "BF16":
+        for i in start..<end { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian) << 16) }
+      default: // F16
+        for i in start..<end { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)) }
+      }
+      let lo = (dataStart + info.begin + width * start) / page * page, hi = dataStart + info.begin + width * end
+      if hi > lo { madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED) }
+      start = end
+    }
   }
 }
 

@@ -36,8 +36,21 @@ public final class RandomSource: @unchecked Sendable {
 
   /// Standard normal values (Box-Muller), for initialisation.
   public func normal(count: Int, mean: Float = 0, std: Float = 1) -> [Float] {
-    let key = nextStream()
     var out = [Float](repeating: 0, count: count)
+    out.withUnsafeMutableBufferPointer { fillNormal($0.baseAddress!, count: count, mean: mean, std: std) }
+    return out
+  }
+
+  /// A tensor of normal values N(mean, std^2).
+  public func normalTensor(_ shape: [Int], mean: Float = 0, std: Float = 1) -> Tensor {
+    let t = Tensor(uninitialized: shape)
+    fillNormal(t.mutableData, count: t.count, mean: mean, std: std)
+    return t
+  }
+
+  /// Writes `count` normal values (Box-Muller on one counter-based stream).
+  public func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, mean: Float = 0, std: Float = 1) {
+    let key = nextStream()
     var i = 0
     while i < count {
       let u1 = max(Double(RandomSource.uniform(key, 2 * i)), 1e-12)
@@ -47,7 +60,6 @@ public final class RandomSource: @unchecked Sendable {
       if i + 1 < count { out[i + 1] = mean + std * Float(r * Foundation.sin(2 * Double.pi * u2)) }
       i += 2
     }
-    return out
   }
 }
 

@@ -34,7 +34,7 @@ extension Module {
       guard info.shape == param.shape else {
         throw CheckpointError.shapeMismatch(path: file.path, key: source, expected: param.shape, actual: info.shape)
       }
-      param.copyValues(from: try file.tensor(source))
+      try file.read(source, into: param)
       used.insert(source)
     }
     for key in fileKeys.subtracting(used).sorted() {

@@ -45,14 +45,14 @@ public enum ModelFolder {
     case "bert":
       let c = try readConfig(BertConfig.self, folder: folder)
       try c.validate(path: configPath)
-      let m = BertModel(config: c, addPoolingLayer: false)
+      let m = ParameterInit.deferred { BertModel(config: c, addPoolingLayer: false) }
       _ = try m.load(from: weights(folder))
       tokenizer.modelMaxLength = min(tokenizer.modelMaxLength, m.maxTokens)
       return LoadedEncoder(encoder: m, tokenizer: tokenizer, folder: folder)
     case "mpnet":
       let c = try readConfig(MPNetConfig.self, folder: folder)
       try c.validate(path: configPath)
-      let m = MPNetModel(config: c)
+      let m = ParameterInit.deferred { MPNetModel(config: c) }
       _ = try m.load(from: weights(folder))
       tokenizer.modelMaxLength = min(tokenizer.modelMaxLength, m.maxTokens)
       return LoadedEncoder(encoder: m, tokenizer: tokenizer, folder: folder)
@@ -67,19 +67,24 @@ public enum ModelFolder {
     let type = try modelType(folder)
     let tokenizer = try tokenizer(folder)
     let model: SequenceClassifier
+    var std: Float = 0.02
     switch type {
     case "bert":
       let c = try readConfig(BertConfig.self, folder: folder)
       try c.validate(path: configPath)
-      model = BertForSequenceClassification(config: c, numLabels: numLabels, seed: seed)
+      model = ParameterInit.deferred { BertForSequenceClassification(config: c, numLabels: numLabels, seed: seed) }
+      std = c.initializerRange
     case "mpnet":
       let c = try readConfig(MPNetConfig.self, folder: folder)
       try c.validate(path: configPath)
-      model = MPNetForSequenceClassification(config: c, numLabels: numLabels, seed: seed)
+      model = ParameterInit.deferred { MPNetForSequenceClassification(config: c, numLabels: numLabels, seed: seed) }
+      std = c.initializerRange
     default:
       throw CheckpointError.unsupportedConfig(path: configPath, key: "model_type", value: type)
     }
     let report = try model.load(from: weights(folder))
+    let fresh = Set(report.initialisedFresh)
+    ParameterInit.initialize(model.namedParameters().filter { fresh.contains($0.key) }, std: std, rng: RandomSource(seed: seed &+ 1))
     tokenizer.modelMaxLength = min(tokenizer.modelMaxLength, model.encoderModel.maxTokens)
     return (model, tokenizer, report)
   }

@@ -1,6 +1,29 @@
 // Layers in PyTorch's parameter layout, so their keys and shapes equal the checkpoint's.
 import BonsaiEngine
 
+/// Random initialisation can be deferred while a model is built only to be overwritten by a checkpoint:
+/// drawing 110M normal values for MPNet costs seconds and a transient copy of the weights.
+public enum ParameterInit {
+  nonisolated(unsafe) public private(set) static var isDeferred = false
+
+  /// Builds modules inside `body` with zero weights; call `initialize` on the keys left fresh afterwards.
+  public static func deferred<R>(_ body: () throws -> R) rethrows -> R {
+    isDeferred = true
+    defer { isDeferred = false }
+    return try body()
+  }
+
+  /// Initialises parameters as transformers' `_init_weights` does: 2-D weights N(0, std), biases 0,
+  /// LayerNorm weights 1.
+  public static func initialize(_ params: [(key: String, tensor: Tensor)], std: Float, rng: RandomSource) {
+    for (key, t) in params {
+      if key.hasSuffix(".bias") { t.mutableData.update(repeating: 0, count: t.count) }
+      else if key.contains("LayerNorm") { t.mutableData.update(repeating: 1, count: t.count) }
+      else { rng.fillNormal(t.mutableData, count: t.count, std: std) }
+    }
+  }
+}
+
 /// y = x W^T + b with W [out, in] (`nn.Linear`).
 public final class Linear: Module {
   public var weight: Tensor
@@ -8,7 +31,8 @@ public final class Linear: Module {
 
   /// Initialised as transformers' BERT does: weights N(0, std), bias zero.
   public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, std: Float = 0.02, rng: RandomSource) {
-    weight = Tensor(rng.normal(count: inFeatures * outFeatures, std: std), shape: [outFeatures, inFeatures], requiresGrad: true)
+    weight = ParameterInit.isDeferred ? Tensor(zeros: [outFeatures, inFeatures], requiresGrad: true)
+      : rng.normalTensor([outFeatures, inFeatures], std: std).requiringGrad()
     self.bias = bias ? Tensor(zeros: [outFeatures], requiresGrad: true) : nil
   }
 
@@ -36,7 +60,8 @@ public final class Embedding: Module {
   public var weight: Tensor
 
   public init(_ count: Int, _ size: Int, std: Float = 0.02, rng: RandomSource) {
-    weight = Tensor(rng.normal(count: count * size, std: std), shape: [count, size], requiresGrad: true)
+    weight = ParameterInit.isDeferred ? Tensor(zeros: [count, size], requiresGrad: true)
+      : rng.normalTensor([count, size], std: std).requiringGrad()
   }
 
   /// ids (N) -> [N, size]
