@@ -89,3 +89,49 @@ public enum ModelFolder {
     return (model, tokenizer, report)
   }
 }
+
+extension ModelFolder {
+  /// Writes a classifier as a Hugging Face folder that transformers loads: config.json (with
+  /// `architectures`, `id2label`, `label2id`), model.safetensors (keys as transformers' state dict) and
+  /// the tokenizer files copied from `source`. Written to a temporary folder first, then renamed into place.
+  public static func save(_ model: SequenceClassifier, labels: [String], source: URL, to destination: URL) throws {
+    let fm = FileManager.default
+    let tmp = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).tmp-\(getpid())")
+    try? fm.removeItem(at: tmp)
+    try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+    let configURL = source.appendingPathComponent("config.json")
+    guard let data = fm.contents(atPath: configURL.path),
+          var config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+      throw CheckpointError.unreadable(path: configURL.path, reason: "cannot read config.json")
+    }
+    let type = config["model_type"] as? String ?? ""
+    config["architectures"] = [type == "mpnet" ? "MPNetForSequenceClassification" : "BertForSequenceClassification"]
+    config["id2label"] = Dictionary(uniqueKeysWithValues: labels.enumerated().map { (String($0.offset), $0.element) })
+    config["label2id"] = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.element, $0.offset) })
+    config["problem_type"] = "single_label_classification"
+    try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
+    try writeSafeTensors(model.namedParameters(), to: tmp.appendingPathComponent("model.safetensors").path)
+    for name in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] {
+      let src = source.appendingPathComponent(name)
+      if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(name)) }
+    }
+    if fm.fileExists(atPath: destination.path) {
+      let old = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).old-\(getpid())")
+      try fm.moveItem(at: destination, to: old)
+      try fm.moveItem(at: tmp, to: destination)
+      try? fm.removeItem(at: old)
+    } else {
+      try fm.moveItem(at: tmp, to: destination)
+    }
+  }
+
+  /// Label names of a saved classifier (config.json's id2label, in id order), or nil for a base model.
+  public static func labels(_ folder: URL) -> [String]? {
+    guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent("config.json").path),
+          let config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+          let id2label = config["id2label"] as? [String: String] else { return nil }
+    let pairs = id2label.compactMap { k, v in Int(k).map { ($0, v) } }.sorted { $0.0 < $1.0 }
+    guard pairs.map(\.0) == Array(0..<pairs.count) else { return nil }
+    return pairs.map(\.1)
+  }
+}

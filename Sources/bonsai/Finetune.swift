@@ -26,6 +26,12 @@ struct Finetune: ParsableCommand {
   @Option(name: .long, help: "Seed for the split, the head and dropout.")
   var seed: UInt64 = 42
 
+  @Option(name: .long, help: "Write the fine-tuned model here as a Hugging Face folder.")
+  var output: String?
+
+  @Option(name: .long, help: "Stop after this many optimizer steps (for smoke tests).")
+  var maxSteps: Int?
+
   func validate() throws {
     if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
     if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
@@ -48,13 +54,14 @@ struct Finetune: ParsableCommand {
       let params = model.namedParameters()
       let opt = AdamW(params, learningRate: learningRate, weightDecay: 0.01)
       let rng = RandomSource(seed: seed)
-      let stepsPerEpoch = (train.count + batchSize - 1) / batchSize, total = stepsPerEpoch * epochs
+      let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
+      let total = min(stepsPerEpoch * epochs, maxSteps ?? Int.max)
       var step = 0
       let start = Date()
       for epoch in 1...epochs {
         var shuffled = train
         for i in stride(from: shuffled.count - 1, to: 0, by: -1) { state = mix64(state); shuffled.swapAt(i, Int(state % UInt64(i + 1))) }
-        for b in stride(from: 0, to: shuffled.count, by: batchSize) {
+        for b in stride(from: 0, to: shuffled.count, by: batchSize) where step < total {
           let idx = Array(shuffled[b..<min(b + batchSize, shuffled.count)])
           let batch = TokenBatch(idx.map { encodings[$0] }, tokenizer: tokenizer)
           Tensor.zeroGrad(params.map(\.tensor))
@@ -81,6 +88,7 @@ struct Finetune: ParsableCommand {
           if row.firstIndex(of: row.max()!)! == labelId[rows[i].label]! { correct += 1 }
         }
       }
+      if let output { try ModelFolder.save(model, labels: labels, source: options.folder, to: URL(fileURLWithPath: output)) }
       emit(String(format: "{\"test_accuracy\": %.4f, \"test_examples\": %d, \"train_examples\": %d, \"labels\": %@}",
                   Double(correct) / Double(max(test.count, 1)), test.count, train.count,
                   "[" + labels.map { "\"\($0)\"" }.joined(separator: ",") + "]"))

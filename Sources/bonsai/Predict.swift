@@ -1,0 +1,61 @@
+import ArgumentParser
+import BonsaiEngine
+import BonsaiModels
+import Foundation
+
+struct Predict: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Classify each input line: {\"label\": ..., \"probabilities\": {...}} per line.")
+
+  @OptionGroup var options: ModelOptions
+
+  @Option(name: .long, help: "Read texts from this file (one per line) instead of stdin.")
+  var input: String?
+
+  @Option(name: .long, help: "Texts per forward pass.")
+  var batchSize = 32
+
+  func validate() throws {
+    if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+  }
+
+  func run() throws {
+    try runReportingErrors {
+      if let t = options.threads { Engine.threads = t }
+      guard let labels = ModelFolder.labels(options.folder) else {
+        throw ValidationError("\(options.folder.appendingPathComponent("config.json").path): no id2label: not a classifier (fine-tune it first)")
+      }
+      let (model, tokenizer, _) = try ModelFolder.loadClassifier(options.folder, numLabels: labels.count)
+      let lines: [String]
+      if let input {
+        guard let data = FileManager.default.contents(atPath: input) else { throw ValidationError("\(input): file not found") }
+        guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(input): not valid UTF-8") }
+        var all = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0.hasSuffix("\r") ? $0.dropLast() : $0) }
+        if all.last == "" { all.removeLast() }
+        lines = all
+      } else {
+        lines = try readLines()
+      }
+      var start = 0
+      while start < lines.count {
+        let chunk = Array(lines[start..<min(start + batchSize, lines.count)])
+        let batch = TokenBatch(chunk.map { tokenizer.encode($0, maxLength: options.maxLength) }, tokenizer: tokenizer)
+        let probs = withoutGrad { model(batch, rng: nil).softmax() }
+        let k = labels.count, p = probs.scalars
+        for b in 0..<batch.batch {
+          let row = Array(p[(b * k)..<((b + 1) * k)])
+          let best = row.firstIndex(of: row.max()!)!
+          let dict = zip(labels, row).map { "\(jsonString($0)): \($1)" }.joined(separator: ", ")
+          emit("{\"label\": \(jsonString(labels[best])), \"probabilities\": {\(dict)}}")
+        }
+        start += batchSize
+      }
+    }
+  }
+}
+
+/// A JSON string literal.
+func jsonString(_ s: String) -> String {
+  let data = try! JSONSerialization.data(withJSONObject: [s])
+  let text = String(decoding: data, as: UTF8.self)
+  return String(text.dropFirst().dropLast())
+}
