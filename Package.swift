@@ -12,6 +12,16 @@ import PackageDescription
 let targetCPU = Context.environment["BONSAI_TARGET_CPU"] ?? "znver4"
 let speed: [SwiftSetting] = targetCPU == "none" ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
 
+// GEMM backend: oneDNN (default; Debian libdnnl-dev), or OpenBLAS with BONSAI_BLAS=openblas
+// (Debian libopenblas-dev). Apple platforms use Accelerate.
+let useOpenBLAS = Context.environment["BONSAI_BLAS"] == "openblas"
+let linuxOnly = TargetDependencyCondition.when(platforms: [Platform.linux])
+let engineDependencies: [Target.Dependency] = [
+  .target(name: "COMP", condition: linuxOnly),
+  .target(name: useOpenBLAS ? "COpenBLAS" : "CDNNL", condition: linuxOnly),
+]
+let engineSettings = speed + (useOpenBLAS ? [.define("BONSAI_OPENBLAS")] : [])
+
 let package = Package(
   name: "Bonsai",
   products: [
@@ -22,8 +32,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
   ],
   targets: [
+    .systemLibrary(name: "COMP", path: "Sources/COMP"),
     .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
-    .target(name: "BonsaiEngine", dependencies: ["CDNNL"], swiftSettings: speed),
+    .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+    .target(name: "BonsaiEngine", dependencies: engineDependencies, swiftSettings: engineSettings),
     .target(name: "BonsaiNN", dependencies: ["BonsaiEngine"], swiftSettings: speed),
     .target(name: "BonsaiTokenizers", swiftSettings: speed),
     .target(name: "BonsaiCheckpoint", dependencies: ["BonsaiEngine"], swiftSettings: speed),

@@ -39,9 +39,9 @@ extension Tensor {
     let pq = q.data, pk = k.data, pv = v.data, po = out.mutableData
     let bias = positionBias?.data
     let maskValues = keyMask ?? []
-    parallelFor(B * H) { range in
+    withSingleThreadedGEMM { parallelFor(B * H) { range in
       let scratch = Storage(count: T * T, zeroed: false), probsBuffer = Storage(count: T * T, zeroed: false)
-      withSingleThreadedGEMM {
+      do {
         for bh in range {
           let b = bh / H, h = bh % H
           let off = b * T * C + h * D
@@ -56,7 +56,7 @@ extension Tensor {
           gemm(.no, .no, m: T, n: D, k: T, P, lda: T, pv + off, ldb: C, po + off, ldc: C)
         }
       }
-    }
+    } }
     var inputs = [q, k, v]
     if let positionBias { inputs.append(positionBias) }
     return record(out, inputs: inputs) { g in
@@ -64,9 +64,9 @@ extension Tensor {
       let gBias = positionBias?.gradientBuffer()
       let dScores = gBias != nil ? Storage(count: B * H * T * T, zeroed: false) : nil
       let pg = g.data
-      parallelFor(B * H) { range in
+      withSingleThreadedGEMM { parallelFor(B * H) { range in
         let dP = Storage(count: T * T), Pd = Storage(count: T * T), probsBuffer = Storage(count: T * T, zeroed: false)
-        withSingleThreadedGEMM {
+        do {
           for bh in range {
             let b = bh / H, h = bh % H
             let off = b * T * C + h * D
@@ -89,7 +89,7 @@ extension Tensor {
             if let gk { gemm(.yes, .no, m: T, n: D, k: T, alpha: scale, dP.pointer, lda: T, pq + off, ldb: C, beta: 1, gk + off, ldc: C) }
           }
         }
-      }
+      } }
       if let gBias, let dScores {
         let gb = gBias.mutableData, ds = dScores.pointer
         for b in 0..<B { for h in 0..<H { let src = ds + (b * H + h) * T * T, dst = gb + h * T * T; for i in 0..<T * T { dst[i] += src[i] } } }

@@ -3,14 +3,25 @@
 // Dispatch threads cost ~10% of a training step). Chunking depends only on the thread count, so
 // results (including reductions) are deterministic for a given seed and thread count.
 import Foundation
-import CDNNL
+#if canImport(COMP)
+import COMP
+#endif
+#if BONSAI_OPENBLAS
+import COpenBLAS
+#endif
 
 /// Engine-wide settings: thread count and allocator set-up.
 public enum Engine {
   nonisolated(unsafe) private static var _threads = 0
 
   private static let configured: Void = {
-    // Large tensor buffers are recycled by BlockCache; nothing else to set up yet.
+    #if BONSAI_OPENBLAS
+    // OpenBLAS picks its kernels from OPENBLAS_CORETYPE; the older ones halve GEMM speed on AVX-512 CPUs.
+    let core = String(cString: openblas_get_corename())
+    if ["Haswell", "Zen", "Prescott"].contains(core) {
+      FileHandle.standardError.write("warning: OpenBLAS runs its \(core) kernels (OPENBLAS_CORETYPE?); GEMMs will be ~2x slower than AVX-512 allows\n".data(using: .utf8)!)
+    }
+    #endif
   }()
 
   /// Threads used by kernels and GEMMs. Defaults to `BONSAI_THREADS` or the number of cores.
@@ -20,14 +31,17 @@ public enum Engine {
         _ = configured
         let env = ProcessInfo.processInfo.environment["BONSAI_THREADS"].flatMap(Int.init)
         _threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
-        omp_set_num_threads(Int32(_threads))
+        setGEMMThreads(_threads)
       }
       return _threads
     }
     set {
       _ = configured
       _threads = max(1, newValue)
+      #if canImport(COMP)
       omp_set_num_threads(Int32(_threads))
+      #endif
+      setGEMMThreads(_threads)
     }
   }
 }
@@ -45,6 +59,7 @@ final class ParallelJob {
 
 @usableFromInline
 func runParallel(_ job: ParallelJob) {
+  #if canImport(COMP)
   let ctx = Unmanaged.passUnretained(job).toOpaque()
   GOMP_parallel({ raw in
     let job = Unmanaged<ParallelJob>.fromOpaque(raw!).takeUnretainedValue()
@@ -52,6 +67,21 @@ func runParallel(_ job: ParallelJob) {
     if c < job.chunks { job.body((job.n * c / job.chunks)..<(job.n * (c + 1) / job.chunks)) }
   }, ctx, UInt32(job.chunks), 0)
   withExtendedLifetime(job) {}
+  #else
+  DispatchQueue.concurrentPerform(iterations: job.chunks) { c in
+    job.body((job.n * c / job.chunks)..<(job.n * (c + 1) / job.chunks))
+  }
+  #endif
+}
+
+/// True inside a parallel region (nested calls then run serially).
+@usableFromInline
+var inParallelRegion: Bool {
+  #if canImport(COMP)
+  return omp_in_parallel() != 0
+  #else
+  return false
+  #endif
 }
 
 /// Runs `body(range)` over `0..<n` split into at most `Engine.threads` contiguous ranges.
@@ -59,7 +89,7 @@ func runParallel(_ job: ParallelJob) {
 @inlinable
 public func parallelFor(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
   let threads = Engine.threads
-  if threads == 1 || n < 2 * grain || n < 2 || omp_in_parallel() != 0 { body(0..<n); return }
+  if threads == 1 || n < 2 * grain || n < 2 || inParallelRegion { body(0..<n); return }
   let chunks = min(threads, n)
   withoutActuallyEscaping(body) { body in
     runParallel(ParallelJob(n: n, chunks: chunks, body: body))

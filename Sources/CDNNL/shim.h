@@ -2,12 +2,4 @@
 #define BONSAI_CDNNL_SHIM_H
 #include <stdint.h>
 #include <oneapi/dnnl/dnnl.h>
-#include <malloc.h>
-// libgomp (oneDNN's threading runtime): thread counts are per calling thread.
-void omp_set_num_threads(int);
-int omp_get_max_threads(void);
-int omp_get_thread_num(void);
-int omp_in_parallel(void);
-// libgomp's entry point for `#pragma omp parallel`: runs fn(data) on num_threads threads of its pool.
-void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned int flags);
 #endif

@@ -3,7 +3,7 @@
 //   bonsai-bench --sgemm
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
-import CDNNL
+import COMP
 import BonsaiModels
 import BonsaiNN
 import Foundation
