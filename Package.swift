@@ -47,6 +47,7 @@ let package = Package(
     .testTarget(name: "BonsaiEngineTests", dependencies: ["BonsaiEngine", "BonsaiNN"], swiftSettings: speed),
     .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers"], resources: [.copy("Fixtures")], swiftSettings: speed),
     .testTarget(name: "BonsaiCheckpointTests", dependencies: ["BonsaiCheckpoint"], swiftSettings: speed),
+    .testTarget(name: "BonsaiCLITests", dependencies: ["bonsai"], swiftSettings: speed),
     .testTarget(name: "BonsaiModelsTests", dependencies: ["BonsaiModels"], resources: [.copy("Fixtures")], swiftSettings: speed),
   ]
 )

@@ -102,24 +102,28 @@ func readLabelTextCSV(_ path: String) throws -> [(label: String, text: String)] 
   guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(path): not valid UTF-8") }
   var s = Array(text.unicodeScalars)
   if s.first == "\u{FEFF}" { s.removeFirst() }
-  var rows: [[String]] = [], row: [String] = [], field = String.UnicodeScalarView(), quoted = false, i = 0
+  // rows with the file line each starts on (quoted fields may span lines)
+  var rows: [(line: Int, fields: [String])] = [], row: [String] = [], field = String.UnicodeScalarView(), quoted = false, i = 0
+  var line = 1, rowLine = 1
   while i < s.count {
     let c = s[i]
+    if c == "\n" { line += 1 }
     if quoted {
       if c == "\"" { if i + 1 < s.count && s[i + 1] == "\"" { field.append("\""); i += 1 } else { quoted = false } } else { field.append(c) }
     } else if c == "\"" { quoted = true } else if c == "," { row.append(String(field)); field = .init() } else if c == "\n" || c == "\r" {
-      if c == "\r" && i + 1 < s.count && s[i + 1] == "\n" { i += 1 }
-      row.append(String(field)); field = .init(); rows.append(row); row = []
+      if c == "\r" && i + 1 < s.count && s[i + 1] == "\n" { i += 1; line += 1 }
+      row.append(String(field)); field = .init(); rows.append((rowLine, row)); row = []
+      rowLine = line
     } else { field.append(c) }
     i += 1
   }
-  if !field.isEmpty || !row.isEmpty { row.append(String(field)); rows.append(row) }
-  if quoted { throw ValidationError("\(path): unterminated quoted field at the end of the file") }
-  if let first = rows.first, first.count >= 2, first[0].lowercased() == "label" { rows.removeFirst() }
+  if !field.isEmpty || !row.isEmpty { row.append(String(field)); rows.append((rowLine, row)) }
+  if quoted { throw ValidationError("\(path): line \(rowLine): unterminated quoted field") }
+  if let first = rows.first, first.fields.count >= 2, first.fields[0].lowercased() == "label" { rows.removeFirst() }
   var out: [(String, String)] = []
-  for (n, r) in rows.enumerated() where !(r.count == 1 && r[0].isEmpty) {
-    guard r.count >= 2 else { throw ValidationError("\(path): row \(n + 1) has \(r.count) column(s), want label,text") }
-    guard !r[1].trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw ValidationError("\(path): row \(n + 1) has an empty text") }
+  for (n, r) in rows where !(r.count == 1 && r[0].isEmpty) {
+    guard r.count >= 2 else { throw ValidationError("\(path): line \(n): \(r.count) column(s), want label,text") }
+    guard !r[1].trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw ValidationError("\(path): line \(n): empty text") }
     out.append((r[0], r[1]))
   }
   guard !out.isEmpty else { throw ValidationError("\(path): no rows") }
