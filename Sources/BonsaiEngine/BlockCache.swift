@@ -30,7 +30,12 @@ public final class BlockCache: @unchecked Sendable {
   private let lock = NSLock()
   private let page = Int(sysconf(Int32(_SC_PAGESIZE)))
 
-  private func rounded(_ bytes: Int) -> Int { (bytes + page - 1) / page * page }
+  /// Size classes, four per octave (at most 25% slack), so batches of varying length reuse blocks.
+  private func rounded(_ bytes: Int) -> Int {
+    let octave = Int.bitWidth - 1 - bytes.leadingZeroBitCount
+    let step = max(page, 1 << max(octave - 2, 0))
+    return (bytes + step - 1) / step * step
+  }
 
   /// Runs `body` with freed tensor buffers unmapped at once instead of cached.
   public static func bypassing(_ body: () -> Void) {
