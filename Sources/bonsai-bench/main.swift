@@ -29,6 +29,28 @@ if CommandLine.arguments.contains("--sgemm") {
   print(String(format: "{\"sgemm_gflops\": %.1f, \"threads\": %d}", measureSGEMM(n: 1024, seconds: 1.0), Engine.threads))
   exit(0)
 }
+if CommandLine.arguments.contains("--attention") {
+  // the fused attention op alone, at MiniLM's shape
+  let s = AttentionShape(batch: 32, tokens: 64, heads: 12, headSize: 32)
+  let q = Tensor(repeating: 0.01, shape: [32, 64, 384]), k = Tensor(repeating: 0.02, shape: [32, 64, 384]), v = Tensor(repeating: 0.03, shape: [32, 64, 384])
+  let mask = [Float](repeating: 0, count: 32 * 64)
+  var best = 1e9
+  for _ in 0..<20 {
+    let t0 = now()
+    _ = withoutGrad { Tensor.attention(query: q, key: k, value: v, shape: s, keyMask: mask) }
+    best = min(best, now() - t0)
+  }
+  let x = Tensor(repeating: 0.01, shape: [2048, 384]), w = Tensor(repeating: 0.01, shape: [384, 384]), b = Tensor(zeros: [384])
+  var bestLinear = 1e9
+  for _ in 0..<20 {
+    let t0 = now()
+    _ = withoutGrad { x.linear(weight: w, bias: b) }
+    bestLinear = min(bestLinear, now() - t0)
+  }
+  let flops: Double = 2 * 2 * 32 * 12 * 64 * 64 * 32
+  print(String(format: "{\"attention_ms\": %.2f, \"attention_gflops\": %.1f, \"linear_384_ms\": %.2f}", best * 1000, flops / best / 1e9, bestLinear * 1000))
+  exit(0)
+}
 let folder = URL(fileURLWithPath: arg("model", ""))
 let B = Int(arg("batch", "32"))!, T = Int(arg("tokens", "64"))!, steps = Int(arg("steps", "5"))!
 let mode = arg("mode", "forward")
