@@ -25,7 +25,8 @@ let engineSettings = speed + (useOpenBLAS ? [.define("BONSAI_OPENBLAS")] : [])
 let package = Package(
   name: "Bonsai",
   products: [
-    .library(name: "Bonsai", targets: ["BonsaiEngine", "BonsaiNN", "BonsaiTokenizers", "BonsaiCheckpoint", "BonsaiModels"]),
+    .library(name: "Bonsai", targets: ["BonsaiEngine", "BonsaiNN", "BonsaiTokenizers", "BonsaiCheckpoint", "BonsaiModels",
+                                       "BonsaiData", "BonsaiTraining"]),
     .executable(name: "bonsai", targets: ["bonsai"]),
   ],
   dependencies: [
@@ -40,13 +41,16 @@ let package = Package(
     .target(name: "BonsaiTokenizers", swiftSettings: speed),
     .target(name: "BonsaiCheckpoint", dependencies: ["BonsaiEngine"], swiftSettings: speed),
     .target(name: "BonsaiModels", dependencies: ["BonsaiNN", "BonsaiCheckpoint", "BonsaiTokenizers"], swiftSettings: speed),
+    .target(name: "BonsaiData", swiftSettings: speed),
+    .target(name: "BonsaiTraining", dependencies: ["BonsaiModels", "BonsaiData"], swiftSettings: speed),
     .executableTarget(name: "bonsai", dependencies: [
-      "BonsaiModels", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      "BonsaiModels", "BonsaiTraining", .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ], swiftSettings: speed),
     .executableTarget(name: "bonsai-bench", dependencies: ["BonsaiModels"], swiftSettings: speed),
     .testTarget(name: "BonsaiEngineTests", dependencies: ["BonsaiEngine", "BonsaiNN"], swiftSettings: speed),
     .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers"], resources: [.copy("Fixtures")], swiftSettings: speed),
     .testTarget(name: "BonsaiCheckpointTests", dependencies: ["BonsaiCheckpoint"], swiftSettings: speed),
+    .testTarget(name: "BonsaiDataTests", dependencies: ["BonsaiData", "BonsaiTraining"], swiftSettings: speed),
     .testTarget(name: "BonsaiCLITests", dependencies: ["bonsai"], swiftSettings: speed),
     .testTarget(name: "BonsaiModelsTests", dependencies: ["BonsaiModels"], resources: [.copy("Fixtures")], swiftSettings: speed),
   ]

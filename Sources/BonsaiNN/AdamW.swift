@@ -8,12 +8,14 @@ public final class AdamW {
   public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
   public private(set) var step = 0
   let params: [Tensor]
+  let keys: [String]
   let decays: [Bool]
   var m: [Storage], v: [Storage]
 
   public init(_ parameters: [(key: String, tensor: Tensor)], learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
               eps: Float = 1e-8, weightDecay: Float = 0.0) {
     params = parameters.map(\.tensor)
+    keys = parameters.map(\.key)
     decays = parameters.map { !($0.key.hasSuffix(".bias") || $0.key.contains("LayerNorm") || $0.key.contains("layer_norm")) }
     m = params.map { Storage(count: $0.count) }
     v = params.map { Storage(count: $0.count) }
@@ -22,6 +24,43 @@ public final class AdamW {
 
   /// The parameters this optimizer updates.
   public var parametersWithGradients: [Tensor] { params }
+
+  /// Moment estimates as named tensors (`exp_avg.KEY`, `exp_avg_sq.KEY`), for checkpoints.
+  public func stateTensors() -> [(key: String, tensor: Tensor)] {
+    var out: [(String, Tensor)] = []
+    for (i, key) in keys.enumerated() {
+      let shape = params[i].shape
+      let mt = Tensor(uninitialized: shape), vt = Tensor(uninitialized: shape)
+      mt.mutableData.update(from: m[i].pointer, count: mt.count)
+      vt.mutableData.update(from: v[i].pointer, count: vt.count)
+      out.append(("exp_avg." + key, mt))
+      out.append(("exp_avg_sq." + key, vt))
+    }
+    return out
+  }
+
+  /// Restores moments saved by `stateTensors` and the step count.
+  public func restore(step: Int, state: (String) throws -> Tensor) rethrows {
+    for (i, key) in keys.enumerated() {
+      let mt = try state("exp_avg." + key), vt = try state("exp_avg_sq." + key)
+      precondition(mt.count == m[i].count && vt.count == v[i].count, "AdamW.restore: state of \(key) has the wrong size")
+      m[i].pointer.update(from: mt.data, count: mt.count)
+      v[i].pointer.update(from: vt.data, count: vt.count)
+    }
+    self.step = step
+  }
+
+  /// Scales all gradients so their global L2 norm is at most `maxNorm` (torch.nn.utils.clip_grad_norm_);
+  /// returns the norm before clipping.
+  @discardableResult
+  public func clipGradientNorm(_ maxNorm: Float) -> Float {
+    var total = 0.0
+    for p in params { if let g = p.grad { let d = g.data; for j in 0..<g.count { total += Double(d[j]) * Double(d[j]) } } }
+    let norm = Float(total.squareRoot())
+    let coef = maxNorm / (norm + 1e-6)
+    if coef < 1 { for p in params { if let g = p.grad { let d = g.mutableData; for j in 0..<g.count { d[j] *= coef } } } }
+    return norm
+  }
 
   /// One update from the parameters' gradients (a parameter without gradient is skipped).
   public func update() {

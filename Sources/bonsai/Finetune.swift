@@ -1,131 +1,143 @@
-// A first slice of `bonsai finetune` (issue 4 builds the full workflow): a headerless or headed
-// `label,text` CSV, a seeded 80/20 split, AdamW with linear decay, test accuracy at the end.
 import ArgumentParser
+import BonsaiData
 import BonsaiEngine
 import BonsaiModels
-import BonsaiNN
+import BonsaiTraining
 import Foundation
 
-struct Finetune: ParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "Fine-tune a classifier on a label,text CSV and print test accuracy.")
-
-  @OptionGroup var options: ModelOptions
-
-  @Option(name: .long, help: "CSV file with the label in the first column and the text in the second.")
+/// Data options shared by finetune and eval.
+struct DataOptions: ParsableArguments {
+  @Option(name: .long, help: "A data set name (polarity, reviews, bbc, tweets) or a CSV/TSV/JSONL file or label-per-folder directory.")
   var data: String
 
-  @Option(name: .long, help: "Passes over the training split.")
-  var epochs = 1
+  @Option(name: .long, help: "Column with the text (default: 'text'; column 2 of a headerless label,text file).")
+  var textColumn: String?
 
-  @Option(name: .long, help: "Examples per step.")
-  var batchSize = 32
+  @Option(name: .long, help: "Column with the second text of a pair.")
+  var textPairColumn: String?
 
-  @Option(name: .long, help: "Peak learning rate of AdamW (linear decay to 0).")
-  var learningRate: Float = 5e-5
+  @Option(name: .long, help: "Column with the label (default: 'label'; column 1 of a headerless label,text file).")
+  var labelColumn: String?
+}
 
-  @Option(name: .long, help: "Seed for the split, the head and dropout.")
-  var seed: UInt64 = 42
+struct Finetune: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Fine-tune a sequence classifier; writes a run folder and prints the test metrics.")
 
-  @Option(name: .long, help: "Write the fine-tuned model here as a Hugging Face folder.")
-  var output: String?
-
-  @Option(name: .long, help: "Stop after this many optimizer steps (for smoke tests).")
-  var maxSteps: Int?
+  @Option(name: .long, help: "A model name (minilm, mpnet) or a Hugging Face model folder.")
+  var model: String
+  @OptionGroup var dataOptions: DataOptions
+  @Option(name: .long, help: "Passes over the training split.") var epochs = 3
+  @Option(name: .long, help: "Examples per forward pass.") var batchSize = 32
+  @Option(name: .long, help: "Peak learning rate of AdamW.") var learningRate: Float = 5e-5
+  @Option(name: .long, help: "Decoupled weight decay (not applied to biases and LayerNorm weights).") var weightDecay: Float = 0.01
+  @Option(name: .long, help: "Fraction of the steps spent warming the learning rate up linearly.") var warmupRatio: Float = 0
+  @Option(name: .long, help: "Clip the global gradient norm to this (0: off).") var maxGradNorm: Float = 1
+  @Option(name: .long, help: "Batches whose gradients are summed before each optimizer step.") var gradientAccumulation = 1
+  @Option(name: .long, help: "Truncate texts to this many tokens.") var maxLength = 128
+  @Option(name: .long, help: "Seed of the split, the new head, dropout and the data order.") var seed: UInt64 = 42
+  @Option(name: .long, help: "Fraction of each label held out for the dev split.") var devFraction = 0.1
+  @Option(name: .long, help: "Fraction of each label held out for the test split.") var testFraction = 0.2
+  @Flag(name: .long, help: "Drop examples whose text repeats an earlier one (before splitting).") var dedup = false
+  @Option(name: .long, help: "Evaluate on dev every N optimizer steps (default: each epoch).") var evalEvery = 0
+  @Option(name: .long, help: "Stop after N evaluations without improvement (0: never).") var patience = 0
+  @Option(name: .long, help: "Dev metric for best checkpoint and early stopping: accuracy, macro_f1 or loss.") var metric = "accuracy"
+  @Option(name: .long, help: "Stop after this many optimizer steps.") var maxSteps: Int?
+  @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
+  @Option(name: .long, help: "Run folder (default: runs/MODEL-DATA).") var output: String?
+  @Option(name: .long, help: "Continue the run in this folder from its last checkpoint.") var resume: String?
+  @Flag(name: .long, help: "Replace a run already in the output folder.") var overwrite = false
 
   func validate() throws {
     if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
     if epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+    if gradientAccumulation < 1 { throw ValidationError("--gradient-accumulation must be at least 1, got \(gradientAccumulation)") }
+    if !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate must be a positive number, got \(learningRate)") }
+    if maxLength < 2 { throw ValidationError("--max-length must be at least 2, got \(maxLength)") }
+    if !(0..<1).contains(warmupRatio) { throw ValidationError("--warmup-ratio must be in [0, 1), got \(warmupRatio)") }
+    if devFraction < 0 || testFraction < 0 || devFraction + testFraction >= 1 {
+      throw ValidationError("--dev-fraction and --test-fraction must be >= 0 and sum below 1")
+    }
+    if !["accuracy", "macro_f1", "loss"].contains(metric) { throw ValidationError("--metric must be accuracy, macro_f1 or loss, got \(metric)") }
+    if let m = maxSteps, m < 1 { throw ValidationError("--max-steps must be at least 1, got \(m)") }
+    if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+    if resume != nil && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
   }
 
   func run() throws {
     try runReportingErrors {
-      if let t = options.threads { Engine.threads = t }
-      let rows = try readLabelTextCSV(data)
-      let labels = Array(Set(rows.map(\.label))).sorted()
-      let labelId = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
-      var order = Array(rows.indices)
-      var state = seed
-      for i in stride(from: order.count - 1, to: 0, by: -1) { state = mix64(state); order.swapAt(i, Int(state % UInt64(i + 1))) }
-      let nTest = rows.count / 5
-      let test = Array(order.prefix(nTest)), train = Array(order.dropFirst(nTest))
-      let (model, tokenizer, _) = try ModelFolder.loadClassifier(options.folder, numLabels: labels.count, seed: seed)
-      let maxLength = options.maxLength ?? 64
-      let encodings = rows.map { tokenizer.encode($0.text, maxLength: maxLength) }
-      let params = model.namedParameters()
-      let opt = AdamW(params, learningRate: learningRate, weightDecay: 0.01)
-      let rng = RandomSource(seed: seed)
-      let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
-      let total = min(stepsPerEpoch * epochs, maxSteps ?? Int.max)
-      var step = 0
-      let start = Date()
-      for epoch in 1...epochs {
-        var shuffled = train
-        for i in stride(from: shuffled.count - 1, to: 0, by: -1) { state = mix64(state); shuffled.swapAt(i, Int(state % UInt64(i + 1))) }
-        for b in stride(from: 0, to: shuffled.count, by: batchSize) where step < total {
-          let idx = Array(shuffled[b..<min(b + batchSize, shuffled.count)])
-          let batch = TokenBatch(idx.map { encodings[$0] }, tokenizer: tokenizer)
-          Tensor.zeroGrad(params.map(\.tensor))
-          let loss = Tensor.crossEntropy(logits: model(batch, rng: rng), labels: idx.map { labelId[rows[$0].label]! })
-          guard loss.item.isFinite else { throw ValidationError("loss became \(loss.item) at step \(step + 1): lower --learning-rate") }
-          loss.backward()
-          opt.learningRate = learningRate * Float(total - step) / Float(total)
-          opt.update()
-          step += 1
-          if step % 10 == 0 || step == total {
-            let elapsed = Date().timeIntervalSince(start)
-            FileHandle.standardError.write(String(format: "epoch %d step %d/%d loss %.4f  %.1f s, ETA %.0f s\n", epoch, step, total,
-                                                  loss.item, elapsed, elapsed / Double(step) * Double(total - step)).data(using: .utf8)!)
-          }
-        }
+      let log = StderrProgress()
+      let modelFolder = try Assets.model(model, log: log.message)
+      let dataPath = try Assets.data(dataOptions.data, log: log.message)
+      var config = TrainConfig(model: modelFolder.path, data: dataPath)
+      config.textColumn = dataOptions.textColumn; config.pairColumn = dataOptions.textPairColumn; config.labelColumn = dataOptions.labelColumn
+      config.epochs = epochs; config.batchSize = batchSize; config.learningRate = learningRate; config.weightDecay = weightDecay
+      config.warmupRatio = warmupRatio; config.maxGradNorm = maxGradNorm; config.gradientAccumulation = gradientAccumulation
+      config.maxLength = maxLength; config.seed = seed; config.devFraction = devFraction; config.testFraction = testFraction
+      config.deduplicate = dedup; config.evalEvery = evalEvery; config.patience = patience; config.metric = metric
+      config.maxSteps = maxSteps; config.threads = threads
+      let runPath = resume ?? output ?? "runs/\(modelFolder.lastPathComponent)-\(URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent)"
+      let runDir = URL(fileURLWithPath: runPath)
+      let fm = FileManager.default
+      if resume == nil, fm.fileExists(atPath: runDir.appendingPathComponent("config.json").path) {
+        guard overwrite else { throw TrainingError.runExists(path: runDir.path) }
+        try fm.removeItem(at: runDir)
       }
-      var correct = 0
-      for b in stride(from: 0, to: test.count, by: 64) {
-        let idx = Array(test[b..<min(b + 64, test.count)])
-        let batch = TokenBatch(idx.map { encodings[$0] }, tokenizer: tokenizer)
-        let logits = withoutGrad { model(batch, rng: nil) }
-        for (r, i) in idx.enumerated() {
-          let row = Array(logits.scalars[(r * labels.count)..<((r + 1) * labels.count)])
-          if row.firstIndex(of: row.max()!)! == labelId[rows[i].label]! { correct += 1 }
-        }
-      }
-      if let output { try ModelFolder.save(model, labels: labels, source: options.folder, to: URL(fileURLWithPath: output)) }
-      emit(String(format: "{\"test_accuracy\": %.4f, \"test_examples\": %d, \"train_examples\": %d, \"labels\": %@}",
-                  Double(correct) / Double(max(test.count, 1)), test.count, train.count,
-                  "[" + labels.map { "\"\($0)\"" }.joined(separator: ",") + "]"))
+      let trainer = Trainer(config: config, modelFolder: modelFolder, runDir: runDir, progress: log)
+      let summary = try trainer.run(resume: resume != nil)
+      log.message("run folder: \(runDir.path) (best/, final/, metrics.jsonl, summary.json, learning-curve.svg)")
+      let test = summary["test"] as? [String: Any] ?? [:]
+      let out: [String: Any] = ["test_accuracy": test["accuracy"] ?? 0, "test_macro_f1": test["macro_f1"] ?? 0,
+                                "test_examples": summary["test_examples"] ?? 0, "run": runDir.path]
+      emit(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
     }
   }
 }
 
-/// Reads `label,text` rows (RFC 4180 quoting, optional UTF-8 BOM, optional `label,text` header).
-func readLabelTextCSV(_ path: String) throws -> [(label: String, text: String)] {
-  guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): file not found") }
-  guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(path): not valid UTF-8") }
-  var s = Array(text.unicodeScalars)
-  if s.first == "\u{FEFF}" { s.removeFirst() }
-  // rows with the file line each starts on (quoted fields may span lines)
-  var rows: [(line: Int, fields: [String])] = [], row: [String] = [], field = String.UnicodeScalarView(), quoted = false, i = 0
-  var line = 1, rowLine = 1
-  while i < s.count {
-    let c = s[i]
-    if c == "\n" { line += 1 }
-    if quoted {
-      if c == "\"" { if i + 1 < s.count && s[i + 1] == "\"" { field.append("\""); i += 1 } else { quoted = false } } else { field.append(c) }
-    } else if c == "\"" { quoted = true } else if c == "," { row.append(String(field)); field = .init() } else if c == "\n" || c == "\r" {
-      if c == "\r" && i + 1 < s.count && s[i + 1] == "\n" { i += 1; line += 1 }
-      row.append(String(field)); field = .init(); rows.append((rowLine, row)); row = []
-      rowLine = line
-    } else { field.append(c) }
-    i += 1
+struct Eval: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Evaluate a fine-tuned classifier on a labelled data set; metrics as JSON on stdout.")
+
+  @Option(name: .long, help: "A fine-tuned model folder (with id2label in config.json).") var model: String
+  @OptionGroup var dataOptions: DataOptions
+  @Option(name: .long, help: "Truncate texts to this many tokens.") var maxLength = 128
+  @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
+
+  func run() throws {
+    try runReportingErrors {
+      if let t = threads { Engine.threads = t }
+      let folder = URL(fileURLWithPath: model)
+      guard let labels = ModelFolder.labels(folder) else {
+        throw ValidationError("\(folder.appendingPathComponent("config.json").path): no id2label: not a classifier (fine-tune it first)")
+      }
+      let dataset = try Dataset.load(path: try Assets.data(dataOptions.data),
+                                     columns: ColumnSpec(text: dataOptions.textColumn, pair: dataOptions.textPairColumn, label: dataOptions.labelColumn))
+      let ids = try dataset.labelIds(labels)
+      let (clf, tokenizer, _) = try ModelFolder.loadClassifier(folder, numLabels: labels.count)
+      var config = TrainConfig(model: model, data: dataset.path)
+      config.maxLength = maxLength
+      let trainer = Trainer(config: config, modelFolder: folder, runDir: folder)
+      let data = PreparedData(dataset: dataset, labels: labels, labelIds: ids, split: Split(train: [], dev: [], test: []),
+                              encodings: dataset.examples.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) })
+      let metrics = trainer.evaluate(clf, tokenizer: tokenizer, data: data, indices: Array(dataset.examples.indices))
+      let enc = JSONEncoder()
+      enc.outputFormatting = [.sortedKeys]
+      emit(String(decoding: try enc.encode(metrics), as: UTF8.self))
+    }
   }
-  if !field.isEmpty || !row.isEmpty { row.append(String(field)); rows.append((rowLine, row)) }
-  if quoted { throw ValidationError("\(path): line \(rowLine): unterminated quoted field") }
-  if let first = rows.first, first.fields.count >= 2, first.fields[0].lowercased() == "label" { rows.removeFirst() }
-  var out: [(String, String)] = []
-  for (n, r) in rows where !(r.count == 1 && r[0].isEmpty) {
-    guard r.count >= 2 else { throw ValidationError("\(path): line \(n): \(r.count) column(s), want label,text") }
-    guard !r[1].trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw ValidationError("\(path): line \(n): empty text") }
-    out.append((r[0], r[1]))
+}
+
+struct Fetch: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Download models and data sets by name into $BONSAI_HOME (sha256-checked, reused).")
+
+  @Argument(help: "Names: minilm, mpnet, polarity, reviews, bbc, tweets (default: all).") var names: [String] = []
+
+  func run() throws {
+    try runReportingErrors {
+      let all = names.isEmpty ? Assets.modelNames + Assets.dataNames : names
+      for n in all {
+        try Assets.fetch(n) { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+        emit("{\"name\": \"\(n)\", \"path\": \"\(Assets.modelNames.contains(n) ? Assets.home.appendingPathComponent("models/\(n)").path : try Assets.data(n))\"}")
+      }
+    }
   }
-  guard !out.isEmpty else { throw ValidationError("\(path): no rows") }
-  return out
 }

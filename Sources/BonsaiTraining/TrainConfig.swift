@@ -1,0 +1,57 @@
+// The resolved configuration of a fine-tuning run, saved as config.json in the run folder.
+
+/// Hyperparameters and data options of one run (defaults follow transformers' Trainer where it has one).
+public struct TrainConfig: Codable, Sendable, Equatable {
+  public var model: String
+  public var data: String
+  public var textColumn: String?
+  public var pairColumn: String?
+  public var labelColumn: String?
+  public var epochs = 3
+  public var batchSize = 32
+  public var learningRate: Float = 5e-5
+  public var weightDecay: Float = 0.01
+  public var warmupRatio: Float = 0.0
+  public var maxGradNorm: Float = 1.0
+  public var gradientAccumulation = 1
+  public var maxLength = 128
+  public var seed: UInt64 = 42
+  public var devFraction = 0.1
+  public var testFraction = 0.2
+  public var deduplicate = false
+  /// Evaluate every N optimizer steps (0: at the end of each epoch).
+  public var evalEvery = 0
+  /// Stop after this many evaluations without improvement (0: never).
+  public var patience = 0
+  public var metric = "accuracy"
+  public var maxSteps: Int?
+  public var threads: Int?
+
+  public init(model: String, data: String) { self.model = model; self.data = data }
+
+  enum CodingKeys: String, CodingKey {
+    case model, data, textColumn = "text_column", pairColumn = "text_pair_column", labelColumn = "label_column", epochs
+    case batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay", warmupRatio = "warmup_ratio"
+    case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation_steps", maxLength = "max_length", seed
+    case devFraction = "dev_fraction", testFraction = "test_fraction", deduplicate, evalEvery = "eval_every", patience, metric
+    case maxSteps = "max_steps", threads
+  }
+}
+
+/// Where a run stands, saved with every checkpoint so `--resume` continues exactly.
+public struct TrainerState: Codable, Sendable {
+  public var globalStep = 0
+  public var epoch = 0
+  /// Batches of the current epoch already done.
+  public var batchInEpoch = 0
+  public var dropoutCounter: UInt64 = 0
+  public var bestMetric: Double?
+  public var bestStep: Int?
+  public var evalsWithoutImprovement = 0
+  public var finished = false
+
+  enum CodingKeys: String, CodingKey {
+    case globalStep = "global_step", epoch, batchInEpoch = "batch_in_epoch", dropoutCounter = "dropout_counter"
+    case bestMetric = "best_metric", bestStep = "best_step", evalsWithoutImprovement = "evals_without_improvement", finished
+  }
+}

@@ -1,0 +1,321 @@
+// Fine-tuning a sequence classifier: length-grouped batches, AdamW with warm-up and linear decay,
+// gradient clipping and accumulation, periodic evaluation with early stopping, best/last checkpoints
+// written atomically, and exact resume (weights, optimizer moments, schedule, dropout RNG, data order).
+import BonsaiCheckpoint
+import BonsaiData
+import BonsaiEngine
+import BonsaiModels
+import BonsaiNN
+import BonsaiTokenizers
+import Foundation
+
+/// A training failure the user can act on.
+public enum TrainingError: LocalizedError {
+  case nonFiniteLoss(step: Int, value: Float)
+  case runExists(path: String)
+  case badResume(path: String, reason: String)
+
+  public var errorDescription: String? {
+    switch self {
+    case let .nonFiniteLoss(step, value):
+      return "the loss became \(value) at step \(step); the last checkpoint is kept: lower --learning-rate or set --max-grad-norm, then --resume"
+    case let .runExists(path): return "\(path) already holds a run: pass --overwrite to replace it or --resume to continue it"
+    case let .badResume(path, reason): return "\(path): cannot resume: \(reason)"
+    }
+  }
+}
+
+/// Where progress goes: a one-line bar on a terminal, plain log lines otherwise.
+public protocol ProgressSink: AnyObject {
+  func step(epoch: Int, step: Int, total: Int, loss: Float, learningRate: Float, examplesPerSecond: Double, eta: Double)
+  func message(_ text: String)
+}
+
+public final class StderrProgress: ProgressSink {
+  let tty = isatty(2) != 0
+  var lastLog = 0
+  public init() {}
+  public func step(epoch: Int, step: Int, total: Int, loss: Float, learningRate: Float, examplesPerSecond: Double, eta: Double) {
+    if tty {
+      let width = 30, done = total > 0 ? width * step / total : 0
+      let bar = String(repeating: "#", count: done) + String(repeating: ".", count: width - done)
+      write(String(format: "\repoch %d [%@] %d/%d loss %.4f lr %.2e %.1f ex/s ETA %@   ", epoch, bar, step, total, loss, learningRate,
+                   examplesPerSecond, formatDuration(eta)))
+    } else if step - lastLog >= 10 || step == total {
+      lastLog = step
+      write(String(format: "epoch %d step %d/%d loss %.4f lr %.2e %.1f ex/s ETA %@\n", epoch, step, total, loss, learningRate,
+                   examplesPerSecond, formatDuration(eta)))
+    }
+  }
+  public func message(_ text: String) { write((tty ? "\r\u{1B}[K" : "") + text + "\n") }
+  func write(_ s: String) { FileHandle.standardError.write(s.data(using: .utf8)!) }
+}
+
+func formatDuration(_ s: Double) -> String {
+  guard s.isFinite else { return "?" }
+  let t = Int(s.rounded())
+  return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+}
+
+/// Everything a run reads: examples, labels, split and token ids.
+public struct PreparedData {
+  public let dataset: Dataset
+  public let labels: [String]
+  public let labelIds: [Int]
+  public let split: Split
+  public let encodings: [Encoding]
+
+  public init(dataset: Dataset, labels: [String], labelIds: [Int], split: Split, encodings: [Encoding]) {
+    self.dataset = dataset; self.labels = labels; self.labelIds = labelIds; self.split = split; self.encodings = encodings
+  }
+}
+
+public final class Trainer {
+  public let config: TrainConfig
+  public let runDir: URL
+  public let progress: ProgressSink
+  let modelFolder: URL
+
+  public init(config: TrainConfig, modelFolder: URL, runDir: URL, progress: ProgressSink = StderrProgress()) {
+    self.config = config; self.modelFolder = modelFolder; self.runDir = runDir; self.progress = progress
+  }
+
+  var lastCheckpoint: URL { runDir.appendingPathComponent("checkpoint-last") }
+
+  /// Loads the data, maps labels and makes (or, when resuming, reads back) the split.
+  public func prepare(tokenizer: WordPieceTokenizer, resume: Bool) throws -> PreparedData {
+    var dataset = try Dataset.load(path: config.data, columns: ColumnSpec(text: config.textColumn, pair: config.pairColumn, label: config.labelColumn))
+    if config.deduplicate {
+      let dropped = dataset.deduplicate()
+      if dropped > 0 { progress.message("dropped \(dropped) duplicate texts") }
+    }
+    let labels = dataset.labelNames
+    let ids = try dataset.labelIds(labels)
+    let splitURL = runDir.appendingPathComponent("split.json")
+    var split = Split.stratified(labels: dataset.examples.map(\.label), dev: config.devFraction, test: config.testFraction, seed: config.seed)
+    if resume, let data = FileManager.default.contents(atPath: splitURL.path) {
+      let saved = try JSONDecoder().decode(Split.self, from: data)
+      guard saved == split else { throw TrainingError.badResume(path: splitURL.path, reason: "the data no longer gives the saved split") }
+      split = saved
+    }
+    let encodings = dataset.examples.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: config.maxLength) }
+    return PreparedData(dataset: dataset, labels: labels, labelIds: ids, split: split, encodings: encodings)
+  }
+
+  /// Predicted label ids and mean loss of `indices`.
+  public func evaluate(_ model: SequenceClassifier, tokenizer: WordPieceTokenizer, data: PreparedData, indices: [Int]) -> ClassificationMetrics {
+    let ordered = indices.sorted { data.encodings[$0].ids.count > data.encodings[$1].ids.count }
+    var predicted: [Int: Int] = [:]
+    var lossSum = 0.0
+    for start in stride(from: 0, to: ordered.count, by: 64) {
+      let idx = Array(ordered[start..<min(start + 64, ordered.count)])
+      let batch = TokenBatch(idx.map { data.encodings[$0] }, tokenizer: tokenizer)
+      let logits = withoutGrad { model(batch, rng: nil) }
+      let loss = withoutGrad { Tensor.crossEntropy(logits: logits, labels: idx.map { data.labelIds[$0] }) }
+      lossSum += Double(loss.item) * Double(idx.count)
+      let k = data.labels.count, p = logits.scalars
+      for (r, i) in idx.enumerated() {
+        let row = p[(r * k)..<((r + 1) * k)]
+        predicted[i] = row.firstIndex(of: row.max()!)! - r * k
+      }
+    }
+    return ClassificationMetrics(gold: indices.map { data.labelIds[$0] }, predicted: indices.map { predicted[$0]! }, labels: data.labels,
+                                 loss: indices.isEmpty ? nil : lossSum / Double(indices.count))
+  }
+
+  /// Runs (or resumes) training; returns the summary written to summary.json.
+  @discardableResult
+  public func run(resume: Bool) throws -> [String: Any] {
+    let fm = FileManager.default
+    try fm.createDirectory(at: runDir, withIntermediateDirectories: true)
+    if let t = config.threads { Engine.threads = t }
+    let (model, tokenizer, _) = try ModelFolder.loadClassifier(modelFolder, numLabels: try labelCount(), seed: config.seed)
+    let data = try prepare(tokenizer: tokenizer, resume: resume)
+    var state = TrainerState()
+    let params = model.namedParameters()
+    let optimizer = AdamW(params, learningRate: config.learningRate, weightDecay: config.weightDecay)
+    if resume {
+      state = try restore(model: model, optimizer: optimizer)
+      progress.message("resuming at step \(state.globalStep) (epoch \(state.epoch + 1), batch \(state.batchInEpoch))")
+    } else {
+      try JSONEncoder.pretty.encode(config).write(to: runDir.appendingPathComponent("config.json"))
+      try JSONEncoder.pretty.encode(data.split).write(to: runDir.appendingPathComponent("split.json"))
+      try? fm.removeItem(at: runDir.appendingPathComponent("metrics.jsonl"))
+    }
+    let metricsLog = try MetricsLog(url: runDir.appendingPathComponent("metrics.jsonl"), truncateAfter: state.globalStep)
+    let rng = RandomSource(seed: config.seed &+ 17, counter: state.dropoutCounter)
+    let lengths = data.encodings.map(\.ids.count)
+    let batchesPerEpoch = (data.split.train.count + config.batchSize - 1) / config.batchSize
+    let stepsPerEpoch = (batchesPerEpoch + config.gradientAccumulation - 1) / config.gradientAccumulation
+    let totalSteps = min(stepsPerEpoch * config.epochs, config.maxSteps ?? Int.max)
+    let warmup = Int((Float(totalSteps) * config.warmupRatio).rounded(.up))
+    func learningRate(_ step: Int) -> Float {  // transformers' get_linear_schedule_with_warmup, step = completed steps
+      if step < warmup { return config.learningRate * Float(step) / Float(max(1, warmup)) }
+      return config.learningRate * max(0, Float(totalSteps - step) / Float(max(1, totalSteps - warmup)))
+    }
+    progress.message("\(data.split.train.count) train / \(data.split.dev.count) dev / \(data.split.test.count) test examples, labels \(data.labels); \(totalSteps) optimizer steps")
+    var lossCurve: [(Int, Double)] = metricsLog.previousLoss, metricCurve: [(Int, Double)] = metricsLog.previousMetric
+    let started = Date()
+    let startStep = state.globalStep
+    var stop = state.finished || state.globalStep >= totalSteps
+    epochs: while state.epoch < config.epochs && !stop {
+      let batches = lengthGroupedBatches(data.split.train, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
+      var accumulated = 0, lossAccum: Float = 0, examples = 0
+      while state.batchInEpoch < batches.count {
+        let idx = batches[state.batchInEpoch]
+        let batch = TokenBatch(idx.map { data.encodings[$0] }, tokenizer: tokenizer)
+        let loss = Tensor.crossEntropy(logits: model(batch, rng: rng), labels: idx.map { data.labelIds[$0] })
+        guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
+        (config.gradientAccumulation > 1 ? loss.scaled(by: 1 / Float(config.gradientAccumulation)) : loss).backward()
+        lossAccum += loss.item / Float(config.gradientAccumulation)
+        examples += idx.count
+        accumulated += 1
+        state.batchInEpoch += 1
+        guard accumulated == config.gradientAccumulation || state.batchInEpoch == batches.count else { continue }
+        if config.maxGradNorm > 0 { optimizer.clipGradientNorm(config.maxGradNorm) }
+        optimizer.learningRate = learningRate(state.globalStep)
+        optimizer.update()
+        Tensor.zeroGrad(optimizer.parametersWithGradients)
+        state.globalStep += 1
+        let elapsed = Date().timeIntervalSince(started), done = state.globalStep - startStep
+        let eta = elapsed / Double(max(done, 1)) * Double(totalSteps - state.globalStep)
+        progress.step(epoch: state.epoch + 1, step: state.globalStep, total: totalSteps, loss: lossAccum, learningRate: optimizer.learningRate,
+                      examplesPerSecond: Double(examples) / max(elapsed, 1e-9), eta: eta)
+        metricsLog.append(["step": state.globalStep, "epoch": Double(state.epoch) + Double(state.batchInEpoch) / Double(batches.count),
+                           "loss": Double(lossAccum), "learning_rate": Double(optimizer.learningRate)])
+        lossCurve.append((state.globalStep, Double(lossAccum)))
+        accumulated = 0; lossAccum = 0
+        let endOfEpoch = state.batchInEpoch == batches.count
+        if endOfEpoch { state.epoch += 1; state.batchInEpoch = 0 }
+        let evalNow = config.evalEvery > 0 ? state.globalStep % config.evalEvery == 0 : endOfEpoch
+        let last = state.globalStep >= totalSteps
+        if evalNow || last {
+          let dev = evaluate(model, tokenizer: tokenizer, data: data, indices: data.split.dev)
+          let value = dev.value(config.metric) ?? dev.accuracy
+          metricsLog.append(["step": state.globalStep, "eval": try jsonObject(dev)])
+          metricCurve.append((state.globalStep, config.metric == "loss" ? 0 : value))
+          progress.message(String(format: "step %d: dev %@ %.4f (accuracy %.4f, macro-F1 %.4f)", state.globalStep, config.metric, value, dev.accuracy, dev.macroF1))
+          let better = state.bestMetric.map { config.metric == "loss" ? value < $0 : value > $0 } ?? true
+          if better {
+            state.bestMetric = value; state.bestStep = state.globalStep; state.evalsWithoutImprovement = 0
+            try ModelFolder.save(model, labels: data.labels, source: modelFolder, to: runDir.appendingPathComponent("best"))
+          } else {
+            state.evalsWithoutImprovement += 1
+          }
+          if config.patience > 0 && state.evalsWithoutImprovement >= config.patience {
+            progress.message("early stop: no improvement in \(config.patience) evaluations")
+            stop = true
+          }
+        }
+        if last { stop = true }
+        if stop { state.finished = true }
+        if evalNow || last || endOfEpoch || stop {
+          state.dropoutCounter = rng.counter
+          try saveCheckpoint(model: model, optimizer: optimizer, labels: data.labels, state: state)
+          try learningCurveSVG(loss: lossCurve, metric: metricCurve, metricName: config.metric)
+            .write(to: runDir.appendingPathComponent("learning-curve.svg"), atomically: true, encoding: .utf8)
+        }
+        if stop { break epochs }
+        // For resume tests: end the process right after a checkpoint, as a kill would.
+        if let crash = ProcessInfo.processInfo.environment["BONSAI_TEST_CRASH_AFTER_STEP"].flatMap(Int.init),
+           state.globalStep >= crash, evalNow || endOfEpoch { exit(75) }
+        if endOfEpoch { continue epochs }
+      }
+    }
+    // final model, then the test set with the best model
+    try ModelFolder.save(model, labels: data.labels, source: modelFolder, to: runDir.appendingPathComponent("final"))
+    let bestFolder = runDir.appendingPathComponent(fm.fileExists(atPath: runDir.appendingPathComponent("best").path) ? "best" : "final")
+    let (best, _, _) = try ModelFolder.loadClassifier(bestFolder, numLabels: data.labels.count)
+    let test = evaluate(best, tokenizer: tokenizer, data: data, indices: data.split.test)
+    let summary: [String: Any] = [
+      "test": try jsonObject(test), "best_step": state.bestStep as Any, "best_dev_\(config.metric)": state.bestMetric as Any,
+      "steps": state.globalStep, "train_seconds": Date().timeIntervalSince(started), "labels": data.labels,
+      "train_examples": data.split.train.count, "dev_examples": data.split.dev.count, "test_examples": data.split.test.count,
+    ]
+    try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: runDir.appendingPathComponent("summary.json"))
+    metricsLog.append(["step": state.globalStep, "test": try jsonObject(test)])
+    return summary
+  }
+
+  func labelCount() throws -> Int {
+    let ds = try Dataset.load(path: config.data, columns: ColumnSpec(text: config.textColumn, pair: config.pairColumn, label: config.labelColumn))
+    return ds.labelNames.count
+  }
+
+  func saveCheckpoint(model: SequenceClassifier, optimizer: AdamW, labels: [String], state: TrainerState) throws {
+    let fm = FileManager.default
+    let tmp = runDir.appendingPathComponent(".checkpoint-last.tmp")
+    try? fm.removeItem(at: tmp)
+    try ModelFolder.save(model, labels: labels, source: modelFolder, to: tmp)
+    try writeSafeTensors(optimizer.stateTensors(), to: tmp.appendingPathComponent("optimizer.safetensors").path,
+                         metadata: ["format": "pt", "step": "\(optimizer.step)"])
+    try JSONEncoder.pretty.encode(state).write(to: tmp.appendingPathComponent("trainer_state.json"))
+    // swap in: the old checkpoint stays whole until the new one is complete
+    let old = runDir.appendingPathComponent(".checkpoint-last.old")
+    try? fm.removeItem(at: old)
+    if fm.fileExists(atPath: lastCheckpoint.path) { try fm.moveItem(at: lastCheckpoint, to: old) }
+    try fm.moveItem(at: tmp, to: lastCheckpoint)
+    try? fm.removeItem(at: old)
+  }
+
+  func restore(model: SequenceClassifier, optimizer: AdamW) throws -> TrainerState {
+    let fm = FileManager.default
+    var dir = lastCheckpoint
+    // a kill between the two renames leaves the previous checkpoint under .old
+    if !fm.fileExists(atPath: dir.appendingPathComponent("trainer_state.json").path) {
+      dir = runDir.appendingPathComponent(".checkpoint-last.old")
+    }
+    let statePath = dir.appendingPathComponent("trainer_state.json")
+    guard let data = fm.contents(atPath: statePath.path) else {
+      throw TrainingError.badResume(path: runDir.path, reason: "no checkpoint-last/trainer_state.json")
+    }
+    if let saved = fm.contents(atPath: runDir.appendingPathComponent("config.json").path) {
+      let previous = try JSONDecoder().decode(TrainConfig.self, from: saved)
+      var a = previous, b = config
+      a.threads = nil; b.threads = nil
+      guard a == b else { throw TrainingError.badResume(path: runDir.appendingPathComponent("config.json").path, reason: "the options differ from the run's") }
+    }
+    let state = try JSONDecoder().decode(TrainerState.self, from: data)
+    _ = try model.load(from: SafeTensorsFile(path: dir.appendingPathComponent("model.safetensors").path))
+    let opt = try SafeTensorsFile(path: dir.appendingPathComponent("optimizer.safetensors").path)
+    try optimizer.restore(step: Int(opt.metadata["step"] ?? "0") ?? 0) { try opt.tensor($0) }
+    return state
+  }
+}
+
+/// metrics.jsonl, appended line by line; on resume, lines past the checkpoint's step are dropped.
+final class MetricsLog {
+  let url: URL
+  var previousLoss: [(Int, Double)] = []
+  var previousMetric: [(Int, Double)] = []
+
+  init(url: URL, truncateAfter step: Int) throws {
+    self.url = url
+    var kept: [String] = []
+    if let text = try? String(contentsOf: url, encoding: .utf8) {
+      for line in text.split(separator: "\n") {
+        guard let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], let s = obj["step"] as? Int, s <= step else { continue }
+        if obj["test"] != nil { continue }
+        kept.append(String(line))
+        if let l = obj["loss"] as? Double { previousLoss.append((s, l)) }
+        if let e = obj["eval"] as? [String: Any], let a = e["accuracy"] as? Double { previousMetric.append((s, a)) }
+      }
+    }
+    try (kept.map { $0 + "\n" }.joined()).write(to: url, atomically: true, encoding: .utf8)
+  }
+
+  func append(_ obj: [String: Any]) {
+    guard let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), let h = FileHandle(forWritingAtPath: url.path) else { return }
+    h.seekToEndOfFile()
+    h.write(data + Data("\n".utf8))
+    try? h.close()
+  }
+}
+
+func jsonObject<T: Encodable>(_ value: T) throws -> Any {
+  try JSONSerialization.jsonObject(with: JSONEncoder().encode(value))
+}
+
+extension JSONEncoder {
+  static var pretty: JSONEncoder { let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]; return e }
+}
