@@ -2,7 +2,7 @@
 """Build the golden JSON fixtures that Bonsai's parity tests compare against.
 
 Run with the reference environment (shared/reference/setup-reference-env.sh: torch 2.13.0+cpu,
-transformers 5.24.0, tokenizers 0.23.3) after scripts/fetch-assets.sh:
+transformers 5.24.0, tokenizers 0.23.3) after `bonsai fetch` (scripts/test.sh does it):
     ~/.cache/bonsai-ref/venv/bin/python scripts/make-golden.py
 Writes Tests/BonsaiTokenizersTests/Fixtures/tokenizer-golden.json and
 Tests/BonsaiModelsTests/Fixtures/{minilm,mpnet}-golden.json.

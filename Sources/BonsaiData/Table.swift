@@ -100,8 +100,10 @@ func readJSONL(_ text: String, path: String) throws -> Table {
     for (k, v) in obj {
       switch v {
       case let s as String: row[k] = s
-      case let b as Bool: row[k] = b ? "true" : "false"
-      case let x as NSNumber: row[k] = x.stringValue
+      case let x as NSNumber:
+        // Foundation bridges JSON true/false to NSNumber too; its type code tells them apart
+        let isBool = String(cString: x.objCType) == "c" && (x.intValue == 0 || x.intValue == 1) && type(of: v) != Int.self
+        row[k] = isBool ? (x.boolValue ? "true" : "false") : x.stringValue
       case is NSNull: continue
       default: throw DataError.malformed(path: path, line: n + 1, reason: "field '\(k)' is not a string or number")
       }

@@ -106,26 +106,103 @@ final class CLITests: XCTestCase {
     assertCleanFailure(try run(["embed", "--model", minilm, "--batch-size", "0"]), mentions: "--batch-size")
   }
 
-  func testFinetuneSavePredict() throws {
+  func tinyCSV() throws -> URL {
     var csv = "label,text\n"
-    for i in 0..<40 { csv += i % 2 == 0 ? "pos,\"a wonderful, delightful film \(i)\"\n" : "neg,\"a dull and boring mess \(i)\"\n" }
+    for i in 0..<60 { csv += i % 2 == 0 ? "pos,\"a wonderful, delightful film \(i)\"\n" : "neg,\"a dull and boring mess \(i)\"\n" }
     let data = tmp.appendingPathComponent("tiny.csv")
     try csv.write(to: data, atomically: true, encoding: .utf8)
-    let out = tmp.appendingPathComponent("out")
-    let r = try run(["finetune", "--model", minilm, "--data", data.path, "--epochs", "3", "--batch-size", "8", "--max-length", "16",
-                     "--learning-rate", "1e-4", "--output", out.path])
+    return data
+  }
+
+  func testFinetuneEvalPredict() throws {
+    let data = try tinyCSV()
+    let out = tmp.appendingPathComponent("run")
+    let args = ["finetune", "--model", minilm, "--data", data.path, "--epochs", "4", "--batch-size", "8", "--max-length", "16",
+                "--learning-rate", "1e-4", "--output", out.path]
+    let r = try run(args)
     XCTAssertEqual(r.status, 0, r.stderr)
     let summary = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
     XCTAssertGreaterThan(summary["test_accuracy"] as! Double, 0.5, "above chance on a trivially separable set")
-    let p = try run(["predict", "--model", out.path], stdin: Data("a wonderful, delightful film\na dull and boring mess\n".utf8))
+    for f in ["config.json", "split.json", "metrics.jsonl", "summary.json", "learning-curve.svg", "best/config.json", "final/model.safetensors",
+              "checkpoint-last/optimizer.safetensors", "checkpoint-last/trainer_state.json"] {
+      XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(f).path), "run folder has \(f)")
+    }
+    // the loss falls
+    let losses = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+      .compactMap { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double }
+    XCTAssertLessThan(losses.suffix(3).reduce(0, +), losses.prefix(3).reduce(0, +), "training loss falls")
+
+    let p = try run(["predict", "--model", out.appendingPathComponent("best").path], stdin: Data("a wonderful, delightful film\na dull and boring mess\n".utf8))
     XCTAssertEqual(p.status, 0, p.stderr)
     let rows = try p.stdout.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
     XCTAssertEqual(rows.map { $0["label"] as! String }, ["pos", "neg"])
     for row in rows { XCTAssertEqual((row["probabilities"] as! [String: Double]).values.reduce(0, +), 1, accuracy: 1e-5) }
 
+    let e = try run(["eval", "--model", out.appendingPathComponent("best").path, "--data", data.path])
+    XCTAssertEqual(e.status, 0, e.stderr)
+    let metrics = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
+    XCTAssertNotNil(metrics["macro_f1"]); XCTAssertNotNil(metrics["confusion_matrix"]); XCTAssertNotNil(metrics["per_class"])
+
+    // refuses to overwrite a run, and bad data names its line
+    assertCleanFailure(try run(args), mentions: "--overwrite")
+    let unseen = tmp.appendingPathComponent("unseen.csv")
+    try "label,text\npos,fine\nmaybe,hmm\n".write(to: unseen, atomically: true, encoding: .utf8)
+    assertCleanFailure(try run(["eval", "--model", out.appendingPathComponent("best").path, "--data", unseen.path]), mentions: "line 3")
     let bad = tmp.appendingPathComponent("bad.csv")
     try "label,text\npos,fine\nneg\n".write(to: bad, atomically: true, encoding: .utf8)
-    assertCleanFailure(try run(["finetune", "--model", minilm, "--data", bad.path]), mentions: "line 3")
+    assertCleanFailure(try run(["finetune", "--model", minilm, "--data", bad.path, "--output", tmp.appendingPathComponent("r2").path]), mentions: "line 3")
+    assertCleanFailure(try run(["finetune", "--model", minilm, "--data", data.path, "--text-column", "review"]), mentions: "no column 'review'")
     assertCleanFailure(try run(["predict", "--model", minilm], stdin: Data("x\n".utf8)), mentions: "id2label")
+    assertCleanFailure(try run(["finetune", "--model", minilm, "--data", data.path, "--learning-rate", "1e30", "--max-length", "16",
+                                "--output", tmp.appendingPathComponent("nan").path]), mentions: "the loss became")
+    assertCleanFailure(try run(["finetune", "--model", minilm, "--data", data.path, "--batch-size", "0"]), mentions: "--batch-size")
+    let emptyFile = tmp.appendingPathComponent("empty.csv")
+    try "".write(to: emptyFile, atomically: true, encoding: .utf8)
+    assertCleanFailure(try run(["finetune", "--model", minilm, "--data", emptyFile.path]), mentions: "no examples")
+  }
+
+  func testResumeEndsExactlyWhereAnUninterruptedRunEnds() throws {
+    let data = try tinyCSV()
+    let common = ["finetune", "--model", minilm, "--data", data.path, "--epochs", "2", "--batch-size", "8", "--max-length", "16", "--eval-every", "2"]
+    let full = tmp.appendingPathComponent("full"), part = tmp.appendingPathComponent("part")
+    XCTAssertEqual(try run(common + ["--output", full.path]).status, 0)
+    setenv("BONSAI_TEST_CRASH_AFTER_STEP", "3", 1)
+    let crashed = try run(common + ["--output", part.path])
+    unsetenv("BONSAI_TEST_CRASH_AFTER_STEP")
+    XCTAssertEqual(crashed.status, 75, "stopped after a checkpoint, as a kill would")
+    let resumed = try run(common + ["--resume", part.path])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    XCTAssertTrue(resumed.stderr.contains("resuming at step 4"), resumed.stderr)
+    XCTAssertEqual(try Data(contentsOf: full.appendingPathComponent("final/model.safetensors")),
+                   try Data(contentsOf: part.appendingPathComponent("final/model.safetensors")), "bit-identical final weights")
+    XCTAssertEqual(try Data(contentsOf: full.appendingPathComponent("summary.json")).count > 0, true)
+  }
+
+  func testKillDashNineLeavesAResumableCheckpoint() throws {
+    let data = try tinyCSV()
+    let out = tmp.appendingPathComponent("killed")
+    let args = ["finetune", "--model", minilm, "--data", data.path, "--epochs", "50", "--max-steps", "40", "--batch-size", "8",
+                "--max-length", "16", "--eval-every", "1"]
+    let p = Process()
+    p.executableURL = binary
+    p.arguments = args + ["--output", out.path]
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let state = out.appendingPathComponent("checkpoint-last/trainer_state.json")
+    let deadline = Date().addingTimeInterval(120)
+    while !FileManager.default.fileExists(atPath: state.path) && Date() < deadline { usleep(20_000) }
+    usleep(UInt32.random(in: 0..<300_000))  // somewhere among later steps and checkpoint writes
+    kill(p.processIdentifier, SIGKILL)
+    p.waitUntilExit()
+    XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+    let resumed = try run(args + ["--resume", out.path])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    XCTAssertTrue(resumed.stderr.contains("resuming at step"), resumed.stderr)
+    let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as! [String: Any]
+    XCTAssertEqual(summary["steps"] as? Int, 40)
+    // a changed option is refused, not silently continued
+    let changed = try run(args.map { $0 == "40" ? "41" : $0 } + ["--resume", out.path])
+    XCTAssertTrue(changed.stderr.contains("options differ"), changed.stderr)
   }
 }

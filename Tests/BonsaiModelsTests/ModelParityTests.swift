@@ -17,7 +17,7 @@ let assetHome: URL = {
 func modelFolder(_ name: String) throws -> URL {
   let url = assetHome.appendingPathComponent("models/\(name)")
   guard FileManager.default.fileExists(atPath: url.appendingPathComponent("model.safetensors").path) else {
-    XCTFail("missing \(url.path): run scripts/fetch-assets.sh first")
+    XCTFail("missing \(url.path): run `bonsai fetch` (or scripts/test.sh) first")
     throw CocoaError(.fileNoSuchFile)
   }
   return url

@@ -4,7 +4,7 @@ import BonsaiTokenizers
 import Foundation
 import XCTest
 
-/// Where scripts/fetch-assets.sh put the models and data.
+/// Where `bonsai fetch` puts the models and data.
 let assetHome: URL = {
   if let h = ProcessInfo.processInfo.environment["BONSAI_HOME"] { return URL(fileURLWithPath: h) }
   let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
@@ -15,7 +15,7 @@ let assetHome: URL = {
 func requireAsset(_ relative: String) throws -> URL {
   let url = assetHome.appendingPathComponent(relative)
   guard FileManager.default.fileExists(atPath: url.path) else {
-    XCTFail("missing \(url.path): run scripts/fetch-assets.sh first")
+    XCTFail("missing \(url.path): run `bonsai fetch` (or scripts/test.sh) first")
     throw CocoaError(.fileNoSuchFile)
   }
   return url
