@@ -157,10 +157,11 @@ public final class Trainer {
     var lossCurve: [(Int, Double)] = metricsLog.previousLoss, metricCurve: [(Int, Double)] = metricsLog.previousMetric
     let started = Date()
     let startStep = state.globalStep
+    var examplesSeen = 0
     var stop = state.finished || state.globalStep >= totalSteps
     epochs: while state.epoch < config.epochs && !stop {
       let batches = lengthGroupedBatches(data.split.train, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
-      var accumulated = 0, lossAccum: Float = 0, examples = 0
+      var accumulated = 0, lossAccum: Float = 0
       while state.batchInEpoch < batches.count {
         let idx = batches[state.batchInEpoch]
         let batch = TokenBatch(idx.map { data.encodings[$0] }, tokenizer: tokenizer)
@@ -168,7 +169,7 @@ public final class Trainer {
         guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
         (config.gradientAccumulation > 1 ? loss.scaled(by: 1 / Float(config.gradientAccumulation)) : loss).backward()
         lossAccum += loss.item / Float(config.gradientAccumulation)
-        examples += idx.count
+        examplesSeen += idx.count
         accumulated += 1
         state.batchInEpoch += 1
         guard accumulated == config.gradientAccumulation || state.batchInEpoch == batches.count else { continue }
@@ -180,7 +181,7 @@ public final class Trainer {
         let elapsed = Date().timeIntervalSince(started), done = state.globalStep - startStep
         let eta = elapsed / Double(max(done, 1)) * Double(totalSteps - state.globalStep)
         progress.step(epoch: state.epoch + 1, step: state.globalStep, total: totalSteps, loss: lossAccum, learningRate: optimizer.learningRate,
-                      examplesPerSecond: Double(examples) / max(elapsed, 1e-9), eta: eta)
+                      examplesPerSecond: Double(examplesSeen) / max(elapsed, 1e-9), eta: eta)
         metricsLog.append(["step": state.globalStep, "epoch": Double(state.epoch) + Double(state.batchInEpoch) / Double(batches.count),
                            "loss": Double(lossAccum), "learning_rate": Double(optimizer.learningRate)])
         lossCurve.append((state.globalStep, Double(lossAccum)))
