@@ -57,6 +57,14 @@ func formatDuration(_ s: Double) -> String {
   return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
 }
 
+/// With BONSAI_TRACE_MEMORY set: peak and current RSS, live tensor bytes and cached blocks, to stderr.
+func traceMemory(_ tag: String) {
+  guard ProcessInfo.processInfo.environment["BONSAI_TRACE_MEMORY"] != nil else { return }
+  let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+  let rss = status.split(separator: "\n").filter { $0.hasPrefix("VmHWM") || $0.hasPrefix("VmRSS") }.map { $0.replacingOccurrences(of: "\t", with: "") }
+  FileHandle.standardError.write("[memory] \(tag): \(rss.joined(separator: " ")) live \(liveStorageBytes.load(ordering: .relaxed) >> 20) MiB cached \(BlockCache.cachedBytes >> 20) MiB\n".data(using: .utf8)!)
+}
+
 /// Everything a run reads: examples, labels, split and token ids.
 public struct PreparedData {
   public let dataset: Dataset
@@ -130,7 +138,9 @@ public final class Trainer {
     try fm.createDirectory(at: runDir, withIntermediateDirectories: true)
     if let t = config.threads { Engine.threads = t }
     let (model, tokenizer, _) = try ModelFolder.loadClassifier(modelFolder, numLabels: try labelCount(), seed: config.seed)
+    traceMemory("model loaded")
     let data = try prepare(tokenizer: tokenizer, resume: resume)
+    traceMemory("data prepared")
     var state = TrainerState()
     let params = model.namedParameters()
     let optimizer = AdamW(params, learningRate: config.learningRate, weightDecay: config.weightDecay)
@@ -176,8 +186,9 @@ public final class Trainer {
         if config.maxGradNorm > 0 { optimizer.clipGradientNorm(config.maxGradNorm) }
         optimizer.learningRate = learningRate(state.globalStep)
         optimizer.update()
-        Tensor.zeroGrad(optimizer.parametersWithGradients)
+        Tensor.clearGrad(optimizer.parametersWithGradients)
         state.globalStep += 1
+        traceMemory("step \(state.globalStep)")
         let elapsed = Date().timeIntervalSince(started), done = state.globalStep - startStep
         let eta = elapsed / Double(max(done, 1)) * Double(totalSteps - state.globalStep)
         progress.step(epoch: state.epoch + 1, step: state.globalStep, total: totalSteps, loss: lossAccum, learningRate: optimizer.learningRate,
@@ -192,6 +203,7 @@ public final class Trainer {
         let last = state.globalStep >= totalSteps
         if evalNow || last {
           let dev = evaluate(model, tokenizer: tokenizer, data: data, indices: data.split.dev)
+          traceMemory("evaluated")
           let value = dev.value(config.metric) ?? dev.accuracy
           metricsLog.append(["step": state.globalStep, "eval": try jsonObject(dev)])
           metricCurve.append((state.globalStep, config.metric == "loss" ? 0 : value))
@@ -223,11 +235,13 @@ public final class Trainer {
         if endOfEpoch { continue epochs }
       }
     }
+    traceMemory("trained")
     // final model, then the test set with the best model
     try ModelFolder.save(model, labels: data.labels, source: modelFolder, to: runDir.appendingPathComponent("final"))
     let bestFolder = runDir.appendingPathComponent(fm.fileExists(atPath: runDir.appendingPathComponent("best").path) ? "best" : "final")
     let (best, _, _) = try ModelFolder.loadClassifier(bestFolder, numLabels: data.labels.count)
     let test = evaluate(best, tokenizer: tokenizer, data: data, indices: data.split.test)
+    traceMemory("tested")
     let summary: [String: Any] = [
       "test": try jsonObject(test), "best_step": state.bestStep as Any, "best_dev_\(config.metric)": state.bestMetric as Any,
       "steps": state.globalStep, "train_seconds": Date().timeIntervalSince(started), "labels": data.labels,
