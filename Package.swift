@@ -48,10 +48,10 @@ let package = Package(
     ], swiftSettings: speed),
     .executableTarget(name: "bonsai-bench", dependencies: ["BonsaiModels"], swiftSettings: speed),
     .testTarget(name: "BonsaiEngineTests", dependencies: ["BonsaiEngine", "BonsaiNN"], swiftSettings: speed),
-    .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers"], resources: [.copy("Fixtures")], swiftSettings: speed),
+    .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers", "BonsaiData"], resources: [.copy("Fixtures")], swiftSettings: speed),
     .testTarget(name: "BonsaiCheckpointTests", dependencies: ["BonsaiCheckpoint"], swiftSettings: speed),
     .testTarget(name: "BonsaiDataTests", dependencies: ["BonsaiData", "BonsaiTraining"], swiftSettings: speed),
-    .testTarget(name: "BonsaiCLITests", dependencies: ["bonsai"], swiftSettings: speed),
-    .testTarget(name: "BonsaiModelsTests", dependencies: ["BonsaiModels"], resources: [.copy("Fixtures")], swiftSettings: speed),
+    .testTarget(name: "BonsaiCLITests", dependencies: ["bonsai", "BonsaiData"], swiftSettings: speed),
+    .testTarget(name: "BonsaiModelsTests", dependencies: ["BonsaiModels", "BonsaiData"], resources: [.copy("Fixtures")], swiftSettings: speed),
   ]
 )

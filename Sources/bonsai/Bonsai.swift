@@ -29,9 +29,16 @@ struct ModelOptions: ParsableArguments {
   var folder: URL { URL(fileURLWithPath: model) }
 }
 
-/// Reads stdin line by line (UTF-8; invalid bytes are an error naming the line).
-func readLines() throws -> [String] {
-  let data = FileHandle.standardInput.readDataToEndOfFile()
+/// Reads texts one per line from `file`, or stdin when nil (UTF-8; invalid bytes are an error naming the line).
+func readLines(from file: String? = nil) throws -> [String] {
+  let source = file ?? "stdin"
+  let data: Data
+  if let file {
+    guard let d = FileManager.default.contents(atPath: file) else { throw ValidationError("\(file): file not found") }
+    data = d
+  } else {
+    data = FileHandle.standardInput.readDataToEndOfFile()
+  }
   var lines: [String] = []
   var lineNo = 0
   for chunk in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
@@ -39,7 +46,7 @@ func readLines() throws -> [String] {
     var bytes = chunk
     if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
     guard let s = String(bytes: bytes, encoding: .utf8) else {
-      throw ValidationError("stdin line \(lineNo): not valid UTF-8")
+      throw ValidationError("\(source) line \(lineNo): not valid UTF-8")
     }
     lines.append(s)
   }

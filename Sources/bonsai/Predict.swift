@@ -25,16 +25,7 @@ struct Predict: ParsableCommand {
         throw ValidationError("\(options.folder.appendingPathComponent("config.json").path): no id2label: not a classifier (fine-tune it first)")
       }
       let (model, tokenizer, _) = try ModelFolder.loadClassifier(options.folder, numLabels: labels.count)
-      let lines: [String]
-      if let input {
-        guard let data = FileManager.default.contents(atPath: input) else { throw ValidationError("\(input): file not found") }
-        guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(input): not valid UTF-8") }
-        var all = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0.hasSuffix("\r") ? $0.dropLast() : $0) }
-        if all.last == "" { all.removeLast() }
-        lines = all
-      } else {
-        lines = try readLines()
-      }
+      let lines = try readLines(from: input)
       var start = 0
       while start < lines.count {
         let chunk = Array(lines[start..<min(start + batchSize, lines.count)])

@@ -1,14 +1,10 @@
 // The `bonsai` tool as a user runs it: output format, and one clear error line with a non-zero exit
 // for each kind of bad input (never a crash, never a partial output).
 import Foundation
+import BonsaiData
 import XCTest
 
-let assetHome: URL = {
-  if let h = ProcessInfo.processInfo.environment["BONSAI_HOME"] { return URL(fileURLWithPath: h) }
-  let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-    ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
-  return cache.appendingPathComponent("bonsai")
-}()
+let assetHome = Assets.home
 
 struct Run { let status: Int32; let stdout: String; let stderr: String }
 

@@ -17,8 +17,6 @@ final class LoadingTests: XCTestCase {
     let src = try modelFolder("minilm").appendingPathComponent("tokenizer.json")
     try FileManager.default.copyItem(at: src, to: dir.appendingPathComponent("tokenizer.json"))
     if cfg["model_type"] as? String == "bert" {
-      let data = try JSONDecoder().decode(BertConfigProbe.self, from: JSONSerialization.data(withJSONObject: cfg))
-      _ = data
       let model = BertModel(config: try JSONDecoder().decode(BertConfig.self, from: JSONSerialization.data(withJSONObject: cfg)), addPoolingLayer: true, seed: 3)
       var params = model.parameterDictionary()
       mutate(&params)
@@ -26,7 +24,6 @@ final class LoadingTests: XCTestCase {
     }
     return dir
   }
-  struct BertConfigProbe: Decodable { let model_type: String }
 
   func testBaseCheckpointLoadsIntoClassifierWithFreshHead() throws {
     let dir = try tinyFolder()

@@ -3,16 +3,12 @@
 import BonsaiCheckpoint
 import BonsaiEngine
 import BonsaiModels
+import BonsaiData
 import BonsaiNN
 import Foundation
 import XCTest
 
-let assetHome: URL = {
-  if let h = ProcessInfo.processInfo.environment["BONSAI_HOME"] { return URL(fileURLWithPath: h) }
-  let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-    ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
-  return cache.appendingPathComponent("bonsai")
-}()
+let assetHome = Assets.home
 
 func modelFolder(_ name: String) throws -> URL {
   let url = assetHome.appendingPathComponent("models/\(name)")

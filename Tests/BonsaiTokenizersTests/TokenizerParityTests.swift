@@ -1,16 +1,11 @@
 // Token ids equal to Hugging Face `tokenizers` on every text of the sentence-polarity, movie-review and
 // BBC sets (golden chunk hashes from scripts/make-golden.py), plus explicit cases and bad input.
 import BonsaiTokenizers
+import BonsaiData
 import Foundation
 import XCTest
 
-/// Where `bonsai fetch` puts the models and data.
-let assetHome: URL = {
-  if let h = ProcessInfo.processInfo.environment["BONSAI_HOME"] { return URL(fileURLWithPath: h) }
-  let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"].map { URL(fileURLWithPath: $0) }
-    ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
-  return cache.appendingPathComponent("bonsai")
-}()
+let assetHome = Assets.home
 
 func requireAsset(_ relative: String) throws -> URL {
   let url = assetHome.appendingPathComponent(relative)
@@ -28,38 +23,9 @@ func fnv1a64(_ bytes: some Sequence<UInt8>) -> String {
   return String(format: "%016llx", h)
 }
 
-/// Column 2 of a headerless `label,text` CSV (RFC 4180 quoting, UTF-8 BOM), as Python's csv module reads it.
-func csvTexts(_ url: URL) throws -> [String] {
-  var s = Array(try String(contentsOf: url, encoding: .utf8).unicodeScalars)
-  if s.first == "\u{FEFF}" { s.removeFirst() }
-  var rows: [[String]] = [], row: [String] = [], field = String.UnicodeScalarView(), quoted = false, i = 0
-  while i < s.count {
-    let c = s[i]
-    if quoted {
-      if c == "\"" { if i + 1 < s.count && s[i + 1] == "\"" { field.append("\""); i += 1 } else { quoted = false } }
-      else { field.append(c) }
-    } else if c == "\"" { quoted = true }
-    else if c == "," { row.append(String(field)); field = .init() }
-    else if c == "\n" || c == "\r" {
-      if c == "\r" && i + 1 < s.count && s[i + 1] == "\n" { i += 1 }
-      row.append(String(field)); field = .init(); rows.append(row); row = []
-    } else { field.append(c) }
-    i += 1
-  }
-  if !field.isEmpty || !row.isEmpty { row.append(String(field)); rows.append(row) }
-  return rows.map { $0[1] }
-}
-
-func bbcTexts() throws -> [String] {
-  let root = try requireAsset("data/bbc")
-  let fm = FileManager.default
-  var files: [String] = []
-  for label in try fm.contentsOfDirectory(atPath: root.path).sorted() {
-    for f in try fm.contentsOfDirectory(atPath: root.appendingPathComponent(label).path) where f.hasSuffix(".txt") {
-      files.append(label + "/" + f)
-    }
-  }
-  return try files.sorted().map { String(decoding: try Data(contentsOf: root.appendingPathComponent($0)), as: UTF8.self) }
+/// The texts of a data set in file order, read by BonsaiData (as scripts/make-golden.py reads them with Python's csv module).
+func texts(_ relative: String) throws -> [String] {
+  try Dataset.load(path: requireAsset(relative).path).examples.map(\.text)
 }
 
 struct TokenizerGolden: Decodable {
@@ -96,15 +62,15 @@ final class TokenizerParityTests: XCTestCase {
   }
 
   func testMiniLMOnAllDataSets() throws {
-    try checkSet(model: "minilm", name: "polarity", texts: csvTexts(requireAsset("data/polarity.csv")))
-    try checkSet(model: "minilm", name: "reviews", texts: csvTexts(requireAsset("data/reviews.csv")))
-    try checkSet(model: "minilm", name: "bbc", texts: bbcTexts())
+    try checkSet(model: "minilm", name: "polarity", texts: texts("data/polarity.csv"))
+    try checkSet(model: "minilm", name: "reviews", texts: texts("data/reviews.csv"))
+    try checkSet(model: "minilm", name: "bbc", texts: texts("data/bbc"))
   }
 
   func testMPNetOnAllDataSets() throws {
-    try checkSet(model: "mpnet", name: "polarity", texts: csvTexts(requireAsset("data/polarity.csv")))
-    try checkSet(model: "mpnet", name: "reviews", texts: csvTexts(requireAsset("data/reviews.csv")))
-    try checkSet(model: "mpnet", name: "bbc", texts: bbcTexts())
+    try checkSet(model: "mpnet", name: "polarity", texts: texts("data/polarity.csv"))
+    try checkSet(model: "mpnet", name: "reviews", texts: texts("data/reviews.csv"))
+    try checkSet(model: "mpnet", name: "bbc", texts: texts("data/bbc"))
   }
 
   func testExplicitCasesPairsAndTruncation() throws {
