@@ -162,16 +162,17 @@ public final class BertModel: Module, Encoder {
 
   public var hiddenSize: Int { config.hiddenSize }
   public var maxTokens: Int { config.maxPositionEmbeddings }
+  public var layerCount: Int { encoder.layer.count }
 
-  /// Last hidden states [B, T, C]. Dropout is active when `rng` is given.
-  public func callAsFunction(_ x: TokenBatch, rng: RandomSource? = nil) -> Tensor {
+  /// Embedding output and each layer's output, [B*T, C] each. Dropout is active when `rng` is given.
+  public func hiddenStates(_ x: TokenBatch, rng: RandomSource?) -> [Tensor] {
     precondition(x.tokens <= config.maxPositionEmbeddings, "BertModel: \(x.tokens) tokens exceed \(config.maxPositionEmbeddings) positions")
     let shape = AttentionShape(batch: x.batch, tokens: x.tokens, heads: config.numAttentionHeads,
                                headSize: config.hiddenSize / config.numAttentionHeads)
     let mask = x.additiveMask
-    var h = embeddings(x, rng: rng)
-    for l in encoder.layer { h = l(h, shape: shape, mask: mask, rng: rng) }
-    return h.reshaped(to: [x.batch, x.tokens, config.hiddenSize])
+    var states = [embeddings(x, rng: rng)]
+    for l in encoder.layer { states.append(l(states.last!, shape: shape, mask: mask, rng: rng)) }
+    return states
   }
 }
 
@@ -189,9 +190,8 @@ public final class BertForSequenceClassification: Module, SequenceClassifier {
 
   public var encoderModel: Encoder { bert }
 
-  /// Logits [B, K].
-  public func callAsFunction(_ x: TokenBatch, rng: RandomSource? = nil) -> Tensor {
-    let h = bert(x, rng: rng)
+  /// Logits [B, K] from the last hidden states [B, T, C].
+  public func head(_ h: Tensor, batch x: TokenBatch, rng: RandomSource?) -> Tensor {
     let first = h.reshaped(to: [x.batch, x.tokens * bert.config.hiddenSize]).slice(axis: 1, 0..<bert.config.hiddenSize)
     let pooled = bert.pooler!(first)
     return classifier(pooled.dropout(bert.config.hiddenDropoutProb, rng: rng))

@@ -187,16 +187,18 @@ public final class MPNetModel: Module, Encoder {
   public var hiddenSize: Int { config.hiddenSize }
   public var maxTokens: Int { config.maxPositionEmbeddings - config.paddingIndex - 1 }
 
-  /// Last hidden states [B, T, C].
-  public func callAsFunction(_ x: TokenBatch, rng: RandomSource? = nil) -> Tensor {
+  public var layerCount: Int { encoder.layer.count }
+
+  /// Embedding output and each layer's output, [B*T, C] each.
+  public func hiddenStates(_ x: TokenBatch, rng: RandomSource?) -> [Tensor] {
     precondition(x.tokens <= maxTokens, "MPNetModel: \(x.tokens) tokens exceed \(maxTokens) positions")
     let shape = AttentionShape(batch: x.batch, tokens: x.tokens, heads: config.numAttentionHeads,
                                headSize: config.hiddenSize / config.numAttentionHeads)
     let mask = x.additiveMask
     let bias = encoder.positionBias(tokens: x.tokens, heads: config.numAttentionHeads)
-    var h = embeddings(x, rng: rng)
-    for l in encoder.layer { h = l(h, shape: shape, mask: mask, bias: bias, rng: rng) }
-    return h.reshaped(to: [x.batch, x.tokens, config.hiddenSize])
+    var states = [embeddings(x, rng: rng)]
+    for l in encoder.layer { states.append(l(states.last!, shape: shape, mask: mask, bias: bias, rng: rng)) }
+    return states
   }
 
   /// Loads a base or task checkpoint into the encoder (heads in the file are skipped).
@@ -229,9 +231,8 @@ public final class MPNetForSequenceClassification: Module, SequenceClassifier {
 
   public var encoderModel: Encoder { mpnet }
 
-  /// Logits [B, K].
-  public func callAsFunction(_ x: TokenBatch, rng: RandomSource? = nil) -> Tensor {
-    let h = mpnet(x, rng: rng)
+  /// Logits [B, K] from the last hidden states [B, T, C].
+  public func head(_ h: Tensor, batch x: TokenBatch, rng: RandomSource?) -> Tensor {
     let c = mpnet.config.hiddenSize, p = mpnet.config.hiddenDropoutProb
     let first = h.reshaped(to: [x.batch, x.tokens * c]).slice(axis: 1, 0..<c)
     let hidden = classifier.dense(first.dropout(p, rng: rng)).tanh()

@@ -8,15 +8,32 @@ import Foundation
 public protocol Encoder: Module {
   var hiddenSize: Int { get }
   var maxTokens: Int { get }
-  func callAsFunction(_ x: TokenBatch, rng: RandomSource?) -> Tensor
+  var layerCount: Int { get }
+  /// The embedding output and every layer's output, each [B*T, C] (transformers' `hidden_states`).
+  func hiddenStates(_ x: TokenBatch, rng: RandomSource?) -> [Tensor]
+}
+
+extension Encoder {
+  /// Last hidden states [B, T, C].
+  public func callAsFunction(_ x: TokenBatch, rng: RandomSource? = nil) -> Tensor {
+    hiddenStates(x, rng: rng).last!.reshaped(to: [x.batch, x.tokens, hiddenSize])
+  }
 }
 
 /// An encoder with a classification head producing logits [B, K].
 public protocol SequenceClassifier: Module {
   var numLabels: Int { get }
   var encoderModel: Encoder { get }
-  func callAsFunction(_ x: TokenBatch, rng: RandomSource?) -> Tensor
+  /// Logits [B, K] from the last hidden states [B, T, C].
+  func head(_ lastHidden: Tensor, batch: TokenBatch, rng: RandomSource?) -> Tensor
   func load(from file: SafeTensorsFile) throws -> LoadReport
+}
+
+extension SequenceClassifier {
+  /// Logits [B, K].
+  public func callAsFunction(_ x: TokenBatch, rng: RandomSource? = nil) -> Tensor {
+    head(encoderModel(x, rng: rng), batch: x, rng: rng)
+  }
 }
 
 /// Mean of hidden states [B, T, C] over non-padding tokens (sentence-transformers' mean pooling) -> [B, C].
