@@ -50,7 +50,7 @@ let package = Package(
     .testTarget(name: "BonsaiEngineTests", dependencies: ["BonsaiEngine", "BonsaiNN"], swiftSettings: speed),
     .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers", "BonsaiData"], resources: [.copy("Fixtures")], swiftSettings: speed),
     .testTarget(name: "BonsaiCheckpointTests", dependencies: ["BonsaiCheckpoint"], swiftSettings: speed),
-    .testTarget(name: "BonsaiDataTests", dependencies: ["BonsaiData", "BonsaiTraining"], swiftSettings: speed),
+    .testTarget(name: "BonsaiDataTests", dependencies: ["BonsaiData", "BonsaiTraining"], resources: [.copy("Fixtures")], swiftSettings: speed),
     .testTarget(name: "BonsaiCLITests", dependencies: ["bonsai", "BonsaiData"], swiftSettings: speed),
     .testTarget(name: "BonsaiModelsTests", dependencies: ["BonsaiModels", "BonsaiData"], resources: [.copy("Fixtures")], swiftSettings: speed),
   ]

@@ -5,7 +5,8 @@ Run with the reference environment (shared/reference/setup-reference-env.sh: tor
 transformers 5.24.0, tokenizers 0.23.3) after `bonsai fetch` (scripts/test.sh does it):
     ~/.cache/bonsai-ref/venv/bin/python scripts/make-golden.py
 Writes Tests/BonsaiTokenizersTests/Fixtures/tokenizer-golden.json and
-Tests/BonsaiModelsTests/Fixtures/{minilm,mpnet}-golden.json.
+Tests/BonsaiModelsTests/Fixtures/{minilm,mpnet}-golden.json; with --distill,
+Tests/BonsaiDataTests/Fixtures/distill-golden.json (distillation losses and gradients).
 """
 import csv, glob, io, json, math, os, sys
 import numpy as np
@@ -140,9 +141,31 @@ def write(path, obj):
         json.dump(obj, f, separators=(",", ":"))
     print("wrote", path, os.path.getsize(path), "bytes")
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--distill" not in sys.argv:
     torch.manual_seed(0)
     torch.set_num_threads(2)
     write(os.path.join(ROOT, "Tests/BonsaiTokenizersTests/Fixtures/tokenizer-golden.json"), tokenizer_golden())
     for name in ["minilm", "mpnet"]:
         write(os.path.join(ROOT, f"Tests/BonsaiModelsTests/Fixtures/{name}-golden.json"), model_golden(name, HEADS[name]))
+
+def distill_golden():
+    """Distillation losses and their gradients on fixed inputs (scripts/make-golden.py --distill)."""
+    s = torch.tensor(pattern(12, 2.0, 0.3).reshape(3, 4).astype(np.float64), requires_grad=True)
+    t = torch.tensor(pattern(12, 3.0, 1.1).reshape(3, 4).astype(np.float64))
+    T = 2.0
+    kd = T * T * torch.nn.functional.kl_div(torch.log_softmax(s / T, -1), torch.softmax(t / T, -1), reduction="batchmean")
+    kd.backward()
+    hs = torch.tensor(pattern(30, 1.0, 0.7).reshape(5, 6).astype(np.float64), requires_grad=True)
+    ht = torch.tensor(pattern(30, 1.5, 2.0).reshape(5, 6).astype(np.float64))
+    mse = torch.nn.functional.mse_loss(hs, ht)
+    mse.backward()
+    hn = torch.tensor(pattern(30, 1.0, 0.7).reshape(5, 6).astype(np.float64), requires_grad=True)
+    ln = torch.nn.functional.layer_norm
+    mse_norm = torch.nn.functional.mse_loss(ln(hn, (6,), eps=1e-5), ln(ht, (6,), eps=1e-5))
+    mse_norm.backward()
+    return {"student": s.detach().tolist(), "teacher": t.tolist(), "temperature": T, "kd": float(kd), "kd_grad": s.grad.tolist(),
+            "hidden_student": hs.detach().tolist(), "hidden_teacher": ht.tolist(), "mse": float(mse), "mse_grad": hs.grad.tolist(),
+            "mse_norm": float(mse_norm), "mse_norm_grad": hn.grad.tolist()}
+
+if __name__ == "__main__" and "--distill" in sys.argv:
+    write(os.path.join(ROOT, "Tests/BonsaiDataTests/Fixtures/distill-golden.json"), distill_golden())

@@ -26,6 +26,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   public var metric = "accuracy"
   public var maxSteps: Int?
   public var threads: Int?
+  /// Knowledge distillation from a teacher (nil: plain fine-tuning).
+  public var distill: DistillConfig?
 
   public init(model: String, data: String) { self.model = model; self.data = data }
 
@@ -34,7 +36,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     case batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay", warmupRatio = "warmup_ratio"
     case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation_steps", maxLength = "max_length", seed
     case devFraction = "dev_fraction", testFraction = "test_fraction", deduplicate, evalEvery = "eval_every", patience, metric
-    case maxSteps = "max_steps", threads
+    case maxSteps = "max_steps", threads, distill
   }
 }
 

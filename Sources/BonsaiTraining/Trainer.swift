@@ -139,8 +139,38 @@ public final class Trainer {
     if let t = config.threads { Engine.threads = t }
     let (model, tokenizer, _) = try ModelFolder.loadClassifier(modelFolder, numLabels: try labelCount(), seed: config.seed)
     traceMemory("model loaded")
-    let data = try prepare(tokenizer: tokenizer, resume: resume)
+    var data = try prepare(tokenizer: tokenizer, resume: resume)
     traceMemory("data prepared")
+    // distillation: teacher checks before any work, cached teacher logits, pseudo-labels
+    var teacher: Teacher?
+    var hiddenMap: [Int] = []
+    if let d = config.distill {
+      let t = try Teacher(folder: try Assets.model(d.teacher), studentTokenizer: tokenizer)
+      hiddenMap = try t.validate(d, dataLabels: data.labels, student: model, studentFolder: modelFolder)
+      var examples = data.dataset.examples.map { (text: $0.text, pair: $0.pair) }
+      var extra: [String] = []
+      if let u = d.unlabeled {
+        guard let text = FileManager.default.contents(atPath: u).flatMap({ String(data: $0, encoding: .utf8) }) else {
+          throw DataError.unreadable(path: u, reason: "cannot read the unlabelled texts (one UTF-8 text per line)")
+        }
+        extra = text.split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        examples += extra.map { (text: $0, pair: nil) }
+      }
+      t.cacheLogits(examples, maxLength: config.maxLength, progress: progress.message)
+      if d.pseudoLabels || !extra.isEmpty {
+        let argmax = t.logits.map { row in row.firstIndex(of: row.max()!)! }
+        var ids = data.labelIds, split = data.split, encodings = data.encodings
+        if d.pseudoLabels { for i in split.train { ids[i] = argmax[i] } }
+        for (n, text) in extra.enumerated() {
+          split.train.append(ids.count)
+          ids.append(argmax[data.labelIds.count + n])
+          encodings.append(tokenizer.encode(text, maxLength: config.maxLength))
+        }
+        data = PreparedData(dataset: data.dataset, labels: data.labels, labelIds: ids, split: split, encodings: encodings)
+        progress.message("training on teacher labels\(extra.isEmpty ? "" : " (\(extra.count) unlabelled texts added)")")
+      }
+      teacher = t
+    }
     var state = TrainerState()
     let params = model.namedParameters()
     let optimizer = AdamW(params, learningRate: config.learningRate, weightDecay: config.weightDecay)
@@ -175,7 +205,24 @@ public final class Trainer {
       while state.batchInEpoch < batches.count {
         let idx = batches[state.batchInEpoch]
         let batch = TokenBatch(idx.map { data.encodings[$0] }, tokenizer: tokenizer)
-        let loss = Tensor.crossEntropy(logits: model(batch, rng: rng), labels: idx.map { data.labelIds[$0] })
+        let loss: Tensor
+        if let d = config.distill, let teacher {
+          let hidden = model.encoderModel.hiddenStates(batch, rng: rng)
+          let logits = model.head(hidden.last!.reshaped(to: [batch.batch, batch.tokens, model.encoderModel.hiddenSize]), batch: batch, rng: rng)
+          let k = data.labels.count
+          let teacherLogits = Tensor(idx.flatMap { teacher.logits[$0] }, shape: [idx.count, k])
+          var total = Tensor.crossEntropy(logits: logits, labels: idx.map { data.labelIds[$0] }).scaled(by: d.alphaCE)
+          if d.alphaKD > 0 { total = total + DistillationLoss.logitKD(student: logits, teacher: teacherLogits, temperature: d.temperature).scaled(by: d.alphaKD) }
+          if d.alphaHidden > 0 {
+            let tokens = batch.attentionMask.enumerated().filter { $0.element != 0 }.map(\.offset)
+            let mse = DistillationLoss.hiddenMSE(student: hidden, teacher: teacher.hiddenStates(batch), map: hiddenMap, tokens: tokens,
+                                                 normalize: d.normalizeHidden)
+            total = total + mse.scaled(by: d.alphaHidden)
+          }
+          loss = total
+        } else {
+          loss = Tensor.crossEntropy(logits: model(batch, rng: rng), labels: idx.map { data.labelIds[$0] })
+        }
         guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
         (config.gradientAccumulation > 1 ? loss.scaled(by: 1 / Float(config.gradientAccumulation)) : loss).backward()
         lossAccum += loss.item / Float(config.gradientAccumulation)
@@ -253,6 +300,7 @@ public final class Trainer {
   }
 
   func labelCount() throws -> Int {
+    if let d = config.distill, let labels = ModelFolder.labels(try Assets.model(d.teacher)) { return labels.count }
     let ds = try Dataset.load(path: config.data, columns: ColumnSpec(text: config.textColumn, pair: config.pairColumn, label: config.labelColumn))
     return ds.labelNames.count
   }

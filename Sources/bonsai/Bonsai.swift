@@ -7,7 +7,7 @@ struct Bonsai: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bonsai",
     abstract: "Fine-tune, shrink, distil and sparsify small language models on a CPU.",
-    subcommands: [Fetch.self, Tokenize.self, Embed.self, Finetune.self, Eval.self, Predict.self, ShrinkCommand.self])
+    subcommands: [Fetch.self, Tokenize.self, Embed.self, Finetune.self, Eval.self, Predict.self, ShrinkCommand.self, Distill.self])
 }
 
 /// Options every model command shares.

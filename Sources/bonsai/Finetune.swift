@@ -20,13 +20,8 @@ struct DataOptions: ParsableArguments {
   var labelColumn: String?
 }
 
-struct Finetune: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    abstract: "Fine-tune a sequence classifier; writes a run folder and prints the test metrics.")
-
-  @Option(name: .long, help: "A model name (minilm, mpnet) or a Hugging Face model folder.")
-  var model: String
-  @OptionGroup var dataOptions: DataOptions
+/// Training options shared by finetune and distill.
+struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Passes over the training split.") var epochs = 3
   @Option(name: .long, help: "Examples per forward pass.") var batchSize = 32
   @Option(name: .long, help: "Peak learning rate of AdamW.") var learningRate: Float = 5e-5
@@ -64,32 +59,83 @@ struct Finetune: ParsableCommand {
     if resume != nil && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
   }
 
+  /// Resolves names, fills a TrainConfig, prepares the run folder and trains; prints the test metrics.
+  func train(model: String, data dataOptions: DataOptions, distill: DistillConfig? = nil) throws {
+    let log = StderrProgress()
+    let modelFolder = try Assets.model(model, log: log.message)
+    let dataPath = try Assets.data(dataOptions.data, log: log.message)
+    var config = TrainConfig(model: modelFolder.path, data: dataPath)
+    config.textColumn = dataOptions.textColumn; config.pairColumn = dataOptions.textPairColumn; config.labelColumn = dataOptions.labelColumn
+    config.epochs = epochs; config.batchSize = batchSize; config.learningRate = learningRate; config.weightDecay = weightDecay
+    config.warmupRatio = warmupRatio; config.maxGradNorm = maxGradNorm; config.gradientAccumulation = gradientAccumulation
+    config.maxLength = maxLength; config.seed = seed; config.devFraction = devFraction; config.testFraction = testFraction
+    config.deduplicate = dedup; config.evalEvery = evalEvery; config.patience = patience; config.metric = metric
+    config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
+    let runPath = resume ?? output ?? "runs/\(modelFolder.lastPathComponent)-\(URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent)"
+    let runDir = URL(fileURLWithPath: runPath)
+    let fm = FileManager.default
+    if resume == nil, fm.fileExists(atPath: runDir.appendingPathComponent("config.json").path) {
+      guard overwrite else { throw TrainingError.runExists(path: runDir.path) }
+      try fm.removeItem(at: runDir)
+    }
+    let trainer = Trainer(config: config, modelFolder: modelFolder, runDir: runDir, progress: log)
+    let summary = try trainer.run(resume: resume != nil)
+    log.message("run folder: \(runDir.path) (best/, final/, metrics.jsonl, summary.json, learning-curve.svg)")
+    let test = summary["test"] as? [String: Any] ?? [:]
+    let out: [String: Any] = ["test_accuracy": test["accuracy"] ?? 0, "test_macro_f1": test["macro_f1"] ?? 0,
+                              "test_examples": summary["test_examples"] ?? 0, "run": runDir.path]
+    emit(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+  }
+}
+
+struct Finetune: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Fine-tune a sequence classifier; writes a run folder and prints the test metrics.")
+
+  @Option(name: .long, help: "A model name (minilm, mpnet) or a Hugging Face model folder.")
+  var model: String
+  @OptionGroup var dataOptions: DataOptions
+  @OptionGroup var training: TrainingOptions
+
+  func run() throws {
+    try runReportingErrors { try training.train(model: model, data: dataOptions) }
+  }
+}
+
+struct Distill: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train a student from a fine-tuned teacher: labels, logit KD, hidden-state KD and/or pseudo-labels.")
+
+  @Option(name: .long, help: "A fine-tuned teacher folder (with id2label), e.g. a finetune run's best/.") var teacher: String
+  @Option(name: .long, help: "The student: a model name or folder (e.g. made by `bonsai shrink`).") var student: String
+  @OptionGroup var dataOptions: DataOptions
+  @Option(name: .long, help: "Weight of cross-entropy on the (gold or pseudo) labels.") var alphaCe: Float = 0.2
+  @Option(name: .long, help: "Weight of T^2 * KL(teacher || student) at temperature T.") var alphaKd: Float = 0.8
+  @Option(name: .long, help: "Distillation temperature T.") var temperature: Float = 2
+  @Option(name: .long, help: "Weight of the hidden-state MSE (needs a shared tokenizer and equal widths).") var alphaHidden: Float = 0
+  @Option(name: .long, help: "Teacher layer per student layer, e.g. 0,6,11 (default: the student's copied layers).") var hiddenMap: String?
+  @Flag(name: .long, help: "Parameter-free layer norm on both hidden states before the MSE.") var normalizeHidden = false
+  @Flag(name: .long, help: "Train on the teacher's predicted labels instead of the gold ones.") var pseudoLabels = false
+  @Option(name: .long, help: "Extra unlabelled texts, one per line, labelled by the teacher.") var unlabeled: String?
+  @OptionGroup var training: TrainingOptions
+
+  func validate() throws {
+    if alphaCe < 0 || alphaKd < 0 || alphaHidden < 0 || alphaCe + alphaKd + alphaHidden == 0 {
+      throw ValidationError("--alpha-ce, --alpha-kd and --alpha-hidden must be >= 0 and not all 0")
+    }
+    if !(temperature > 0) { throw ValidationError("--temperature must be positive, got \(temperature)") }
+    if let m = hiddenMap, m.split(separator: ",").contains(where: { Int($0) == nil }) {
+      throw ValidationError("--hidden-map must be comma-separated integers, got '\(m)'")
+    }
+  }
+
   func run() throws {
     try runReportingErrors {
-      let log = StderrProgress()
-      let modelFolder = try Assets.model(model, log: log.message)
-      let dataPath = try Assets.data(dataOptions.data, log: log.message)
-      var config = TrainConfig(model: modelFolder.path, data: dataPath)
-      config.textColumn = dataOptions.textColumn; config.pairColumn = dataOptions.textPairColumn; config.labelColumn = dataOptions.labelColumn
-      config.epochs = epochs; config.batchSize = batchSize; config.learningRate = learningRate; config.weightDecay = weightDecay
-      config.warmupRatio = warmupRatio; config.maxGradNorm = maxGradNorm; config.gradientAccumulation = gradientAccumulation
-      config.maxLength = maxLength; config.seed = seed; config.devFraction = devFraction; config.testFraction = testFraction
-      config.deduplicate = dedup; config.evalEvery = evalEvery; config.patience = patience; config.metric = metric
-      config.maxSteps = maxSteps; config.threads = threads
-      let runPath = resume ?? output ?? "runs/\(modelFolder.lastPathComponent)-\(URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent)"
-      let runDir = URL(fileURLWithPath: runPath)
-      let fm = FileManager.default
-      if resume == nil, fm.fileExists(atPath: runDir.appendingPathComponent("config.json").path) {
-        guard overwrite else { throw TrainingError.runExists(path: runDir.path) }
-        try fm.removeItem(at: runDir)
-      }
-      let trainer = Trainer(config: config, modelFolder: modelFolder, runDir: runDir, progress: log)
-      let summary = try trainer.run(resume: resume != nil)
-      log.message("run folder: \(runDir.path) (best/, final/, metrics.jsonl, summary.json, learning-curve.svg)")
-      let test = summary["test"] as? [String: Any] ?? [:]
-      let out: [String: Any] = ["test_accuracy": test["accuracy"] ?? 0, "test_macro_f1": test["macro_f1"] ?? 0,
-                                "test_examples": summary["test_examples"] ?? 0, "run": runDir.path]
-      emit(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+      var d = DistillConfig(teacher: teacher)
+      d.alphaCE = alphaCe; d.alphaKD = alphaKd; d.temperature = temperature; d.alphaHidden = alphaHidden
+      d.hiddenMap = hiddenMap.map { $0.split(separator: ",").map { Int($0)! } }
+      d.normalizeHidden = normalizeHidden; d.pseudoLabels = pseudoLabels; d.unlabeled = unlabeled
+      try training.train(model: student, data: dataOptions, distill: d)
     }
   }
 }

@@ -139,6 +139,22 @@ final class CLITests: XCTestCase {
     let metrics = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
     XCTAssertNotNil(metrics["macro_f1"]); XCTAssertNotNil(metrics["confusion_matrix"]); XCTAssertNotNil(metrics["per_class"])
 
+    // Shrink the fine-tuned model and distil into the student: the loss falls
+    let student = tmp.appendingPathComponent("student"), distilled = tmp.appendingPathComponent("distilled")
+    XCTAssertEqual(try run(["shrink", "--teacher", out.appendingPathComponent("best").path, "--layers", "0,5", "--output", student.path]).status, 0)
+    let d = try run(["distill", "--teacher", out.appendingPathComponent("best").path, "--student", student.path, "--data", data.path,
+                     "--alpha-hidden", "1", "--epochs", "3", "--batch-size", "8", "--max-length", "16", "--learning-rate", "1e-4",
+                     "--output", distilled.path])
+    XCTAssertEqual(d.status, 0, d.stderr)
+    XCTAssertTrue(d.stderr.contains("teacher logits cached"), d.stderr)
+    let dLosses = try String(contentsOf: distilled.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+      .compactMap { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double }
+    XCTAssertLessThan(dLosses.suffix(3).reduce(0, +), dLosses.prefix(3).reduce(0, +), "distillation loss falls")
+    assertCleanFailure(try run(["distill", "--teacher", minilm, "--student", student.path, "--data", data.path]), mentions: "no id2label")
+    assertCleanFailure(try run(["distill", "--teacher", out.appendingPathComponent("best").path, "--student", minilm, "--data", data.path,
+                                "--alpha-hidden", "1", "--output", tmp.appendingPathComponent("d2").path]), mentions: "--hidden-map")
+    assertCleanFailure(try run(["shrink", "--teacher", minilm, "--layers", "0,9", "--output", tmp.appendingPathComponent("s2").path]), mentions: "outside")
+
     // refuses to overwrite a run, and bad data names its line
     assertCleanFailure(try run(args), mentions: "--overwrite")
     let unseen = tmp.appendingPathComponent("unseen.csv")

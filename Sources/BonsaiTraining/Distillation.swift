@@ -1,0 +1,140 @@
+// Knowledge distillation for a student classifier (shared/METHODS.md, "Shrink and Fine-Tune"; the
+// losses of transformers' seq2seq-distillation `distillation.py`):
+//   L = alpha_ce * CE(z_s, y) + alpha_kd * T^2 * KL(softmax(z_t / T) || softmax(z_s / T))
+//       + alpha_hidden * sum_i MSE(h_s[i], h_t[map(i)])
+// Teacher logits are computed once per example (the teacher is frozen and deterministic in eval mode)
+// and reused every epoch; they work across tokenizers because they are per example. Hidden-state KD
+// needs the teacher's states per batch and a shared tokenizer.
+import BonsaiData
+import BonsaiEngine
+import BonsaiModels
+import BonsaiTokenizers
+import Foundation
+
+/// Distillation options, saved in the run's config.json.
+public struct DistillConfig: Codable, Sendable, Equatable {
+  public var teacher: String
+  public var alphaCE: Float = 0.2
+  public var alphaKD: Float = 0.8
+  public var temperature: Float = 2
+  public var alphaHidden: Float = 0
+  /// Teacher layer for each student layer (default: the student's init_metadata.copied_layers).
+  public var hiddenMap: [Int]?
+  /// Parameter-free layer norm on both hidden states before the MSE.
+  public var normalizeHidden = false
+  /// Train on the teacher's predicted labels instead of the gold ones.
+  public var pseudoLabels = false
+  /// Extra unlabelled texts (one per line) labelled by the teacher.
+  public var unlabeled: String?
+
+  public init(teacher: String) { self.teacher = teacher }
+
+  enum CodingKeys: String, CodingKey {
+    case teacher, alphaCE = "alpha_ce", alphaKD = "alpha_kd", temperature, alphaHidden = "alpha_hidden", hiddenMap = "hidden_map"
+    case normalizeHidden = "normalize_hidden", pseudoLabels = "pseudo_labels", unlabeled
+  }
+}
+
+/// A distillation problem the user can fix, found before any training starts.
+public enum DistillError: LocalizedError, Equatable {
+  case notAClassifier(path: String)
+  case labelMismatch(teacher: [String], data: [String])
+  case hiddenNeedsSharedTokenizer
+  case widthMismatch(student: Int, teacher: Int)
+  case badMap(String)
+
+  public var errorDescription: String? {
+    switch self {
+    case let .notAClassifier(path): return "\(path)/config.json: the teacher has no id2label: fine-tune it for the task first"
+    case let .labelMismatch(t, d): return "teacher labels \(t) differ from the data's labels \(d)"
+    case .hiddenNeedsSharedTokenizer: return "--alpha-hidden needs teacher and student to share a tokenizer (use logit KD or pseudo-labels across tokenizers)"
+    case let .widthMismatch(s, t): return "--alpha-hidden: student width \(s) differs from the teacher's \(t) (a learned projection is not implemented yet)"
+    case let .badMap(reason): return "--hidden-map: \(reason)"
+    }
+  }
+}
+
+/// The loss terms above, as differentiable tensors.
+public enum DistillationLoss {
+  /// T^2 * KL(softmax(teacher / T) || softmax(student / T)), averaged over rows ("batchmean").
+  public static func logitKD(student: Tensor, teacher: Tensor, temperature t: Float) -> Tensor {
+    let target = withoutGrad { teacher.scaled(by: 1 / t).softmax() }
+    return Tensor.klDivergence(input: student.scaled(by: 1 / t).logSoftmax(), target: target).scaled(by: t * t)
+  }
+
+  /// Sum over mapped layers of MSE(student state, teacher state) over the rows `tokens` (non-padding
+  /// positions of [B*T, C]), optionally after a parameter-free layer norm.
+  public static func hiddenMSE(student: [Tensor], teacher: [Tensor], map: [Int], tokens: [Int]? = nil, normalize: Bool) -> Tensor {
+    var total: Tensor?
+    for (i, j) in map.enumerated() {
+      var s = student[i + 1], t = teacher[j + 1]
+      if let tokens { s = s.gatherRows(tokens); t = withoutGrad { t.gatherRows(tokens) } }
+      if normalize {
+        let c = s.size(-1)
+        let one = Tensor(repeating: 1, shape: [c]), zero = Tensor(zeros: [c])
+        s = s.layerNorm(weight: one, bias: zero, eps: 1e-5)
+        t = withoutGrad { t.layerNorm(weight: one, bias: zero, eps: 1e-5) }
+      }
+      let term = Tensor.mse(s, t)
+      total = total.map { $0 + term } ?? term
+    }
+    return total ?? Tensor([0], shape: [])
+  }
+}
+
+/// The teacher side of a run: cached logits for every example, and hidden states on demand.
+public final class Teacher {
+  public let model: SequenceClassifier
+  public let tokenizer: WordPieceTokenizer
+  public let labels: [String]
+  let sharesTokenizer: Bool
+  /// Cached logits, one row per example of the run's data (then the unlabelled texts).
+  public private(set) var logits: [[Float]] = []
+
+  public init(folder: URL, studentTokenizer: WordPieceTokenizer) throws {
+    guard let labels = ModelFolder.labels(folder) else { throw DistillError.notAClassifier(path: folder.path) }
+    let (m, tok, _) = try ModelFolder.loadClassifier(folder, numLabels: labels.count)
+    model = m; tokenizer = tok; self.labels = labels
+    sharesTokenizer = tok.vocabularySize == studentTokenizer.vocabularySize
+      && tok.encode("Distillation check: Héllo, wörld! 123").ids == studentTokenizer.encode("Distillation check: Héllo, wörld! 123").ids
+  }
+
+  /// Computes (once) the teacher's logits for `texts`.
+  public func cacheLogits(_ examples: [(text: String, pair: String?)], maxLength: Int, progress: (String) -> Void) {
+    let encodings = examples.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) }
+    let order = encodings.indices.sorted { encodings[$0].ids.count > encodings[$1].ids.count }
+    var rows = [[Float]](repeating: [], count: examples.count)
+    let k = labels.count
+    for start in stride(from: 0, to: order.count, by: 64) {
+      let idx = Array(order[start..<min(start + 64, order.count)])
+      let z = withoutGrad { model(TokenBatch(idx.map { encodings[$0] }, tokenizer: tokenizer), rng: nil) }.scalars
+      for (r, i) in idx.enumerated() { rows[i] = Array(z[(r * k)..<((r + 1) * k)]) }
+    }
+    logits = rows
+    progress("teacher logits cached for \(examples.count) examples")
+  }
+
+  /// Teacher hidden states for a student batch (same tokenizer: the same token ids).
+  func hiddenStates(_ batch: TokenBatch) -> [Tensor] { withoutGrad { model.encoderModel.hiddenStates(batch, rng: nil) } }
+
+  /// Checks a distillation set-up against the data and the student; returns the hidden-state layer map.
+  func validate(_ d: DistillConfig, dataLabels: [String], student: SequenceClassifier, studentFolder: URL) throws -> [Int] {
+    guard labels == dataLabels else { throw DistillError.labelMismatch(teacher: labels, data: dataLabels) }
+    guard d.alphaHidden > 0 else { return [] }
+    guard sharesTokenizer else { throw DistillError.hiddenNeedsSharedTokenizer }
+    let ws = student.encoderModel.hiddenSize, wt = model.encoderModel.hiddenSize
+    guard ws == wt else { throw DistillError.widthMismatch(student: ws, teacher: wt) }
+    var map = d.hiddenMap
+    if map == nil, let data = FileManager.default.contents(atPath: studentFolder.appendingPathComponent("config.json").path),
+       let cfg = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+       let meta = cfg["init_metadata"] as? [String: Any], let copied = meta["copied_layers"] as? [Int] { map = copied }
+    guard let m = map else { throw DistillError.badMap("the student has no init_metadata.copied_layers; give --hidden-map") }
+    guard m.count == student.encoderModel.layerCount else {
+      throw DistillError.badMap("\(m.count) entries for a student of \(student.encoderModel.layerCount) layers")
+    }
+    for j in m where j < 0 || j >= model.encoderModel.layerCount {
+      throw DistillError.badMap("teacher layer \(j) outside 0...\(model.encoderModel.layerCount - 1)")
+    }
+    return m
+  }
+}
