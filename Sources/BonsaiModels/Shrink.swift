@@ -5,6 +5,7 @@
 // architecture whose layers are numbered that way shrinks the same way.
 import BonsaiCheckpoint
 import BonsaiEngine
+import BonsaiNN
 import Foundation
 
 public enum ShrinkError: LocalizedError, Equatable {
@@ -63,7 +64,7 @@ public enum Shrink {
 
   /// Writes the student folder: the teacher's config with the new depth and `init_metadata`, its
   /// tokenizer files, and the copied tensors (bit-equal for F32 checkpoints).
-  public static func makeStudent(teacher: URL, layers: [Int], output: URL) throws {
+  public static func makeStudent(teacher: URL, layers: [Int], output: URL, randomInit: Bool = false, seed: UInt64 = 0) throws {
     let fm = FileManager.default
     let file = try SafeTensorsFile(path: teacher.appendingPathComponent("model.safetensors").path)
     let n = try layerCount(file)
@@ -87,6 +88,11 @@ public enum Shrink {
     let depthKey = config["num_hidden_layers"] != nil ? "num_hidden_layers" : "n_layer"
     config[depthKey] = layers.count
     config["init_metadata"] = ["teacher": teacher.path, "teacher_layers": n, "copied_layers": layers]
+    if randomInit {
+      // the baseline that shows what copying buys: same shapes, transformers' initialisation
+      ParameterInit.initialize(tensors, std: Float(config["initializer_range"] as? Double ?? 0.02), rng: RandomSource(seed: seed))
+      config["init_metadata"] = ["teacher": teacher.path, "random_init": true, "seed": seed]
+    }
     let tmp = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).tmp-\(getpid())")
     try? fm.removeItem(at: tmp)
     try fm.createDirectory(at: tmp, withIntermediateDirectories: true)

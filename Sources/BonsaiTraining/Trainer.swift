@@ -292,6 +292,7 @@ public final class Trainer {
     let summary: [String: Any] = [
       "test": try jsonObject(test), "best_step": state.bestStep as Any, "best_dev_\(config.metric)": state.bestMetric as Any,
       "steps": state.globalStep, "train_seconds": Date().timeIntervalSince(started), "labels": data.labels,
+      "parameters": model.parameterCount,
       "train_examples": data.split.train.count, "dev_examples": data.split.dev.count, "test_examples": data.split.test.count,
     ]
     try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: runDir.appendingPathComponent("summary.json"))

@@ -21,6 +21,12 @@ struct ShrinkCommand: ParsableCommand {
   @Option(name: .long, help: "Folder for the student (a Hugging Face folder).")
   var output: String
 
+  @Flag(name: .long, help: "Initialise the student randomly instead of copying (the baseline copying is measured against).")
+  var randomInit = false
+
+  @Option(name: .long, help: "Seed for --random-init.")
+  var seed: UInt64 = 0
+
   func validate() throws {
     guard (layers == nil) != (numLayers == nil) else { throw ValidationError("give exactly one of --layers and --num-layers") }
     if let l = layers, l.split(separator: ",").contains(where: { Int($0.trimmingCharacters(in: .whitespaces)) == nil }) {
@@ -42,7 +48,7 @@ struct ShrinkCommand: ParsableCommand {
         chosen = Shrink.defaultLayers(teacher: n, student: k)
       }
       try Shrink.validate(chosen, teacherLayers: n)
-      try Shrink.makeStudent(teacher: folder, layers: chosen, output: URL(fileURLWithPath: output))
+      try Shrink.makeStudent(teacher: folder, layers: chosen, output: URL(fileURLWithPath: output), randomInit: randomInit, seed: seed)
       emit("{\"student\": \(jsonString(output)), \"copied_layers\": [\(chosen.map(String.init).joined(separator: ","))], \"teacher_layers\": \(n)}")
     }
   }
