@@ -1,5 +1,7 @@
 // The `bonsai` command-line tool: one subcommand per file.
 import ArgumentParser
+import BonsaiData
+import BonsaiEngine
 import Foundation
 
 @main
@@ -12,7 +14,7 @@ struct Bonsai: ParsableCommand {
 
 /// Options every model command shares.
 struct ModelOptions: ParsableArguments {
-  @Option(name: .long, help: "A Hugging Face model folder (config.json, model.safetensors, tokenizer.json).")
+  @Option(name: .long, help: "A model name (minilm, mpnet) or a Hugging Face folder (config.json, model.safetensors, tokenizer.json).")
   var model: String
 
   @Option(name: .long, help: "Truncate texts to this many tokens including special tokens (default: the model's limit).")
@@ -21,12 +23,20 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .long, help: "Threads for kernels and matrix products (default: all cores).")
   var threads: Int?
 
+  @Option(name: .long, help: "Texts per forward pass.")
+  var batchSize = 32
+
   func validate() throws {
     if let m = maxLength, m < 2 { throw ValidationError("--max-length must be at least 2 (it counts the special tokens), got \(m)") }
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+    if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
   }
 
-  var folder: URL { URL(fileURLWithPath: model) }
+  /// The model folder (a known name is fetched on first use) after applying --threads.
+  func resolve() throws -> URL {
+    if let t = threads { Engine.threads = t }
+    return try Assets.model(model)
+  }
 }
 
 /// Reads texts one per line from `file`, or stdin when nil (UTF-8; invalid bytes are an error naming the line).

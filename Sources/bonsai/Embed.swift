@@ -16,21 +16,14 @@ struct Embed: ParsableCommand {
   @Flag(name: .long, help: "Scale each vector to unit L2 norm.")
   var normalize = false
 
-  @Option(name: .long, help: "Texts per forward pass.")
-  var batchSize = 32
-
-  func validate() throws {
-    if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-  }
-
   func run() throws {
     try runReportingErrors {
-      if let t = options.threads { Engine.threads = t }
-      let loaded = try ModelFolder.loadEncoder(options.folder)
+      let folder = try options.resolve()
+      let loaded = try ModelFolder.loadEncoder(folder)
       let lines = try readLines()
       var start = 0
       while start < lines.count {
-        let chunk = Array(lines[start..<min(start + batchSize, lines.count)])
+        let chunk = Array(lines[start..<min(start + options.batchSize, lines.count)])
         let batch = TokenBatch(chunk.map { loaded.tokenizer.encode($0, maxLength: options.maxLength) }, tokenizer: loaded.tokenizer)
         let vectors = withoutGrad { () -> Tensor in
           let h = loaded.encoder(batch, rng: nil)
@@ -44,7 +37,7 @@ struct Embed: ParsableCommand {
         }
         let c = loaded.encoder.hiddenSize, s = vectors.scalars
         for b in 0..<batch.batch { emit(jsonArray(Array(s[(b * c)..<((b + 1) * c)]))) }
-        start += batchSize
+        start += options.batchSize
       }
     }
   }

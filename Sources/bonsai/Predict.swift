@@ -11,24 +11,17 @@ struct Predict: ParsableCommand {
   @Option(name: .long, help: "Read texts from this file (one per line) instead of stdin.")
   var input: String?
 
-  @Option(name: .long, help: "Texts per forward pass.")
-  var batchSize = 32
-
-  func validate() throws {
-    if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-  }
-
   func run() throws {
     try runReportingErrors {
-      if let t = options.threads { Engine.threads = t }
-      guard let labels = ModelFolder.labels(options.folder) else {
-        throw ValidationError("\(options.folder.appendingPathComponent("config.json").path): no id2label: not a classifier (fine-tune it first)")
+      let folder = try options.resolve()
+      guard let labels = ModelFolder.labels(folder) else {
+        throw ValidationError("\(folder.appendingPathComponent("config.json").path): no id2label: not a classifier (fine-tune it first)")
       }
-      let (model, tokenizer, _) = try ModelFolder.loadClassifier(options.folder, numLabels: labels.count)
+      let (model, tokenizer, _) = try ModelFolder.loadClassifier(folder, numLabels: labels.count)
       let lines = try readLines(from: input)
       var start = 0
       while start < lines.count {
-        let chunk = Array(lines[start..<min(start + batchSize, lines.count)])
+        let chunk = Array(lines[start..<min(start + options.batchSize, lines.count)])
         let batch = TokenBatch(chunk.map { tokenizer.encode($0, maxLength: options.maxLength) }, tokenizer: tokenizer)
         let probs = withoutGrad { model(batch, rng: nil).softmax() }
         let k = labels.count, p = probs.scalars
@@ -38,7 +31,7 @@ struct Predict: ParsableCommand {
           let dict = zip(labels, row).map { "\(jsonString($0)): \($1)" }.joined(separator: ", ")
           emit("{\"label\": \(jsonString(labels[best])), \"probabilities\": {\(dict)}}")
         }
-        start += batchSize
+        start += options.batchSize
       }
     }
   }
