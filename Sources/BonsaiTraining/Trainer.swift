@@ -91,8 +91,8 @@ public final class Trainer {
   var lastCheckpoint: URL { runDir.appendingPathComponent("checkpoint-last") }
 
   /// Loads the data, maps labels and makes (or, when resuming, reads back) the split.
-  public func prepare(tokenizer: WordPieceTokenizer, resume: Bool) throws -> PreparedData {
-    var dataset = try Dataset.load(path: config.data, columns: ColumnSpec(text: config.textColumn, pair: config.pairColumn, label: config.labelColumn))
+  public func prepare(_ loaded: Dataset, tokenizer: WordPieceTokenizer, resume: Bool) throws -> PreparedData {
+    var dataset = loaded
     if config.deduplicate {
       let dropped = dataset.deduplicate()
       if dropped > 0 { progress.message("dropped \(dropped) duplicate texts") }
@@ -137,9 +137,11 @@ public final class Trainer {
     let fm = FileManager.default
     try fm.createDirectory(at: runDir, withIntermediateDirectories: true)
     if let t = config.threads { Engine.threads = t }
-    let (model, tokenizer, _) = try ModelFolder.loadClassifier(modelFolder, numLabels: try labelCount(), seed: config.seed)
+    // the data is read once: its labels size the new head, then it is split and tokenised
+    let dataset = try Dataset.load(path: config.data, columns: ColumnSpec(text: config.textColumn, pair: config.pairColumn, label: config.labelColumn))
+    let (model, tokenizer, _) = try ModelFolder.loadClassifier(modelFolder, numLabels: try labelCount(dataset), seed: config.seed)
     traceMemory("model loaded")
-    var data = try prepare(tokenizer: tokenizer, resume: resume)
+    var data = try prepare(dataset, tokenizer: tokenizer, resume: resume)
     traceMemory("data prepared")
     // distillation: teacher checks before any work, cached teacher logits, pseudo-labels
     var teacher: Teacher?
@@ -300,10 +302,10 @@ public final class Trainer {
     return summary
   }
 
-  func labelCount() throws -> Int {
+  /// Labels of the new head: the teacher's when distilling (checked against the data later), else the data's.
+  func labelCount(_ dataset: Dataset) throws -> Int {
     if let d = config.distill, let labels = ModelFolder.labels(try Assets.model(d.teacher)) { return labels.count }
-    let ds = try Dataset.load(path: config.data, columns: ColumnSpec(text: config.textColumn, pair: config.pairColumn, label: config.labelColumn))
-    return ds.labelNames.count
+    return dataset.labelNames.count
   }
 
   func saveCheckpoint(model: SequenceClassifier, optimizer: AdamW, labels: [String], state: TrainerState) throws {
