@@ -4,10 +4,12 @@
 //       + alpha_hidden * sum_i MSE(h_s[i], h_t[map(i)])
 // Teacher logits are computed once per example (the teacher is frozen and deterministic in eval mode)
 // and reused every epoch; they work across tokenizers because they are per example. Hidden-state KD
-// needs the teacher's states per batch and a shared tokenizer.
+// needs the teacher's states per batch and a shared tokenizer; where the student is narrower, a learned
+// projection (one Linear per mapped layer) lifts its states to the teacher's width.
 import BonsaiData
 import BonsaiEngine
 import BonsaiModels
+import BonsaiNN
 import BonsaiTokenizers
 import Foundation
 
@@ -40,7 +42,7 @@ public enum DistillError: LocalizedError, Equatable {
   case notAClassifier(path: String)
   case labelMismatch(teacher: [String], data: [String])
   case hiddenNeedsSharedTokenizer
-  case widthMismatch(student: Int, teacher: Int)
+  case studentWider(student: Int, teacher: Int)
   case badMap(String)
 
   public var errorDescription: String? {
@@ -48,7 +50,7 @@ public enum DistillError: LocalizedError, Equatable {
     case let .notAClassifier(path): return "\(path)/config.json: the teacher has no id2label: fine-tune it for the task first"
     case let .labelMismatch(t, d): return "teacher labels \(t) differ from the data's labels \(d)"
     case .hiddenNeedsSharedTokenizer: return "--alpha-hidden needs teacher and student to share a tokenizer (use logit KD or pseudo-labels across tokenizers)"
-    case let .widthMismatch(s, t): return "--alpha-hidden: student width \(s) differs from the teacher's \(t) (a learned projection is not implemented yet)"
+    case let .studentWider(s, t): return "the student's hidden size \(s) is wider than the teacher's \(t): distil into a smaller model"
     case let .badMap(reason): return "--hidden-map: \(reason)"
     }
   }
@@ -63,12 +65,15 @@ public enum DistillationLoss {
   }
 
   /// Sum over mapped layers of MSE(student state, teacher state) over the rows `tokens` (non-padding
-  /// positions of [B*T, C]), optionally after a parameter-free layer norm.
-  public static func hiddenMSE(student: [Tensor], teacher: [Tensor], map: [Int], tokens: [Int]? = nil, normalize: Bool) -> Tensor {
+  /// positions of [B*T, C]), optionally after a parameter-free layer norm. With `projection`, student
+  /// layer i's states go through its learned map to the teacher's width first.
+  public static func hiddenMSE(student: [Tensor], teacher: [Tensor], map: [Int], tokens: [Int]? = nil, normalize: Bool,
+                               projection: HiddenProjection? = nil) -> Tensor {
     var total: Tensor?
     for (i, j) in map.enumerated() {
       var s = student[i + 1], t = teacher[j + 1]
       if let tokens { s = s.gatherRows(tokens); t = withoutGrad { t.gatherRows(tokens) } }
+      if let projection { s = projection.layers[i](s) }
       if normalize {
         let c = s.size(-1)
         let one = Tensor(repeating: 1, shape: [c]), zero = Tensor(zeros: [c])
@@ -79,6 +84,16 @@ public enum DistillationLoss {
       total = total.map { $0 + term } ?? term
     }
     return total ?? Tensor([0], shape: [])
+  }
+}
+
+/// Learned linear maps from the student's width to the teacher's, one per mapped student layer (as
+/// TinyBERT's W_h), trained with the student and kept in checkpoints, not in the exported model.
+public final class HiddenProjection: Module {
+  public var layers: [Linear]
+
+  public init(count: Int, studentWidth: Int, teacherWidth: Int, rng: RandomSource) {
+    layers = (0..<count).map { _ in Linear(studentWidth, teacherWidth, rng: rng) }
   }
 }
 
@@ -115,15 +130,15 @@ public final class Teacher {
   }
 
   /// Teacher hidden states for a student batch (same tokenizer: the same token ids).
-  func hiddenStates(_ batch: TokenBatch) -> [Tensor] { withoutGrad { model.encoderModel.hiddenStates(batch, rng: nil) } }
+  public func hiddenStates(_ batch: TokenBatch) -> [Tensor] { withoutGrad { model.encoderModel.hiddenStates(batch, rng: nil) } }
 
   /// Checks a distillation set-up against the data and the student; returns the hidden-state layer map.
-  func validate(_ d: DistillConfig, dataLabels: [String], student: SequenceClassifier, studentFolder: URL) throws -> [Int] {
+  public func validate(_ d: DistillConfig, dataLabels: [String], student: SequenceClassifier, studentFolder: URL) throws -> [Int] {
     guard labels == dataLabels else { throw DistillError.labelMismatch(teacher: labels, data: dataLabels) }
+    let ws = student.encoderModel.hiddenSize, wt = model.encoderModel.hiddenSize
+    guard ws <= wt else { throw DistillError.studentWider(student: ws, teacher: wt) }
     guard d.alphaHidden > 0 else { return [] }
     guard sharesTokenizer else { throw DistillError.hiddenNeedsSharedTokenizer }
-    let ws = student.encoderModel.hiddenSize, wt = model.encoderModel.hiddenSize
-    guard ws == wt else { throw DistillError.widthMismatch(student: ws, teacher: wt) }
     var map = d.hiddenMap
     if map == nil, let data = FileManager.default.contents(atPath: studentFolder.appendingPathComponent("config.json").path),
        let cfg = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],

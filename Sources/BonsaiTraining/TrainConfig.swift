@@ -16,6 +16,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   public var gradientAccumulation = 1
   public var maxLength = 128
   public var seed: UInt64 = 42
+  /// Seed of the train/dev/test split alone (nil: `seed`), so runs with other seeds share one split.
+  public var splitSeed: UInt64?
   public var devFraction = 0.1
   public var testFraction = 0.2
   public var deduplicate = false
@@ -34,7 +36,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   enum CodingKeys: String, CodingKey {
     case model, data, textColumn = "text_column", pairColumn = "text_pair_column", labelColumn = "label_column", epochs
     case batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay", warmupRatio = "warmup_ratio"
-    case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation_steps", maxLength = "max_length", seed
+    case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation_steps", maxLength = "max_length", seed, splitSeed = "split_seed"
     case devFraction = "dev_fraction", testFraction = "test_fraction", deduplicate, evalEvery = "eval_every", patience, metric
     case maxSteps = "max_steps", threads, distill
   }

@@ -14,6 +14,7 @@ public enum TrainingError: LocalizedError {
   case nonFiniteLoss(step: Int, value: Float)
   case runExists(path: String)
   case badResume(path: String, reason: String)
+  case interrupted(step: Int)
 
   public var errorDescription: String? {
     switch self {
@@ -21,6 +22,7 @@ public enum TrainingError: LocalizedError {
       return "the loss became \(value) at step \(step); the last checkpoint is kept: lower --learning-rate or set --max-grad-norm, then --resume"
     case let .runExists(path): return "\(path) already holds a run: pass --overwrite to replace it or --resume to continue it"
     case let .badResume(path, reason): return "\(path): cannot resume: \(reason)"
+    case let .interrupted(step): return "stopped after step \(step) (BONSAI_TEST_STOP_AFTER_STEP); continue with --resume"
     }
   }
 }
@@ -100,7 +102,7 @@ public final class Trainer {
     let labels = dataset.labelNames
     let ids = try dataset.labelIds(labels)
     let splitURL = runDir.appendingPathComponent("split.json")
-    var split = Split.stratified(labels: dataset.examples.map(\.label), dev: config.devFraction, test: config.testFraction, seed: config.seed)
+    var split = Split.stratified(labels: dataset.examples.map(\.label), dev: config.devFraction, test: config.testFraction, seed: config.splitSeed ?? config.seed)
     if resume, let data = FileManager.default.contents(atPath: splitURL.path) {
       let saved = try JSONDecoder().decode(Split.self, from: data)
       guard saved == split else { throw TrainingError.badResume(path: splitURL.path, reason: "the data no longer gives the saved split") }
@@ -146,9 +148,15 @@ public final class Trainer {
     // distillation: teacher checks before any work, cached teacher logits, pseudo-labels
     var teacher: Teacher?
     var hiddenMap: [Int] = []
+    var projection: HiddenProjection?
     if let d = config.distill {
       let t = try Teacher(folder: try Assets.model(d.teacher), studentTokenizer: tokenizer)
       hiddenMap = try t.validate(d, dataLabels: data.labels, student: model, studentFolder: modelFolder)
+      let ws = model.encoderModel.hiddenSize, wt = t.model.encoderModel.hiddenSize
+      if !hiddenMap.isEmpty && ws != wt {
+        projection = HiddenProjection(count: hiddenMap.count, studentWidth: ws, teacherWidth: wt, rng: RandomSource(seed: config.seed &+ 29))
+        progress.message("hidden-state KD through a learned \(ws) -> \(wt) projection per layer")
+      }
       var examples = data.dataset.examples.map { (text: $0.text, pair: $0.pair) }
       var extra: [String] = []
       if let u = d.unlabeled {
@@ -174,10 +182,10 @@ public final class Trainer {
       teacher = t
     }
     var state = TrainerState()
-    let params = model.namedParameters()
+    let params = model.namedParameters() + (projection?.namedParameters(prefix: Trainer.projectionPrefix) ?? [])
     let optimizer = AdamW(params, learningRate: config.learningRate, weightDecay: config.weightDecay)
     if resume {
-      state = try restore(model: model, optimizer: optimizer)
+      state = try restore(model: model, optimizer: optimizer, projection: projection)
       progress.message("resuming at step \(state.globalStep) (epoch \(state.epoch + 1), batch \(state.batchInEpoch))")
     } else {
       try JSONEncoder.pretty.encode(config).write(to: runDir.appendingPathComponent("config.json"))
@@ -218,7 +226,7 @@ public final class Trainer {
           if d.alphaHidden > 0 {
             let tokens = batch.attentionMask.enumerated().filter { $0.element != 0 }.map(\.offset)
             let mse = DistillationLoss.hiddenMSE(student: hidden, teacher: teacher.hiddenStates(batch), map: hiddenMap, tokens: tokens,
-                                                 normalize: d.normalizeHidden)
+                                                 normalize: d.normalizeHidden, projection: projection)
             total = total + mse.scaled(by: d.alphaHidden)
           }
           loss = total
@@ -273,7 +281,7 @@ public final class Trainer {
         if stop { state.finished = true }
         if evalNow || last || endOfEpoch || stop {
           state.dropoutCounter = rng.counter
-          try saveCheckpoint(model: model, optimizer: optimizer, labels: data.labels, state: state)
+          try saveCheckpoint(model: model, optimizer: optimizer, labels: data.labels, state: state, projection: projection)
           try learningCurveSVG(loss: lossCurve, metric: metricCurve, metricName: config.metric)
             .write(to: runDir.appendingPathComponent("learning-curve.svg"), atomically: true, encoding: .utf8)
         }
@@ -281,6 +289,8 @@ public final class Trainer {
         // For resume tests: end the process right after a checkpoint, as a kill would.
         if let crash = ProcessInfo.processInfo.environment["BONSAI_TEST_CRASH_AFTER_STEP"].flatMap(Int.init),
            state.globalStep >= crash, evalNow || endOfEpoch { exit(75) }
+        if let stopAt = ProcessInfo.processInfo.environment["BONSAI_TEST_STOP_AFTER_STEP"].flatMap(Int.init),
+           state.globalStep >= stopAt, evalNow || endOfEpoch { throw TrainingError.interrupted(step: state.globalStep) }
         if endOfEpoch { continue epochs }
       }
     }
@@ -308,13 +318,18 @@ public final class Trainer {
     return dataset.labelNames.count
   }
 
-  func saveCheckpoint(model: SequenceClassifier, optimizer: AdamW, labels: [String], state: TrainerState) throws {
+  static let projectionPrefix = "distill_projection"
+
+  func saveCheckpoint(model: SequenceClassifier, optimizer: AdamW, labels: [String], state: TrainerState, projection: HiddenProjection?) throws {
     let fm = FileManager.default
     let tmp = runDir.appendingPathComponent(".checkpoint-last.tmp")
     try? fm.removeItem(at: tmp)
     try ModelFolder.save(model, labels: labels, source: modelFolder, to: tmp)
     try writeSafeTensors(optimizer.stateTensors(), to: tmp.appendingPathComponent("optimizer.safetensors").path,
                          metadata: ["format": "pt", "step": "\(optimizer.step)"])
+    if let projection {
+      try writeSafeTensors(projection.namedParameters(prefix: Trainer.projectionPrefix), to: tmp.appendingPathComponent("distill_projection.safetensors").path)
+    }
     try JSONEncoder.pretty.encode(state).write(to: tmp.appendingPathComponent("trainer_state.json"))
     // swap in: the old checkpoint stays whole until the new one is complete
     let old = runDir.appendingPathComponent(".checkpoint-last.old")
@@ -324,7 +339,7 @@ public final class Trainer {
     try? fm.removeItem(at: old)
   }
 
-  func restore(model: SequenceClassifier, optimizer: AdamW) throws -> TrainerState {
+  func restore(model: SequenceClassifier, optimizer: AdamW, projection: HiddenProjection?) throws -> TrainerState {
     let fm = FileManager.default
     var dir = lastCheckpoint
     // a kill between the two renames leaves the previous checkpoint under .old
@@ -343,6 +358,10 @@ public final class Trainer {
     }
     let state = try JSONDecoder().decode(TrainerState.self, from: data)
     _ = try model.load(from: SafeTensorsFile(path: dir.appendingPathComponent("model.safetensors").path))
+    if let projection {
+      let file = try SafeTensorsFile(path: dir.appendingPathComponent("distill_projection.safetensors").path)
+      for (key, t) in projection.namedParameters(prefix: Trainer.projectionPrefix) { try file.read(key, into: t) }
+    }
     let opt = try SafeTensorsFile(path: dir.appendingPathComponent("optimizer.safetensors").path)
     try optimizer.restore(step: Int(opt.metadata["step"] ?? "0") ?? 0) { try opt.tensor($0) }
     return state

@@ -31,6 +31,7 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Batches whose gradients are summed before each optimizer step.") var gradientAccumulation = 1
   @Option(name: .long, help: "Truncate texts to this many tokens.") var maxLength = 128
   @Option(name: .long, help: "Seed of the split, the new head, dropout and the data order.") var seed: UInt64 = 42
+  @Option(name: .long, help: "Seed of the train/dev/test split alone (default: --seed), to vary seeds over one split.") var splitSeed: UInt64?
   @Option(name: .long, help: "Fraction of each label held out for the dev split.") var devFraction = 0.1
   @Option(name: .long, help: "Fraction of each label held out for the test split.") var testFraction = 0.2
   @Flag(name: .long, help: "Drop examples whose text repeats an earlier one (before splitting).") var dedup = false
@@ -68,7 +69,7 @@ struct TrainingOptions: ParsableArguments {
     config.textColumn = dataOptions.textColumn; config.pairColumn = dataOptions.textPairColumn; config.labelColumn = dataOptions.labelColumn
     config.epochs = epochs; config.batchSize = batchSize; config.learningRate = learningRate; config.weightDecay = weightDecay
     config.warmupRatio = warmupRatio; config.maxGradNorm = maxGradNorm; config.gradientAccumulation = gradientAccumulation
-    config.maxLength = maxLength; config.seed = seed; config.devFraction = devFraction; config.testFraction = testFraction
+    config.maxLength = maxLength; config.seed = seed; config.splitSeed = splitSeed; config.devFraction = devFraction; config.testFraction = testFraction
     config.deduplicate = dedup; config.evalEvery = evalEvery; config.patience = patience; config.metric = metric
     config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
     let runPath = resume ?? output ?? "runs/\(modelFolder.lastPathComponent)-\(URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent)"
@@ -112,7 +113,7 @@ struct Distill: ParsableCommand {
   @Option(name: .long, help: "Weight of cross-entropy on the (gold or pseudo) labels.") var alphaCe: Float = 0.2
   @Option(name: .long, help: "Weight of T^2 * KL(teacher || student) at temperature T.") var alphaKd: Float = 0.8
   @Option(name: .long, help: "Distillation temperature T.") var temperature: Float = 2
-  @Option(name: .long, help: "Weight of the hidden-state MSE (needs a shared tokenizer and equal widths).") var alphaHidden: Float = 0
+  @Option(name: .long, help: "Weight of the hidden-state MSE (needs a shared tokenizer; a narrower student gets a learned projection).") var alphaHidden: Float = 0
   @Option(name: .long, help: "Teacher layer per student layer, e.g. 0,6,11 (default: the student's copied layers).") var hiddenMap: String?
   @Flag(name: .long, help: "Parameter-free layer norm on both hidden states before the MSE.") var normalizeHidden = false
   @Flag(name: .long, help: "Train on the teacher's predicted labels instead of the gold ones.") var pseudoLabels = false
