@@ -28,17 +28,45 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   public var metric = "accuracy"
   public var maxSteps: Int?
   public var threads: Int?
+  /// Record per-example training dynamics (dynamics.jsonl) for data maps.
+  public var recordDynamics = false
+  /// Where dynamics come from: "train" (the training forward pass, as FTFT) or "eval" (an extra pass in
+  /// eval mode over the training split at the end of each epoch, as cartography's option).
+  public var dynamicsPass = "train"
+  /// A selection file (`bonsai select`): train only on those examples of the training split.
+  public var trainSubset: String?
   /// Knowledge distillation from a teacher (nil: plain fine-tuning).
   public var distill: DistillConfig?
 
   public init(model: String, data: String) { self.model = model; self.data = data }
+
+  public init(from decoder: Decoder) throws {  // keys added later are optional, so older run folders still resume
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    model = try c.decode(String.self, forKey: .model); data = try c.decode(String.self, forKey: .data)
+    textColumn = try c.decodeIfPresent(String.self, forKey: .textColumn); pairColumn = try c.decodeIfPresent(String.self, forKey: .pairColumn)
+    labelColumn = try c.decodeIfPresent(String.self, forKey: .labelColumn)
+    epochs = try c.decode(Int.self, forKey: .epochs); batchSize = try c.decode(Int.self, forKey: .batchSize)
+    learningRate = try c.decode(Float.self, forKey: .learningRate); weightDecay = try c.decode(Float.self, forKey: .weightDecay)
+    warmupRatio = try c.decode(Float.self, forKey: .warmupRatio); maxGradNorm = try c.decode(Float.self, forKey: .maxGradNorm)
+    gradientAccumulation = try c.decode(Int.self, forKey: .gradientAccumulation); maxLength = try c.decode(Int.self, forKey: .maxLength)
+    seed = try c.decode(UInt64.self, forKey: .seed); splitSeed = try c.decodeIfPresent(UInt64.self, forKey: .splitSeed)
+    devFraction = try c.decode(Double.self, forKey: .devFraction); testFraction = try c.decode(Double.self, forKey: .testFraction)
+    deduplicate = try c.decode(Bool.self, forKey: .deduplicate); evalEvery = try c.decode(Int.self, forKey: .evalEvery)
+    patience = try c.decode(Int.self, forKey: .patience); metric = try c.decode(String.self, forKey: .metric)
+    maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps); threads = try c.decodeIfPresent(Int.self, forKey: .threads)
+    distill = try c.decodeIfPresent(DistillConfig.self, forKey: .distill)
+    recordDynamics = try c.decodeIfPresent(Bool.self, forKey: .recordDynamics) ?? false
+    dynamicsPass = try c.decodeIfPresent(String.self, forKey: .dynamicsPass) ?? "train"
+    trainSubset = try c.decodeIfPresent(String.self, forKey: .trainSubset)
+  }
 
   enum CodingKeys: String, CodingKey {
     case model, data, textColumn = "text_column", pairColumn = "text_pair_column", labelColumn = "label_column", epochs
     case batchSize = "batch_size", learningRate = "learning_rate", weightDecay = "weight_decay", warmupRatio = "warmup_ratio"
     case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation_steps", maxLength = "max_length", seed, splitSeed = "split_seed"
     case devFraction = "dev_fraction", testFraction = "test_fraction", deduplicate, evalEvery = "eval_every", patience, metric
-    case maxSteps = "max_steps", threads, distill
+    case maxSteps = "max_steps", threads, distill, recordDynamics = "record_dynamics", dynamicsPass = "dynamics_pass"
+    case trainSubset = "train_subset"
   }
 }
 

@@ -103,6 +103,21 @@ public final class Trainer {
     let ids = try dataset.labelIds(labels)
     let splitURL = runDir.appendingPathComponent("split.json")
     var split = Split.stratified(labels: dataset.examples.map(\.label), dev: config.devFraction, test: config.testFraction, seed: config.splitSeed ?? config.seed)
+    if let subsetPath = config.trainSubset {
+      // FTFT's main model: the reference run's selection, inside the same split
+      let selection = try Selection.read(subsetPath)
+      guard selection.labels == labels else { throw DynamicsError.labelMismatch(selection: selection.labels, data: labels) }
+      if let own = ModelFolder.labels(modelFolder), own != selection.labels { throw DynamicsError.labelMismatch(selection: selection.labels, data: own) }
+      let indexOfLine = Dictionary(dataset.examples.enumerated().map { ($1.line, $0) }, uniquingKeysWith: { a, _ in a })
+      let train = Set(split.train)
+      var chosen = Set<Int>()
+      for id in selection.ids {
+        guard let i = indexOfLine[id], train.contains(i) else { throw DynamicsError.notInTrainingSplit(path: subsetPath, id: id) }
+        chosen.insert(i)
+      }
+      split.train = split.train.filter { chosen.contains($0) }
+      progress.message("training on \(split.train.count) selected examples (\(selection.strategy), fraction \(selection.fraction))")
+    }
     if resume, let data = FileManager.default.contents(atPath: splitURL.path) {
       let saved = try JSONDecoder().decode(Split.self, from: data)
       guard saved == split else { throw TrainingError.badResume(path: splitURL.path, reason: "the data no longer gives the saved split") }
@@ -131,6 +146,19 @@ public final class Trainer {
     }
     return ClassificationMetrics(gold: indices.map { data.labelIds[$0] }, predicted: indices.map { predicted[$0]! }, labels: data.labels,
                                  loss: indices.isEmpty ? nil : lossSum / Double(indices.count))
+  }
+
+  /// Dynamics of the whole training split from a forward pass in eval mode (no dropout).
+  func evaluationDynamics(_ model: SequenceClassifier, tokenizer: WordPieceTokenizer, data: PreparedData, step: Int, epoch: Int) -> [DynamicsRecord] {
+    var out: [DynamicsRecord] = []
+    let train = data.split.train
+    for start in stride(from: 0, to: train.count, by: 64) {
+      let idx = Array(train[start..<min(start + 64, train.count)])
+      let logits = withoutGrad { model(TokenBatch(idx.map { data.encodings[$0] }, tokenizer: tokenizer), rng: nil) }
+      out += dynamicsRecords(logits: logits.scalars, classes: data.labels.count, gold: idx.map { data.labelIds[$0] },
+                             ids: idx.map { data.dataset.examples[$0].line }, step: step, epoch: epoch)
+    }
+    return out
   }
 
   /// Runs (or resumes) training; returns the summary written to summary.json.
@@ -193,6 +221,7 @@ public final class Trainer {
       try? fm.removeItem(at: runDir.appendingPathComponent("metrics.jsonl"))
     }
     let metricsLog = try MetricsLog(url: runDir.appendingPathComponent("metrics.jsonl"), truncateAfter: state.globalStep)
+    let dynamics = config.recordDynamics ? try DynamicsLog(url: runDir.appendingPathComponent("dynamics.jsonl"), truncateAfter: state.globalStep) : nil
     let rng = RandomSource(seed: config.seed &+ 17, counter: state.dropoutCounter)
     let lengths = data.encodings.map(\.ids.count)
     let batchesPerEpoch = (data.split.train.count + config.batchSize - 1) / config.batchSize
@@ -215,10 +244,10 @@ public final class Trainer {
       while state.batchInEpoch < batches.count {
         let idx = batches[state.batchInEpoch]
         let batch = TokenBatch(idx.map { data.encodings[$0] }, tokenizer: tokenizer)
-        let loss: Tensor
+        let loss: Tensor, logits: Tensor
         if let d = config.distill, let teacher {
           let hidden = model.encoderModel.hiddenStates(batch, rng: rng)
-          let logits = model.head(hidden.last!.reshaped(to: [batch.batch, batch.tokens, model.encoderModel.hiddenSize]), batch: batch, rng: rng)
+          logits = model.head(hidden.last!.reshaped(to: [batch.batch, batch.tokens, model.encoderModel.hiddenSize]), batch: batch, rng: rng)
           let k = data.labels.count
           let teacherLogits = Tensor(idx.flatMap { teacher.logits[$0] }, shape: [idx.count, k])
           var total = Tensor.crossEntropy(logits: logits, labels: idx.map { data.labelIds[$0] }).scaled(by: d.alphaCE)
@@ -231,7 +260,12 @@ public final class Trainer {
           }
           loss = total
         } else {
-          loss = Tensor.crossEntropy(logits: model(batch, rng: rng), labels: idx.map { data.labelIds[$0] })
+          logits = model(batch, rng: rng)
+          loss = Tensor.crossEntropy(logits: logits, labels: idx.map { data.labelIds[$0] })
+        }
+        if let dynamics, config.dynamicsPass == "train" {
+          dynamics.append(dynamicsRecords(logits: logits.scalars, classes: data.labels.count, gold: idx.map { data.labelIds[$0] },
+                                          ids: idx.map { data.dataset.examples[$0].line }, step: state.globalStep + 1, epoch: state.epoch))
         }
         guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
         (config.gradientAccumulation > 1 ? loss.scaled(by: 1 / Float(config.gradientAccumulation)) : loss).backward()
@@ -255,6 +289,9 @@ public final class Trainer {
         lossCurve.append((state.globalStep, Double(lossAccum)))
         accumulated = 0; lossAccum = 0
         let endOfEpoch = state.batchInEpoch == batches.count
+        if endOfEpoch, let dynamics, config.dynamicsPass == "eval" {
+          dynamics.append(evaluationDynamics(model, tokenizer: tokenizer, data: data, step: state.globalStep, epoch: state.epoch))
+        }
         if endOfEpoch { state.epoch += 1; state.batchInEpoch = 0 }
         let evalNow = config.evalEvery > 0 ? state.globalStep % config.evalEvery == 0 : endOfEpoch
         let last = state.globalStep >= totalSteps

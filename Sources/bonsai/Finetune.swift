@@ -40,6 +40,10 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Dev metric for best checkpoint and early stopping: accuracy, macro_f1 or loss.") var metric = "accuracy"
   @Option(name: .long, help: "Stop after this many optimizer steps.") var maxSteps: Int?
   @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
+  @Flag(name: .long, help: "Record per-example training dynamics (dynamics.jsonl) for `bonsai datamap` and `select`.") var recordDynamics = false
+  @Option(name: .long, help: "Dynamics from the training forward pass (train, as FTFT) or an extra eval-mode pass per epoch (eval).")
+  var dynamicsPass = "train"
+  @Option(name: .long, help: "A selection file from `bonsai select`: train only on those examples (dev and test unchanged).") var trainSubset: String?
   @Option(name: .long, help: "Run folder (default: runs/MODEL-DATA).") var output: String?
   @Option(name: .long, help: "Continue the run in this folder from its last checkpoint.") var resume: String?
   @Flag(name: .long, help: "Replace a run already in the output folder.") var overwrite = false
@@ -57,11 +61,23 @@ struct TrainingOptions: ParsableArguments {
     if !["accuracy", "macro_f1", "loss"].contains(metric) { throw ValidationError("--metric must be accuracy, macro_f1 or loss, got \(metric)") }
     if let m = maxSteps, m < 1 { throw ValidationError("--max-steps must be at least 1, got \(m)") }
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+    if !["train", "eval"].contains(dynamicsPass) { throw ValidationError("--dynamics-pass must be train or eval, got \(dynamicsPass)") }
     if resume != nil && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
   }
 
   /// Resolves names, fills a TrainConfig, prepares the run folder and trains; prints the test metrics.
   func train(model: String, data dataOptions: DataOptions, distill: DistillConfig? = nil) throws {
+    let (config, modelFolder) = try makeConfig(model: model, data: dataOptions, distill: distill)
+    let runPath = resume ?? output ?? "runs/\(modelFolder.lastPathComponent)-\(URL(fileURLWithPath: config.data).deletingPathExtension().lastPathComponent)"
+    let summary = try runTraining(config, modelFolder: modelFolder, runDir: URL(fileURLWithPath: runPath), resume: resume != nil, overwrite: overwrite)
+    let test = summary["test"] as? [String: Any] ?? [:]
+    let out: [String: Any] = ["test_accuracy": test["accuracy"] ?? 0, "test_macro_f1": test["macro_f1"] ?? 0,
+                              "test_examples": summary["test_examples"] ?? 0, "run": runPath]
+    emit(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+  }
+
+  /// The run's configuration from these options (model and data names resolved, fetched on first use).
+  func makeConfig(model: String, data dataOptions: DataOptions, distill: DistillConfig? = nil) throws -> (TrainConfig, URL) {
     let log = StderrProgress()
     let modelFolder = try Assets.model(model, log: log.message)
     let dataPath = try Assets.data(dataOptions.data, log: log.message)
@@ -72,21 +88,23 @@ struct TrainingOptions: ParsableArguments {
     config.maxLength = maxLength; config.seed = seed; config.splitSeed = splitSeed; config.devFraction = devFraction; config.testFraction = testFraction
     config.deduplicate = dedup; config.evalEvery = evalEvery; config.patience = patience; config.metric = metric
     config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
-    let runPath = resume ?? output ?? "runs/\(modelFolder.lastPathComponent)-\(URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent)"
-    let runDir = URL(fileURLWithPath: runPath)
-    let fm = FileManager.default
-    if resume == nil, fm.fileExists(atPath: runDir.appendingPathComponent("config.json").path) {
-      guard overwrite else { throw TrainingError.runExists(path: runDir.path) }
-      try fm.removeItem(at: runDir)
-    }
-    let trainer = Trainer(config: config, modelFolder: modelFolder, runDir: runDir, progress: log)
-    let summary = try trainer.run(resume: resume != nil)
-    log.message("run folder: \(runDir.path) (best/, final/, metrics.jsonl, summary.json, learning-curve.svg)")
-    let test = summary["test"] as? [String: Any] ?? [:]
-    let out: [String: Any] = ["test_accuracy": test["accuracy"] ?? 0, "test_macro_f1": test["macro_f1"] ?? 0,
-                              "test_examples": summary["test_examples"] ?? 0, "run": runDir.path]
-    emit(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+    config.recordDynamics = recordDynamics; config.dynamicsPass = dynamicsPass; config.trainSubset = trainSubset
+    return (config, modelFolder)
   }
+}
+
+/// Trains `config` in `runDir` (refusing to replace a run unless `overwrite`); returns the summary.
+func runTraining(_ config: TrainConfig, modelFolder: URL, runDir: URL, resume: Bool, overwrite: Bool) throws -> [String: Any] {
+  let log = StderrProgress()
+  let fm = FileManager.default
+  if !resume, fm.fileExists(atPath: runDir.appendingPathComponent("config.json").path) {
+    guard overwrite else { throw TrainingError.runExists(path: runDir.path) }
+    try fm.removeItem(at: runDir)
+  }
+  let trainer = Trainer(config: config, modelFolder: modelFolder, runDir: runDir, progress: log)
+  let summary = try trainer.run(resume: resume)
+  log.message("run folder: \(runDir.path) (best/, final/, metrics.jsonl, summary.json, learning-curve.svg\(config.recordDynamics ? ", dynamics.jsonl" : ""))")
+  return summary
 }
 
 struct Finetune: ParsableCommand {
@@ -148,6 +166,14 @@ struct Eval: ParsableCommand {
   @OptionGroup var dataOptions: DataOptions
   @Option(name: .long, help: "Truncate texts to this many tokens.") var maxLength = 128
   @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
+  @Option(name: .long, help: "Rename data labels to the model's, e.g. negative=-1,positive=1; examples whose label is not named are left out (out-of-distribution sets).")
+  var labelMap: String?
+
+  func validate() throws {
+    if let m = labelMap, m.split(separator: ",").contains(where: { $0.split(separator: "=", omittingEmptySubsequences: false).count != 2 }) {
+      throw ValidationError("--label-map must look like from=to,from=to, got '\(m)'")
+    }
+  }
 
   func run() throws {
     try runReportingErrors {
@@ -156,8 +182,18 @@ struct Eval: ParsableCommand {
       guard let labels = ModelFolder.labels(folder) else {
         throw ValidationError("\(folder.appendingPathComponent("config.json").path): no id2label: not a classifier (fine-tune it first)")
       }
-      let dataset = try Dataset.load(path: try Assets.data(dataOptions.data),
+      var dataset = try Dataset.load(path: try Assets.data(dataOptions.data),
                                      columns: ColumnSpec(text: dataOptions.textColumn, pair: dataOptions.textPairColumn, label: dataOptions.labelColumn))
+      var leftOut = 0
+      if let m = labelMap {
+        let map = Dictionary(m.split(separator: ",").map { p in let kv = p.split(separator: "=", omittingEmptySubsequences: false); return (String(kv[0]), String(kv[1])) },
+                             uniquingKeysWith: { a, _ in a })
+        for to in map.values where !labels.contains(to) { throw ValidationError("--label-map: '\(to)' is not one of the model's labels \(labels)") }
+        let before = dataset.examples.count
+        dataset.examples = dataset.examples.compactMap { e in map[e.label].map { var x = e; x.label = $0; return x } }
+        leftOut = before - dataset.examples.count
+        if dataset.examples.isEmpty { throw ValidationError("--label-map: no example of \(dataset.path) has a label named in the map") }
+      }
       let ids = try dataset.labelIds(labels)
       let (clf, tokenizer, _) = try ModelFolder.loadClassifier(folder, numLabels: labels.count)
       var config = TrainConfig(model: model, data: dataset.path)
@@ -166,9 +202,9 @@ struct Eval: ParsableCommand {
       let data = PreparedData(dataset: dataset, labels: labels, labelIds: ids, split: Split(train: [], dev: [], test: []),
                               encodings: dataset.examples.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) })
       let metrics = trainer.evaluate(clf, tokenizer: tokenizer, data: data, indices: Array(dataset.examples.indices))
-      let enc = JSONEncoder()
-      enc.outputFormatting = [.sortedKeys]
-      emit(String(decoding: try enc.encode(metrics), as: UTF8.self))
+      var obj = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as! [String: Any]
+      if labelMap != nil { obj["left_out"] = leftOut }
+      emit(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
     }
   }
 }
