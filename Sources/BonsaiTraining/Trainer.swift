@@ -236,7 +236,7 @@ public final class Trainer {
     var lossCurve: [(Int, Double)] = metricsLog.previousLoss, metricCurve: [(Int, Double)] = metricsLog.previousMetric
     let started = Date()
     let startStep = state.globalStep
-    var examplesSeen = 0
+    var examplesSeen = 0, tokensSeen = 0
     var stop = state.finished || state.globalStep >= totalSteps
     epochs: while state.epoch < config.epochs && !stop {
       let batches = lengthGroupedBatches(data.split.train, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
@@ -271,6 +271,7 @@ public final class Trainer {
         (config.gradientAccumulation > 1 ? loss.scaled(by: 1 / Float(config.gradientAccumulation)) : loss).backward()
         lossAccum += loss.item / Float(config.gradientAccumulation)
         examplesSeen += idx.count
+        tokensSeen += batch.batch * batch.tokens
         accumulated += 1
         state.batchInEpoch += 1
         guard accumulated == config.gradientAccumulation || state.batchInEpoch == batches.count else { continue }
@@ -341,7 +342,7 @@ public final class Trainer {
     let summary: [String: Any] = [
       "test": try jsonObject(test), "best_step": state.bestStep as Any, "best_dev_\(config.metric)": state.bestMetric as Any,
       "steps": state.globalStep, "train_seconds": Date().timeIntervalSince(started), "labels": data.labels,
-      "parameters": model.parameterCount,
+      "parameters": model.parameterCount, "train_examples_processed": examplesSeen, "train_tokens_processed": tokensSeen,
       "train_examples": data.split.train.count, "dev_examples": data.split.dev.count, "test_examples": data.split.test.count,
     ]
     try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: runDir.appendingPathComponent("summary.json"))

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# FTFT vs ERM (issue 6's table): sentence polarity, one split (--split-seed 42, 70/10/20), seed $SEED.
+#  - ERM: MPNet-12 fine-tuned on the whole training split for $ERM_EPOCHS epochs.
+#  - FTFT: a reference (MiniLM-6, or MiniLM-3 shrunk from the pretrained MiniLM-6) trained $REF_EPOCHS
+#    epochs with dynamics; the 33% most ambiguous examples; MPNet-12 on them for one full-data epoch's
+#    worth of steps, dev every quarter of it, best checkpoint kept, patience 2.
+#  - control: the same budget on a random 33%.
+# Out of distribution: the movie reviews (same labels) and 2000 positive/negative tweets (neutral left out).
+# Writes runs/ftft/table.md and copies the MiniLM-6 data map to docs/datamap-polarity-minilm6.svg.
+#   scripts/experiment-ftft.sh     (about 45 min on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai >/dev/null; fi
+B=${BONSAI:-.build/release/bonsai}; R=${RUNS:-runs/ftft}; SEED=${SEED:-1}; T=${THREADS:-2}
+ERM_EPOCHS=${ERM_EPOCHS:-2}; REF_EPOCHS=${REF_EPOCHS:-3}
+COMMON="--data polarity --max-length 64 --batch-size 32 --split-seed 42 --seed $SEED --threads $T"
+mkdir -p $R
+MINILM=$($B fetch minilm | python3 -c "import json,sys; print(json.load(sys.stdin)['path'])")
+[ -d $R/minilm3-base ] || $B shrink --teacher "$MINILM" --num-layers 3 --output $R/minilm3-base >/dev/null
+# out-of-distribution sets
+TWEETS=$($B fetch tweets | python3 -c "import json,sys; print(json.load(sys.stdin)['path'])")
+python3 - "$TWEETS" "$R/tweets-ood.csv" <<'PY'
+import csv, random, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1], encoding="utf-8")) if r["sentiment"] in ("positive", "negative")]
+random.Random(0).shuffle(rows)
+pos = [r for r in rows if r["sentiment"] == "positive"][:1000]; neg = [r for r in rows if r["sentiment"] == "negative"][:1000]
+with open(sys.argv[2], "w", newline="", encoding="utf-8") as f:
+    w = csv.writer(f); w.writerow(["label", "text"])
+    for r in pos + neg: w.writerow(["1" if r["sentiment"] == "positive" else "-1", r["text"]])
+PY
+timed() { local out=$1; shift; local t0=$(date +%s.%N); "$@" > $out.json; python3 -c "print($(date +%s.%N) - $t0)" > $out.seconds; }
+[ -f $R/erm/summary.json ] || timed $R/erm-cmd $B finetune --model mpnet $COMMON --epochs $ERM_EPOCHS --overwrite --output $R/erm
+[ -f $R/ftft-minilm6/ftft.json ] || timed $R/ftft-minilm6-cmd $B ftft --reference minilm --main mpnet $COMMON --epochs $REF_EPOCHS --overwrite --output $R/ftft-minilm6
+[ -f $R/ftft-minilm3/ftft.json ] || timed $R/ftft-minilm3-cmd $B ftft --reference $R/minilm3-base --main mpnet $COMMON --epochs $REF_EPOCHS --overwrite --output $R/ftft-minilm3
+[ -f $R/random/ftft.json ] || timed $R/random-cmd $B ftft --reference minilm --main mpnet $COMMON --epochs $REF_EPOCHS --strategy random --overwrite --output $R/random
+for run in erm ftft-minilm6/main ftft-minilm3/main random/main; do
+  m=$R/$run/best
+  [ -f $m/ood-reviews.json ] || $B eval --model $m --data reviews --max-length 128 --threads $T > $m/ood-reviews.json
+  [ -f $m/ood-tweets.json ] || $B eval --model $m --data $R/tweets-ood.csv --max-length 64 --threads $T > $m/ood-tweets.json
+done
+mkdir -p docs
+cp $R/ftft-minilm6/datamap.svg docs/datamap-polarity-minilm6.svg
+python3 - "$R" <<'PY' | tee $R/table.md
+import json, sys
+R = sys.argv[1]
+def j(p): return json.load(open(p))
+def ood(run): return j(f"{R}/{run}/best/ood-reviews.json")["accuracy"], j(f"{R}/{run}/best/ood-tweets.json")["accuracy"]
+print("| path | reference | main trains on | main steps (best) | test accuracy (ID) | reviews (OOD) | tweets (OOD) | reference time | main time | total time | main tokens processed |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+erm = j(f"{R}/erm/summary.json"); rv, tw = ood("erm"); erm_s = float(open(f"{R}/erm-cmd.seconds").read())
+print(f"| ERM | - | all {erm['train_examples']} | {erm['steps']} ({erm['best_step']}) | {erm['test']['accuracy']:.4f} | {rv:.4f} | {tw:.4f} | - | {erm_s:.0f} s | {erm_s:.0f} s | {erm['train_tokens_processed']/1e6:.2f} M |")
+for name, label in [("ftft-minilm6", "MiniLM-6"), ("ftft-minilm3", "MiniLM-3 (layers 0,2,5 of pretrained MiniLM-6)"), ("random", "MiniLM-6 (not used: random 33%)")]:
+    f = j(f"{R}/{name}/ftft.json"); m = j(f"{R}/{name}/main/summary.json"); rv, tw = ood(f"{name}/main")
+    ref = f["reference"]
+    print(f"| {'FTFT' if name != 'random' else 'random subset'} | {label} (test {ref['test_accuracy']:.4f}) | {f['selection']['strategy']} {f['selection']['examples']} | {m['steps']} ({m['best_step']}) | {m['test']['accuracy']:.4f} | {rv:.4f} | {tw:.4f} | {ref['seconds']:.0f} s | {f['main']['seconds']:.0f} s | {f['total_seconds']:.0f} s | {m['train_tokens_processed']/1e6:.2f} M |")
+PY
