@@ -89,6 +89,16 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
   }
 
+  /// A 1-D int32 tensor (sparse indices) as an array.
+  public func int32s(_ key: String) throws -> [Int32] {
+    guard let info = tensors[key] else { throw CheckpointError.missingKey(path: path, key: key) }
+    guard info.dtype == "I32" else { throw CheckpointError.badTensor(path: path, key: key, reason: "dtype \(info.dtype), expected I32") }
+    let n = (info.end - info.begin) / 4
+    return [Int32](unsafeUninitializedCapacity: n) { buf, count in
+      memcpy(buf.baseAddress!, base.advanced(by: dataStart + info.begin), 4 * n); count = n
+    }
+  }
+
   /// Names of all tensors.
   public var keys: [String] { Array(tensors.keys).sorted() }
 
@@ -132,14 +142,21 @@ public final class SafeTensorsFile: @unchecked Sendable {
   }
 }
 
-/// Writes fp32 tensors as a safetensors file, atomically (temporary name, then rename).
-public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], to path: String, metadata: [String: String] = ["format": "pt"]) throws {
+/// Writes fp32 tensors (and 1-D int32 vectors, e.g. sparse indices) as a safetensors file, atomically
+/// (temporary name, then rename).
+public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], int32 ints: [(key: String, values: [Int32])] = [],
+                             to path: String, metadata: [String: String] = ["format": "pt"]) throws {
   var header: [String: Any] = ["__metadata__": metadata]
   var offset = 0
-  let sorted = tensors.sorted { $0.key < $1.key }
-  for (key, t) in sorted {
-    header[key] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]]
-    offset += 4 * t.count
+  // one list in key order: float tensors and int vectors as raw bytes
+  var entries: [(key: String, bytes: (UnsafeRawPointer, Int), dtype: String, shape: [Int])] = []
+  for (key, t) in tensors { entries.append((key, (UnsafeRawPointer(t.data), 4 * t.count), "F32", t.shape)) }
+  let intBuffers = ints.map { ($0.key, $0.values.withUnsafeBytes { Data($0) }) }
+  for (key, data) in intBuffers { entries.append((key, (UnsafeRawPointer(bitPattern: 8)!, data.count), "I32", [data.count / 4])) }  // written from intBuffers
+  let sorted = entries.sorted { $0.key < $1.key }
+  for e in sorted {
+    header[e.key] = ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.bytes.1]]
+    offset += e.bytes.1
   }
   var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
   while (8 + json.count) % 8 != 0 { json.append(0x20) }  // pad with spaces so the data is 8-byte aligned
@@ -151,7 +168,10 @@ public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], to path
     var len = UInt64(json.count).littleEndian
     try handle.write(contentsOf: Data(bytes: &len, count: 8))
     try handle.write(contentsOf: json)
-    for (_, t) in sorted { try handle.write(contentsOf: Data(bytes: t.data, count: 4 * t.count)) }
+    for e in sorted {
+      if e.dtype == "I32" { try handle.write(contentsOf: intBuffers.first { $0.0 == e.key }!.1) }
+      else { try handle.write(contentsOf: Data(bytes: e.bytes.0, count: e.bytes.1)) }
+    }
     try handle.synchronize()
     try handle.close()
   } catch {

@@ -73,14 +73,25 @@ extension Tensor {
       for child in n.inputs where !visited.contains(ObjectIdentifier(child)) { stack.append((child, false)) }
     }
     root.grad = seed ?? Tensor(repeating: 1, shape: shape)
+    let sinks = Tensor.gradientSinks
     for n in order.reversed() {
       if let g = n.grad, let step = n.backward { step(g) }
+      for (leaf, sink) in sinks where leaf.grad != nil {
+        sink(leaf.grad!)
+        leaf.grad = nil
+      }
       n.grad = nil
       n.backward = nil
       n.inputs = []
     }
     node = nil
   }
+}
+
+extension Tensor {
+  /// Leaves whose gradient is handed to a closure the moment a backward step produces it, then
+  /// dropped (SIFT gathers a sparse gradient this way and never keeps the dense one).
+  nonisolated(unsafe) public static var gradientSinks: [(Tensor, (Tensor) -> Void)] = []
 }
 
 /// The gradient slot of an op input: its node's gradient, or a leaf's `grad`. Holding it keeps the

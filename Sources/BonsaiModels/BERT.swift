@@ -90,7 +90,7 @@ public final class BertResidualOutput: Module {
   }
   /// The same with GELU applied to `x` first, fused into the projection (BertIntermediate's activation).
   func gelu(_ x: Tensor, residual: Tensor, dropout: Float, rng: RandomSource?) -> Tensor {
-    LayerNorm(x.geluLinear(weight: dense.weight, bias: dense.bias).dropout(dropout, rng: rng) + residual)
+    LayerNorm(dense.geluThen(x).dropout(dropout, rng: rng) + residual)
   }
 }
 

@@ -134,7 +134,7 @@ public final class MPNetLayer: Module {
     let h1 = attention.LayerNorm(a.o(context.reshaped(to: h.shape)).dropout(p, rng: rng) + h)
     // GELU (MPNetIntermediate's activation) is fused into the output projection
     let inner = intermediate.dense(h1)
-    return output.LayerNorm(inner.geluLinear(weight: output.dense.weight, bias: output.dense.bias).dropout(p, rng: rng) + h1)
+    return output.LayerNorm(output.dense.geluThen(inner).dropout(p, rng: rng) + h1)
   }
 }
 

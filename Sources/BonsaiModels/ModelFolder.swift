@@ -94,7 +94,9 @@ extension ModelFolder {
   /// Writes a classifier as a Hugging Face folder that transformers loads: config.json (with
   /// `architectures`, `id2label`, `label2id`), model.safetensors (keys as transformers' state dict) and
   /// the tokenizer files copied from `source`. Written to a temporary folder first, then renamed into place.
-  public static func save(_ model: SequenceClassifier, labels: [String], source: URL, to destination: URL) throws {
+  /// `overrides` replaces tensors by key (e.g. LoRA-merged weights) without touching the model.
+  public static func save(_ model: SequenceClassifier, labels: [String], source: URL, to destination: URL,
+                          overrides: [String: Tensor] = [:], extraFiles: [String: Data] = [:]) throws {
     let fm = FileManager.default
     let tmp = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).tmp-\(getpid())")
     try? fm.removeItem(at: tmp)
@@ -110,7 +112,8 @@ extension ModelFolder {
     config["label2id"] = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($0.element, $0.offset) })
     config["problem_type"] = "single_label_classification"
     try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
-    try writeSafeTensors(model.namedParameters(), to: tmp.appendingPathComponent("model.safetensors").path)
+    try writeSafeTensors(model.namedParameters().map { ($0.key, overrides[$0.key] ?? $0.tensor) }, to: tmp.appendingPathComponent("model.safetensors").path)
+    for (name, data) in extraFiles { try data.write(to: tmp.appendingPathComponent(name)) }
     for name in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] {
       let src = source.appendingPathComponent(name)
       if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(name)) }

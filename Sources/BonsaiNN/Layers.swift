@@ -36,8 +36,20 @@ public final class Linear: Module {
     self.bias = bias ? Tensor(zeros: [outFeatures], requiresGrad: true) : nil
   }
 
+  /// A low-rank adapter added to the output (LoRA), when set.
+  public var adapter = AdapterSlot()
+
   /// x [..., in] -> [..., out]
-  public func callAsFunction(_ x: Tensor) -> Tensor { x.linear(weight: weight, bias: bias) }
+  public func callAsFunction(_ x: Tensor) -> Tensor {
+    let y = x.linear(weight: weight, bias: bias)
+    if let lora = adapter.lora { return y + lora(x) }
+    return y
+  }
+
+  /// gelu(x) W^T + b, fused when there is no adapter.
+  public func geluThen(_ x: Tensor) -> Tensor {
+    adapter.lora == nil ? x.geluLinear(weight: weight, bias: bias) : self(x.gelu())
+  }
 }
 
 /// Layer normalisation over the last axis (`nn.LayerNorm`; keys `weight`, `bias`).

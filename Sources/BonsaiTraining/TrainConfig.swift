@@ -37,6 +37,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   public var trainSubset: String?
   /// Knowledge distillation from a teacher (nil: plain fine-tuning).
   public var distill: DistillConfig?
+  /// What trains: full, head (the classifier only), sift (sparse components), lora (adapters).
+  public var method = "full"
+  public var sift: SIFTConfig?
+  public var lora: LoRAConfig?
 
   public init(model: String, data: String) { self.model = model; self.data = data }
 
@@ -58,6 +62,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     recordDynamics = try c.decodeIfPresent(Bool.self, forKey: .recordDynamics) ?? false
     dynamicsPass = try c.decodeIfPresent(String.self, forKey: .dynamicsPass) ?? "train"
     trainSubset = try c.decodeIfPresent(String.self, forKey: .trainSubset)
+    method = try c.decodeIfPresent(String.self, forKey: .method) ?? "full"
+    sift = try c.decodeIfPresent(SIFTConfig.self, forKey: .sift); lora = try c.decodeIfPresent(LoRAConfig.self, forKey: .lora)
   }
 
   enum CodingKeys: String, CodingKey {
@@ -66,7 +72,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation_steps", maxLength = "max_length", seed, splitSeed = "split_seed"
     case devFraction = "dev_fraction", testFraction = "test_fraction", deduplicate, evalEvery = "eval_every", patience, metric
     case maxSteps = "max_steps", threads, distill, recordDynamics = "record_dynamics", dynamicsPass = "dynamics_pass"
-    case trainSubset = "train_subset"
+    case trainSubset = "train_subset", method, sift, lora
   }
 }
 

@@ -67,6 +67,14 @@ func traceMemory(_ tag: String) {
   FileHandle.standardError.write("[memory] \(tag): \(rss.joined(separator: " ")) live \(liveStorageBytes.load(ordering: .relaxed) >> 20) MiB cached \(BlockCache.cachedBytes >> 20) MiB\n".data(using: .utf8)!)
 }
 
+/// The process's peak resident set (VmHWM), in bytes.
+public func peakRSSBytes() -> Int {
+  let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+  guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM") }),
+        let kb = Int(line.split(separator: " ").dropFirst().first { Int($0) != nil } ?? "") else { return 0 }
+  return kb * 1024
+}
+
 /// Everything a run reads: examples, labels, split and token ids.
 public struct PreparedData {
   public let dataset: Dataset
@@ -210,8 +218,17 @@ public final class Trainer {
       teacher = t
     }
     var state = TrainerState()
-    let params = model.namedParameters() + (projection?.namedParameters(prefix: Trainer.projectionPrefix) ?? [])
-    let optimizer = AdamW(params, learningRate: config.learningRate, weightDecay: config.weightDecay)
+    let plan = try TrainingPlan(method: config.method, model: model, config: config)
+    plan.dense += projection?.namedParameters(prefix: Trainer.projectionPrefix) ?? []
+    self.plan = plan
+    if plan.method != "full" {
+      baseHash = try fileSHA256(modelFolder.appendingPathComponent("model.safetensors").path)
+      progress.message(String(format: "%@: %d trainable parameters (%.3f%% of %d)", plan.method, plan.trainableCount,
+                              100 * Double(plan.trainableCount) / Double(model.parameterCount), model.parameterCount))
+    }
+    let optimizer = AdamW(plan.dense, learningRate: config.learningRate, weightDecay: config.weightDecay)
+    plan.sparse?.attach()
+    defer { plan.sparse?.detach() }
     if resume {
       state = try restore(model: model, optimizer: optimizer, projection: projection)
       progress.message("resuming at step \(state.globalStep) (epoch \(state.epoch + 1), batch \(state.batchInEpoch))")
@@ -238,6 +255,20 @@ public final class Trainer {
     let startStep = state.globalStep
     var examplesSeen = 0, tokensSeen = 0
     var stop = state.finished || state.globalStep >= totalSteps
+    if let sparse = plan.sparse, !resume {
+      // SIFT: the first batches only vote for the indices (|gradient| summed), with no update
+      let votes = config.sift?.voteBatches ?? 1
+      let batches = lengthGroupedBatches(data.split.train, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: 0)
+      let voteRng = RandomSource(seed: config.seed &+ 31)
+      sparse.beginSelection()
+      for idx in batches.prefix(votes) {
+        let batch = TokenBatch(idx.map { data.encodings[$0] }, tokenizer: tokenizer)
+        Tensor.crossEntropy(logits: model(batch, rng: voteRng), labels: idx.map { data.labelIds[$0] }).backward()
+      }
+      sparse.endSelection()
+      Tensor.clearGrad(optimizer.parametersWithGradients)
+      progress.message("sift: indices chosen from \(min(votes, batches.count)) batch(es): \(sparse.trainableCount) components in \(sparse.entries.count) matrices")
+    }
     epochs: while state.epoch < config.epochs && !stop {
       let batches = lengthGroupedBatches(data.split.train, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
       var accumulated = 0, lossAccum: Float = 0
@@ -268,6 +299,9 @@ public final class Trainer {
                                           ids: idx.map { data.dataset.examples[$0].line }, step: state.globalStep + 1, epoch: state.epoch))
         }
         guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
+        let reselect = plan.sparse != nil && (config.sift?.reselectEvery ?? 0) > 0 && state.globalStep > 0
+          && state.globalStep % config.sift!.reselectEvery == 0
+        if reselect && accumulated == 0 { plan.sparse!.beginReselection() }
         (config.gradientAccumulation > 1 ? loss.scaled(by: 1 / Float(config.gradientAccumulation)) : loss).backward()
         lossAccum += loss.item / Float(config.gradientAccumulation)
         examplesSeen += idx.count
@@ -275,9 +309,11 @@ public final class Trainer {
         accumulated += 1
         state.batchInEpoch += 1
         guard accumulated == config.gradientAccumulation || state.batchInEpoch == batches.count else { continue }
-        if config.maxGradNorm > 0 { optimizer.clipGradientNorm(config.maxGradNorm) }
+        if reselect { plan.sparse!.endReselection() }
+        if config.maxGradNorm > 0 { plan.clip(config.maxGradNorm) }
         optimizer.learningRate = learningRate(state.globalStep)
         optimizer.update()
+        if let sparse = plan.sparse { sparse.learningRate = optimizer.learningRate; sparse.update() }
         Tensor.clearGrad(optimizer.parametersWithGradients)
         state.globalStep += 1
         traceMemory("step \(state.globalStep)")
@@ -306,7 +342,7 @@ public final class Trainer {
           let better = state.bestMetric.map { config.metric == "loss" ? value < $0 : value > $0 } ?? true
           if better {
             state.bestMetric = value; state.bestStep = state.globalStep; state.evalsWithoutImprovement = 0
-            try ModelFolder.save(model, labels: data.labels, source: modelFolder, to: runDir.appendingPathComponent("best"))
+            try export(model, labels: data.labels, to: runDir.appendingPathComponent("best"))
           } else {
             state.evalsWithoutImprovement += 1
           }
@@ -334,7 +370,7 @@ public final class Trainer {
     }
     traceMemory("trained")
     // final model, then the test set with the best model
-    try ModelFolder.save(model, labels: data.labels, source: modelFolder, to: runDir.appendingPathComponent("final"))
+    try export(model, labels: data.labels, to: runDir.appendingPathComponent("final"))
     let bestFolder = runDir.appendingPathComponent(fm.fileExists(atPath: runDir.appendingPathComponent("best").path) ? "best" : "final")
     let (best, _, _) = try ModelFolder.loadClassifier(bestFolder, numLabels: data.labels.count)
     let test = evaluate(best, tokenizer: tokenizer, data: data, indices: data.split.test)
@@ -342,6 +378,8 @@ public final class Trainer {
     let summary: [String: Any] = [
       "test": try jsonObject(test), "best_step": state.bestStep as Any, "best_dev_\(config.metric)": state.bestMetric as Any,
       "steps": state.globalStep, "train_seconds": Date().timeIntervalSince(started), "labels": data.labels,
+      "method": plan.method, "trainable_parameters": plan.trainableCount, "gradient_bytes": plan.gradientBytes,
+      "optimizer_state_bytes": plan.optimizerStateBytes, "peak_rss_bytes": peakRSSBytes(),
       "parameters": model.parameterCount, "train_examples_processed": examplesSeen, "train_tokens_processed": tokensSeen,
       "train_examples": data.split.train.count, "dev_examples": data.split.dev.count, "test_examples": data.split.test.count,
     ]
@@ -357,6 +395,14 @@ public final class Trainer {
   }
 
   static let projectionPrefix = "distill_projection"
+  var plan: TrainingPlan?
+  var baseHash = ""
+
+  /// best/ or final/: an ordinary Hugging Face folder (LoRA merged), plus the sparse delta or adapters.
+  func export(_ model: SequenceClassifier, labels: [String], to dir: URL) throws {
+    try ModelFolder.save(model, labels: labels, source: modelFolder, to: dir, overrides: plan?.mergedWeights() ?? [:],
+                         extraFiles: try plan?.deltaFiles(model: model, labels: labels, baseHash: baseHash) ?? [:])
+  }
 
   func saveCheckpoint(model: SequenceClassifier, optimizer: AdamW, labels: [String], state: TrainerState, projection: HiddenProjection?) throws {
     let fm = FileManager.default
@@ -367,6 +413,14 @@ public final class Trainer {
                          metadata: ["format": "pt", "step": "\(optimizer.step)"])
     if let projection {
       try writeSafeTensors(projection.namedParameters(prefix: Trainer.projectionPrefix), to: tmp.appendingPathComponent("distill_projection.safetensors").path)
+    }
+    if let sparse = plan?.sparse {
+      let st = sparse.stateTensors()
+      try writeSafeTensors(st.floats, int32: st.ints, to: tmp.appendingPathComponent("sparse_optimizer.safetensors").path, metadata: ["format": "pt", "step": "\(sparse.step)"])
+    }
+    if let plan, !plan.adapters.isEmpty {
+      try writeSafeTensors(plan.adapters.flatMap { [($0.key + ".lora_A.weight", $0.lora.A), ($0.key + ".lora_B.weight", $0.lora.B)] },
+                           to: tmp.appendingPathComponent("adapters.safetensors").path)
     }
     try JSONEncoder.pretty.encode(state).write(to: tmp.appendingPathComponent("trainer_state.json"))
     // swap in: the old checkpoint stays whole until the new one is complete
@@ -399,6 +453,14 @@ public final class Trainer {
     if let projection {
       let file = try SafeTensorsFile(path: dir.appendingPathComponent("distill_projection.safetensors").path)
       for (key, t) in projection.namedParameters(prefix: Trainer.projectionPrefix) { try file.read(key, into: t) }
+    }
+    if let sparse = plan?.sparse {
+      let file = try SafeTensorsFile(path: dir.appendingPathComponent("sparse_optimizer.safetensors").path)
+      try sparse.restore(step: Int(file.metadata["step"] ?? "0") ?? 0, floats: { try file.tensor($0) }, ints: { try file.int32s($0) })
+    }
+    if let plan, !plan.adapters.isEmpty {
+      let file = try SafeTensorsFile(path: dir.appendingPathComponent("adapters.safetensors").path)
+      for (key, lora) in plan.adapters { try file.read(key + ".lora_A.weight", into: lora.A); try file.read(key + ".lora_B.weight", into: lora.B) }
     }
     let opt = try SafeTensorsFile(path: dir.appendingPathComponent("optimizer.safetensors").path)
     try optimizer.restore(step: Int(opt.metadata["step"] ?? "0") ?? 0) { try opt.tensor($0) }

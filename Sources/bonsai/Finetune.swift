@@ -44,6 +44,14 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Dynamics from the training forward pass (train, as FTFT) or an extra eval-mode pass per epoch (eval).")
   var dynamicsPass = "train"
   @Option(name: .long, help: "A selection file from `bonsai select`: train only on those examples (dev and test unchanged).") var trainSubset: String?
+  @Option(name: .long, help: "What trains: full, head (classifier only), sift (sparse components), lora (low-rank adapters).") var method = "full"
+  @Option(name: .long, help: "SIFT: fraction of each selected matrix that trains, in (0, 1].") var sparsity = 0.01
+  @Option(name: .long, help: "SIFT: batches whose |gradient| chooses the components (they make no update).") var siftVoteBatches = 1
+  @Option(name: .long, help: "SIFT: choose again from the current batch every N steps (0: never).") var siftReselectEvery = 0
+  @Option(name: .long, help: "SIFT: comma-separated substrings of the sparse matrices' keys (default: attention and feed-forward).") var sparseTarget: String?
+  @Option(name: .long, help: "LoRA: adapter rank r.") var rank = 8
+  @Option(name: .long, help: "LoRA: scale numerator alpha (the update is alpha/r * B A).") var alpha: Float = 16
+  @Option(name: .long, help: "LoRA: comma-separated key suffixes of the adapted layers (default: query,value).") var target: String?
   @Option(name: .long, help: "Run folder (default: runs/MODEL-DATA).") var output: String?
   @Option(name: .long, help: "Continue the run in this folder from its last checkpoint.") var resume: String?
   @Flag(name: .long, help: "Replace a run already in the output folder.") var overwrite = false
@@ -61,6 +69,12 @@ struct TrainingOptions: ParsableArguments {
     if !["accuracy", "macro_f1", "loss"].contains(metric) { throw ValidationError("--metric must be accuracy, macro_f1 or loss, got \(metric)") }
     if let m = maxSteps, m < 1 { throw ValidationError("--max-steps must be at least 1, got \(m)") }
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+    if !["full", "head", "sift", "lora"].contains(method) { throw ValidationError(MethodError.unknownMethod(method).errorDescription!) }
+    if !(sparsity > 0 && sparsity <= 1) { throw ValidationError(MethodError.badRate(sparsity).errorDescription!) }
+    if siftVoteBatches < 1 { throw ValidationError("--sift-vote-batches must be at least 1") }
+    if siftReselectEvery < 0 { throw ValidationError("--sift-reselect-every must be >= 0") }
+    if rank < 1 { throw ValidationError("--rank must be at least 1, got \(rank)") }
+    if !(alpha > 0) { throw ValidationError("--alpha must be positive, got \(alpha)") }
     if !["train", "eval"].contains(dynamicsPass) { throw ValidationError("--dynamics-pass must be train or eval, got \(dynamicsPass)") }
     if resume != nil && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
   }
@@ -89,6 +103,18 @@ struct TrainingOptions: ParsableArguments {
     config.deduplicate = dedup; config.evalEvery = evalEvery; config.patience = patience; config.metric = metric
     config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
     config.recordDynamics = recordDynamics; config.dynamicsPass = dynamicsPass; config.trainSubset = trainSubset
+    config.method = method
+    if method == "sift" {
+      var sc = SIFTConfig()
+      sc.rate = sparsity; sc.voteBatches = siftVoteBatches; sc.reselectEvery = siftReselectEvery
+      sc.targets = sparseTarget.map { $0.split(separator: ",").map(String.init) }
+      config.sift = sc
+    }
+    if method == "lora" {
+      var lc = LoRAConfig()
+      lc.rank = rank; lc.alpha = alpha; lc.targets = target.map { $0.split(separator: ",").map(String.init) }
+      config.lora = lc
+    }
     return (config, modelFolder)
   }
 }
@@ -221,6 +247,23 @@ struct Fetch: ParsableCommand {
         try Assets.fetch(n) { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
         emit("{\"name\": \"\(n)\", \"path\": \"\(Assets.modelNames.contains(n) ? Assets.home.appendingPathComponent("models/\(n)").path : try Assets.data(n))\"}")
       }
+    }
+  }
+}
+
+struct ApplyDelta: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "apply-delta",
+    abstract: "Add a SIFT delta (sift_delta.safetensors) or LoRA adapters (adapter_model.safetensors) onto their base model; writes the trained classifier.")
+
+  @Option(name: .long, help: "The base model the run started from (a name or folder).") var base: String
+  @Option(name: .long, help: "The delta file from a run's best/ or final/ folder.") var delta: String
+  @Option(name: .long, help: "Folder for the resulting Hugging Face model.") var output: String
+
+  func run() throws {
+    try runReportingErrors {
+      try Delta.apply(base: try Assets.model(base), delta: URL(fileURLWithPath: delta), output: URL(fileURLWithPath: output))
+      emit("{\"output\": \"\(output)\"}")
     }
   }
 }
