@@ -6,7 +6,8 @@ transformers 5.24.0, tokenizers 0.23.3) after `bonsai fetch` (scripts/test.sh do
     ~/.cache/bonsai-ref/venv/bin/python scripts/make-golden.py
 Writes Tests/BonsaiTokenizersTests/Fixtures/tokenizer-golden.json and
 Tests/BonsaiModelsTests/Fixtures/{minilm,mpnet}-golden.json; with --distill,
-Tests/BonsaiDataTests/Fixtures/distill-golden.json (distillation losses and gradients).
+Tests/BonsaiDataTests/Fixtures/distill-golden.json (distillation losses and gradients); with --methods,
+Tests/BonsaiDataTests/Fixtures/methods-golden.json (a SIFT step as masked dense AdamW; the DynSDPB loss).
 """
 import csv, glob, io, json, math, os, sys
 import numpy as np
@@ -141,7 +142,7 @@ def write(path, obj):
         json.dump(obj, f, separators=(",", ":"))
     print("wrote", path, os.path.getsize(path), "bytes")
 
-if __name__ == "__main__" and "--distill" not in sys.argv:
+if __name__ == "__main__" and "--distill" not in sys.argv and "--methods" not in sys.argv:
     torch.manual_seed(0)
     torch.set_num_threads(2)
     write(os.path.join(ROOT, "Tests/BonsaiTokenizersTests/Fixtures/tokenizer-golden.json"), tokenizer_golden())
@@ -169,3 +170,56 @@ def distill_golden():
 
 if __name__ == "__main__" and "--distill" in sys.argv:
     write(os.path.join(ROOT, "Tests/BonsaiDataTests/Fixtures/distill-golden.json"), distill_golden())
+
+def sift_golden():
+    """SIFT = dense torch.optim.AdamW on the masked gradient, kept only at the mask (float32)."""
+    w0 = torch.tensor(pattern(30, 0.5, 0.2).reshape(6, 5))
+    g_select = torch.tensor(pattern(30, 1.0, 1.3).reshape(6, 5)) * torch.tensor(pattern(30, 1.0, 0.1).reshape(6, 5))
+    grads = [torch.tensor(pattern(30, 0.3, 2.0 + i).reshape(6, 5)) for i in range(3)]
+    rate, lr, wd = 0.2, 0.01, 0.1
+    k = min(int(rate * 30) + 1, 30)
+    flat = g_select.abs().reshape(-1)
+    order = sorted(range(30), key=lambda i: (-float(flat[i]), i))
+    idx = sorted(order[:k])
+    mask = torch.zeros(30, dtype=torch.bool); mask[idx] = True; mask = mask.reshape(6, 5)
+    p = torch.nn.Parameter(w0.clone())
+    opt = torch.optim.AdamW([p], lr=lr, weight_decay=wd)
+    for g in grads:
+        p.grad = torch.where(mask, g, torch.zeros_like(g)); opt.step()
+    expected = torch.where(mask, p.detach(), w0)
+    return {"weight": w0.tolist(), "select_grad": g_select.tolist(), "grads": [g.tolist() for g in grads], "rate": rate, "lr": lr,
+            "weight_decay": wd, "indices": idx, "expected": expected.tolist()}
+
+def dynsdpb_golden():
+    """CE(all) + sum_i alpha_i T_i^2 KL(softmax(z_prev_i/T_i) || softmax(z_i/T_i)) / n_repeated (float64), with
+    Bonsai's dynamic rule (shared/METHODS.md): u = H(p_prev)/log C, d = p_prev[y] - max_{c!=y} p_prev[c],
+    alpha_i = alpha0 (1-u)(1+d)/2, T_i = Tmin + (Tmax-Tmin)(1-u); and the static rule alpha_i = alpha0, T_i = T."""
+    C = 3
+    z = torch.tensor(pattern(18, 2.0, 0.4).reshape(6, C).astype(np.float64), requires_grad=True)
+    prev = torch.tensor(pattern(12, 2.5, 1.7).reshape(4, C).astype(np.float64))  # the repeated half: rows 0..3 of z
+    y = torch.tensor([0, 2, 1, 1, 0, 2])
+    alpha0, tmin, tmax, tstatic = 0.8, 1.0, 4.0, 2.0
+    pp = torch.softmax(prev, -1)
+    u = -(pp * pp.log()).sum(-1) / math.log(C)
+    gold = pp.gather(1, y[:4, None]).squeeze(1)
+    others = pp.masked_fill(torch.nn.functional.one_hot(y[:4], C).bool(), -1.0).max(-1).values
+    d = gold - others
+    alpha = alpha0 * (1 - u) * (1 + d) / 2
+    temp = tmin + (tmax - tmin) * (1 - u)
+    def loss_with(a, t):
+        zz = z.detach().clone().requires_grad_(True)
+        ce = torch.nn.functional.cross_entropy(zz, y)
+        q = torch.softmax(prev / t[:, None], -1)
+        logp = torch.log_softmax(zz[:4] / t[:, None], -1)
+        kl = (q * (q.log() - logp)).sum(-1)
+        loss = ce + (a * t * t * kl).sum() / 4
+        loss.backward()
+        return float(loss), zz.grad.tolist()
+    dyn_loss, dyn_grad = loss_with(alpha, temp)
+    st_loss, st_grad = loss_with(torch.full((4,), alpha0, dtype=torch.float64), torch.full((4,), tstatic, dtype=torch.float64))
+    return {"logits": z.detach().tolist(), "previous": prev.tolist(), "labels": y.tolist(), "alpha0": alpha0, "t_min": tmin, "t_max": tmax,
+            "t_static": tstatic, "uncertainty": u.tolist(), "discrimination": d.tolist(), "alpha": alpha.tolist(), "temperature": temp.tolist(),
+            "dynamic_loss": dyn_loss, "dynamic_grad": dyn_grad, "static_loss": st_loss, "static_grad": st_grad}
+
+if __name__ == "__main__" and "--methods" in sys.argv:
+    write(os.path.join(ROOT, "Tests/BonsaiDataTests/Fixtures/methods-golden.json"), {"sift": sift_golden(), "dynsdpb": dynsdpb_golden()})

@@ -12,6 +12,8 @@ public final class SparseAdamW {
     public let weight: Tensor
     public let k: Int
     public fileprivate(set) var indices: [Int32] = []
+    /// Every component any selection chose (with reselection, more than `indices`): what a delta must hold.
+    public fileprivate(set) var touched: [Int32] = []
     fileprivate(set) var grad: [Float]
     fileprivate var m: [Float], v: [Float]
     let decays: Bool
@@ -74,6 +76,7 @@ public final class SparseAdamW {
         for (j, i) in chosen.enumerated() { if let o = old[i] { m[j] = e.m[o]; v[j] = e.v[o] } }
       }
       e.indices = chosen; e.m = m; e.v = v
+      e.touched = e.touched.isEmpty ? chosen : Array(Set(e.touched).union(chosen)).sorted()
       e.grad = [Float](repeating: 0, count: e.k)
       e.score = nil
     }
@@ -149,6 +152,7 @@ public final class SparseAdamW {
       f.append(("exp_avg." + e.key, Tensor(e.m, shape: [e.k])))
       f.append(("exp_avg_sq." + e.key, Tensor(e.v, shape: [e.k])))
       i.append(("indices." + e.key, e.indices))
+      i.append(("touched." + e.key, e.touched))
     }
     return (f, i)
   }
@@ -158,6 +162,7 @@ public final class SparseAdamW {
       let idx = try ints("indices." + e.key)
       precondition(idx.count == e.k, "SparseAdamW.restore: \(e.key) has \(idx.count) indices, expected \(e.k)")
       e.indices = idx
+      e.touched = try ints("touched." + e.key)
       e.m = try floats("exp_avg." + e.key).scalars
       e.v = try floats("exp_avg_sq." + e.key).scalars
       e.grad = [Float](repeating: 0, count: e.k)

@@ -142,8 +142,8 @@ final class TrainingPlan {
       var floats = head, ints: [(key: String, values: [Int32])] = []
       for e in sparse.entries {
         let w = e.weight.data
-        floats.append((e.key + ".values", Tensor(e.indices.map { w[Int($0)] }, shape: [e.k])))
-        ints.append((e.key + ".indices", e.indices))
+        floats.append((e.key + ".values", Tensor(e.touched.map { w[Int($0)] }, shape: [e.touched.count])))
+        ints.append((e.key + ".indices", e.touched))
       }
       var m = meta
       m["shapes"] = String(decoding: try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: sparse.entries.map { ($0.key, $0.weight.shape) }), options: [.sortedKeys]), as: UTF8.self)
