@@ -1,7 +1,10 @@
 // A dependency-free SVG learning curve: training loss (left axis) and the dev metric (right axis) by step.
 import Foundation
 
-public func learningCurveSVG(loss: [(step: Int, value: Double)], metric: [(step: Int, value: Double)], metricName: String) -> String {
+/// `extra` curves (e.g. self-distillation's mean alpha and temperature) share the right axis, each
+/// multiplied by its `scale` to fit [0, 1] and named in a legend.
+public func learningCurveSVG(loss: [(step: Int, value: Double)], metric: [(step: Int, value: Double)], metricName: String,
+                             extra: [(name: String, points: [(Int, Double)], scale: Double)] = []) -> String {
   let w = 720.0, h = 360.0, l = 60.0, r = 60.0, t = 30.0, b = 40.0
   let maxStep = Double(max(loss.map(\.step).max() ?? 1, metric.map(\.step).max() ?? 1, 1))
   let lossMax = max(loss.map(\.value).max() ?? 1, 1e-9)
@@ -29,6 +32,12 @@ public func learningCurveSVG(loss: [(step: Int, value: Double)], metric: [(step:
   if !metric.isEmpty {
     svg += "<path d=\"\(path(metric.map { ($0.step, $0.value) }, yMetric))\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\"/>\n"
     for p in metric { svg += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#d62728\"/>\n", x(p.step), yMetric(p.value)) }
+  }
+  let colours = ["#2ca02c", "#9467bd", "#8c564b"]
+  for (n, curve) in extra.enumerated() where !curve.points.isEmpty {
+    let c = colours[n % colours.count]
+    svg += "<path d=\"\(path(curve.points.map { ($0.0, $0.1 * curve.scale) }, yMetric))\" fill=\"none\" stroke=\"\(c)\" stroke-width=\"1.2\" stroke-dasharray=\"4 2\"/>\n"
+    svg += "<text x=\"\(Int(w - r - 8))\" y=\"\(Int(t + 14 + 14 * Double(n)))\" text-anchor=\"end\" fill=\"\(c)\">\(curve.name)</text>\n"
   }
   return svg + "</svg>\n"
 }

@@ -41,6 +41,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   public var method = "full"
   public var sift: SIFTConfig?
   public var lora: LoRAConfig?
+  /// Self-distillation from the previous mini-batch (DynSDPB / DLB); implies the repeat-half sampler.
+  public var selfDistill: SelfDistillConfig?
+  /// "length-grouped", or "repeat-half" (each batch repeats half of the previous one, as DLB samples).
+  public var batchSampler = "length-grouped"
 
   public init(model: String, data: String) { self.model = model; self.data = data }
 
@@ -64,6 +68,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     trainSubset = try c.decodeIfPresent(String.self, forKey: .trainSubset)
     method = try c.decodeIfPresent(String.self, forKey: .method) ?? "full"
     sift = try c.decodeIfPresent(SIFTConfig.self, forKey: .sift); lora = try c.decodeIfPresent(LoRAConfig.self, forKey: .lora)
+    selfDistill = try c.decodeIfPresent(SelfDistillConfig.self, forKey: .selfDistill)
+    batchSampler = try c.decodeIfPresent(String.self, forKey: .batchSampler) ?? "length-grouped"
   }
 
   enum CodingKeys: String, CodingKey {
@@ -72,7 +78,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     case maxGradNorm = "max_grad_norm", gradientAccumulation = "gradient_accumulation_steps", maxLength = "max_length", seed, splitSeed = "split_seed"
     case devFraction = "dev_fraction", testFraction = "test_fraction", deduplicate, evalEvery = "eval_every", patience, metric
     case maxSteps = "max_steps", threads, distill, recordDynamics = "record_dynamics", dynamicsPass = "dynamics_pass"
-    case trainSubset = "train_subset", method, sift, lora
+    case trainSubset = "train_subset", method, sift, lora, selfDistill = "self_distill", batchSampler = "batch_sampler"
   }
 }
 

@@ -241,7 +241,9 @@ public final class Trainer {
     let dynamics = config.recordDynamics ? try DynamicsLog(url: runDir.appendingPathComponent("dynamics.jsonl"), truncateAfter: state.globalStep) : nil
     let rng = RandomSource(seed: config.seed &+ 17, counter: state.dropoutCounter)
     let lengths = data.encodings.map(\.ids.count)
-    let batchesPerEpoch = (data.split.train.count + config.batchSize - 1) / config.batchSize
+    let repeatHalf = config.selfDistill != nil || config.batchSampler == "repeat-half"
+    let chunk = repeatHalf ? max(1, config.batchSize / 2) : config.batchSize  // new examples per batch
+    let batchesPerEpoch = (data.split.train.count + chunk - 1) / chunk
     let stepsPerEpoch = (batchesPerEpoch + config.gradientAccumulation - 1) / config.gradientAccumulation
     let totalSteps = min(stepsPerEpoch * config.epochs, config.maxSteps ?? Int.max)
     let warmup = Int((Float(totalSteps) * config.warmupRatio).rounded(.up))
@@ -251,6 +253,8 @@ public final class Trainer {
     }
     progress.message("\(data.split.train.count) train / \(data.split.dev.count) dev / \(data.split.test.count) test examples, labels \(data.labels); \(totalSteps) optimizer steps")
     var lossCurve: [(Int, Double)] = metricsLog.previousLoss, metricCurve: [(Int, Double)] = metricsLog.previousMetric
+    var alphaCurve: [(Int, Double)] = metricsLog.previousAlpha, temperatureCurve: [(Int, Double)] = metricsLog.previousTemperature
+    var stepAlpha: [Double] = [], stepTemperature: [Double] = []
     let started = Date()
     let startStep = state.globalStep
     var examplesSeen = 0, tokensSeen = 0
@@ -270,12 +274,20 @@ public final class Trainer {
       progress.message("sift: indices chosen from \(min(votes, batches.count)) batch(es): \(sparse.trainableCount) components in \(sparse.entries.count) matrices")
     }
     epochs: while state.epoch < config.epochs && !stop {
-      let batches = lengthGroupedBatches(data.split.train, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
+      let batches: [[Int]], repeatedCounts: [Int]
+      if repeatHalf {
+        let pairs = repeatHalfBatches(data.split.train, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
+        batches = pairs.map { $0.repeated + $0.new }; repeatedCounts = pairs.map(\.repeated.count)
+      } else {
+        batches = lengthGroupedBatches(data.split.train, lengths: lengths, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
+        repeatedCounts = batches.map { _ in 0 }
+      }
+      if state.batchInEpoch == 0 { previousLogits = [:] }
       var accumulated = 0, lossAccum: Float = 0
       while state.batchInEpoch < batches.count {
         let idx = batches[state.batchInEpoch]
         let batch = TokenBatch(idx.map { data.encodings[$0] }, tokenizer: tokenizer)
-        let loss: Tensor, logits: Tensor
+        var loss: Tensor, logits: Tensor
         if let d = config.distill, let teacher {
           let hidden = model.encoderModel.hiddenStates(batch, rng: rng)
           logits = model.head(hidden.last!.reshaped(to: [batch.batch, batch.tokens, model.encoderModel.hiddenSize]), batch: batch, rng: rng)
@@ -297,6 +309,18 @@ public final class Trainer {
         if let dynamics, config.dynamicsPass == "train" {
           dynamics.append(dynamicsRecords(logits: logits.scalars, classes: data.labels.count, gold: idx.map { data.labelIds[$0] },
                                           ids: idx.map { data.dataset.examples[$0].line }, step: state.globalStep + 1, epoch: state.epoch))
+        }
+        if let sd = config.selfDistill {
+          // the repeated half learns from the logits it got one step earlier
+          let nR = repeatedCounts[state.batchInEpoch]
+          if nR > 0, let previous = Optional(idx.prefix(nR).compactMap { previousLogits[$0] }), previous.count == nR {
+            let gold = idx.prefix(nR).map { data.labelIds[$0] }
+            let (alpha, temperature) = SelfDistillation.weights(previous: previous, labels: gold, config: sd)
+            loss = loss + SelfDistillation.loss(current: logits.gatherRows(Array(0..<nR)), previous: previous, alpha: alpha, temperature: temperature)
+            stepAlpha.append(Double(alpha.reduce(0, +)) / Double(nR)); stepTemperature.append(Double(temperature.reduce(0, +)) / Double(nR))
+          }
+          let k = data.labels.count, z = logits.scalars
+          previousLogits = Dictionary(uniqueKeysWithValues: (nR..<idx.count).map { (idx[$0], Array(z[($0 * k)..<(($0 + 1) * k)])) })
         }
         guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
         let reselect = plan.sparse != nil && (config.sift?.reselectEvery ?? 0) > 0 && state.globalStep > 0
@@ -321,8 +345,15 @@ public final class Trainer {
         let eta = elapsed / Double(max(done, 1)) * Double(totalSteps - state.globalStep)
         progress.step(epoch: state.epoch + 1, step: state.globalStep, total: totalSteps, loss: lossAccum, learningRate: optimizer.learningRate,
                       examplesPerSecond: Double(examplesSeen) / max(elapsed, 1e-9), eta: eta)
-        metricsLog.append(["step": state.globalStep, "epoch": Double(state.epoch) + Double(state.batchInEpoch) / Double(batches.count),
-                           "loss": Double(lossAccum), "learning_rate": Double(optimizer.learningRate)])
+        var line: [String: Any] = ["step": state.globalStep, "epoch": Double(state.epoch) + Double(state.batchInEpoch) / Double(batches.count),
+                                   "loss": Double(lossAccum), "learning_rate": Double(optimizer.learningRate)]
+        if !stepAlpha.isEmpty {
+          let a = stepAlpha.reduce(0, +) / Double(stepAlpha.count), t = stepTemperature.reduce(0, +) / Double(stepTemperature.count)
+          line["sd_alpha"] = a; line["sd_temperature"] = t
+          alphaCurve.append((state.globalStep, a)); temperatureCurve.append((state.globalStep, t))
+        }
+        stepAlpha = []; stepTemperature = []
+        metricsLog.append(line)
         lossCurve.append((state.globalStep, Double(lossAccum)))
         accumulated = 0; lossAccum = 0
         let endOfEpoch = state.batchInEpoch == batches.count
@@ -356,7 +387,10 @@ public final class Trainer {
         if evalNow || last || endOfEpoch || stop {
           state.dropoutCounter = rng.counter
           try saveCheckpoint(model: model, optimizer: optimizer, labels: data.labels, state: state, projection: projection)
-          try learningCurveSVG(loss: lossCurve, metric: metricCurve, metricName: config.metric)
+          let extra = alphaCurve.isEmpty ? [] : [(name: "mean alpha", points: alphaCurve, scale: 1.0),
+                                                 (name: "mean T / \(Int(config.selfDistill?.tMax ?? 4))", points: temperatureCurve,
+                                                  scale: 1 / Double(max(config.selfDistill?.tMax ?? 4, config.selfDistill?.temperature ?? 3)))]
+          try learningCurveSVG(loss: lossCurve, metric: metricCurve, metricName: config.metric, extra: extra)
             .write(to: runDir.appendingPathComponent("learning-curve.svg"), atomically: true, encoding: .utf8)
         }
         if stop { break epochs }
@@ -397,6 +431,8 @@ public final class Trainer {
   static let projectionPrefix = "distill_projection"
   var plan: TrainingPlan?
   var baseHash = ""
+  /// Self-distillation: logits of the previous step's new examples, by example index.
+  var previousLogits: [Int: [Float]] = [:]
 
   /// best/ or final/: an ordinary Hugging Face folder (LoRA merged), plus the sparse delta or adapters.
   func export(_ model: SequenceClassifier, labels: [String], to dir: URL) throws {
@@ -417,6 +453,11 @@ public final class Trainer {
     if let sparse = plan?.sparse {
       let st = sparse.stateTensors()
       try writeSafeTensors(st.floats, int32: st.ints, to: tmp.appendingPathComponent("sparse_optimizer.safetensors").path, metadata: ["format": "pt", "step": "\(sparse.step)"])
+    }
+    if config.selfDistill != nil {
+      let ids = previousLogits.keys.sorted(), k = labels.count
+      try writeSafeTensors([("logits", Tensor(ids.flatMap { previousLogits[$0]! }, shape: [ids.count, k]))], int32: [("ids", ids.map { Int32($0) })],
+                           to: tmp.appendingPathComponent("self_distill_previous.safetensors").path)
     }
     if let plan, !plan.adapters.isEmpty {
       try writeSafeTensors(plan.adapters.flatMap { [($0.key + ".lora_A.weight", $0.lora.A), ($0.key + ".lora_B.weight", $0.lora.B)] },
@@ -454,6 +495,12 @@ public final class Trainer {
       let file = try SafeTensorsFile(path: dir.appendingPathComponent("distill_projection.safetensors").path)
       for (key, t) in projection.namedParameters(prefix: Trainer.projectionPrefix) { try file.read(key, into: t) }
     }
+    if config.selfDistill != nil {
+      let file = try SafeTensorsFile(path: dir.appendingPathComponent("self_distill_previous.safetensors").path)
+      let ids = try file.int32s("ids"), z = try file.tensor("logits").scalars
+      let k = ids.isEmpty ? 0 : z.count / ids.count
+      previousLogits = Dictionary(uniqueKeysWithValues: ids.enumerated().map { (Int($1), Array(z[($0 * k)..<(($0 + 1) * k)])) })
+    }
     if let sparse = plan?.sparse {
       let file = try SafeTensorsFile(path: dir.appendingPathComponent("sparse_optimizer.safetensors").path)
       try sparse.restore(step: Int(file.metadata["step"] ?? "0") ?? 0, floats: { try file.tensor($0) }, ints: { try file.int32s($0) })
@@ -473,6 +520,7 @@ final class MetricsLog {
   let url: URL
   var previousLoss: [(Int, Double)] = []
   var previousMetric: [(Int, Double)] = []
+  var previousAlpha: [(Int, Double)] = [], previousTemperature: [(Int, Double)] = []
 
   init(url: URL, truncateAfter step: Int) throws {
     self.url = url
@@ -484,6 +532,7 @@ final class MetricsLog {
         kept.append(String(line))
         if let l = obj["loss"] as? Double { previousLoss.append((s, l)) }
         if let e = obj["eval"] as? [String: Any], let a = e["accuracy"] as? Double { previousMetric.append((s, a)) }
+        if let a = obj["sd_alpha"] as? Double, let t = obj["sd_temperature"] as? Double { previousAlpha.append((s, a)); previousTemperature.append((s, t)) }
       }
     }
     try (kept.map { $0 + "\n" }.joined()).write(to: url, atomically: true, encoding: .utf8)

@@ -44,7 +44,13 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Dynamics from the training forward pass (train, as FTFT) or an extra eval-mode pass per epoch (eval).")
   var dynamicsPass = "train"
   @Option(name: .long, help: "A selection file from `bonsai select`: train only on those examples (dev and test unchanged).") var trainSubset: String?
-  @Option(name: .long, help: "What trains: full, head (classifier only), sift (sparse components), lora (low-rank adapters).") var method = "full"
+  @Option(name: .long, help: "full, head (classifier only), sift (sparse components), lora (low-rank adapters); dynsdpb or dlb: full fine-tuning with dynamic or static self-distillation from the previous mini-batch.") var method = "full"
+  @Option(name: .long, help: "Self-distillation from the previous mini-batch with any method: dynamic (DynSDPB) or static (DLB).") var selfDistill: String?
+  @Option(name: .long, help: "Self-distillation weight alpha (the dynamic rule scales it per example).") var sdAlpha: Float = 1
+  @Option(name: .long, help: "Static self-distillation temperature.") var sdTemperature: Float = 3
+  @Option(name: .long, help: "Dynamic self-distillation: temperature range T_min..T_max.") var sdTMin: Float = 1
+  @Option(name: .long, help: "Dynamic self-distillation: upper temperature.") var sdTMax: Float = 4
+  @Option(name: .long, help: "length-grouped, or repeat-half (each batch repeats half of the previous one; implied by self-distillation).") var batchSampler = "length-grouped"
   @Option(name: .long, help: "SIFT: fraction of each selected matrix that trains, in (0, 1].") var sparsity = 0.01
   @Option(name: .long, help: "SIFT: batches whose |gradient| chooses the components (they make no update).") var siftVoteBatches = 1
   @Option(name: .long, help: "SIFT: choose again from the current batch every N steps (0: never).") var siftReselectEvery = 0
@@ -69,7 +75,18 @@ struct TrainingOptions: ParsableArguments {
     if !["accuracy", "macro_f1", "loss"].contains(metric) { throw ValidationError("--metric must be accuracy, macro_f1 or loss, got \(metric)") }
     if let m = maxSteps, m < 1 { throw ValidationError("--max-steps must be at least 1, got \(m)") }
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
-    if !["full", "head", "sift", "lora"].contains(method) { throw ValidationError(MethodError.unknownMethod(method).errorDescription!) }
+    if !["full", "head", "sift", "lora", "dynsdpb", "dlb"].contains(method) {
+      throw ValidationError("--method must be full, head, sift, lora, dynsdpb or dlb, got '\(method)'")
+    }
+    if let sd = selfDistill, !["dynamic", "static"].contains(sd) { throw ValidationError("--self-distill must be dynamic or static, got '\(sd)'") }
+    if selfDistill != nil && ["dynsdpb", "dlb"].contains(method) { throw ValidationError("--self-distill: --method \(method) already self-distils") }
+    if !(sdAlpha >= 0) || !(sdTemperature > 0) || !(sdTMin > 0) || !(sdTMax >= sdTMin) {
+      throw ValidationError("self-distillation needs --sd-alpha >= 0, --sd-temperature > 0 and 0 < --sd-t-min <= --sd-t-max")
+    }
+    if !["length-grouped", "repeat-half"].contains(batchSampler) { throw ValidationError("--batch-sampler must be length-grouped or repeat-half") }
+    if (selfDistill != nil || ["dynsdpb", "dlb"].contains(method) || batchSampler == "repeat-half") && batchSize < 2 {
+      throw ValidationError("--batch-size must be at least 2 when batches repeat half of the previous one")
+    }
     if !(sparsity > 0 && sparsity <= 1) { throw ValidationError(MethodError.badRate(sparsity).errorDescription!) }
     if siftVoteBatches < 1 { throw ValidationError("--sift-vote-batches must be at least 1") }
     if siftReselectEvery < 0 { throw ValidationError("--sift-reselect-every must be >= 0") }
@@ -103,7 +120,13 @@ struct TrainingOptions: ParsableArguments {
     config.deduplicate = dedup; config.evalEvery = evalEvery; config.patience = patience; config.metric = metric
     config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
     config.recordDynamics = recordDynamics; config.dynamicsPass = dynamicsPass; config.trainSubset = trainSubset
-    config.method = method
+    config.method = ["dynsdpb", "dlb"].contains(method) ? "full" : method
+    config.batchSampler = batchSampler
+    if let rule = selfDistill ?? (method == "dynsdpb" ? "dynamic" : method == "dlb" ? "static" : nil) {
+      var sd = SelfDistillConfig()
+      sd.rule = rule; sd.alpha = sdAlpha; sd.temperature = sdTemperature; sd.tMin = sdTMin; sd.tMax = sdTMax
+      config.selfDistill = sd
+    }
     if method == "sift" {
       var sc = SIFTConfig()
       sc.rate = sparsity; sc.voteBatches = siftVoteBatches; sc.reselectEvery = siftReselectEvery

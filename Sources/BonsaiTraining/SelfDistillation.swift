@@ -1,0 +1,77 @@
+// Self-distillation from the previous mini-batch: DLB (Shen et al. 2022) and DynSDPB (Fu et al. 2024;
+// shared/METHODS.md "DynSDPB"). Batches repeat half of the previous step's examples; for that half R,
+//   L = CE(all) + (1/|R|) sum_{i in R} alpha_i T_i^2 KL(softmax(z_prev_i / T_i) || softmax(z_i / T_i)),
+// with z_prev the logits the model produced for example i one step earlier (kept, detached, not
+// recomputed). Static (DLB): alpha_i = alpha, T_i = T. Dynamic (Bonsai's rule, since the paper's exact
+// formulas are not public): from the previous prediction p = softmax(z_prev),
+//   u_i = H(p) / log C                      uncertainty in [0, 1]
+//   d_i = p[y] - max_{c != y} p[c]          discrimination in [-1, 1]
+//   alpha_i = alpha (1 - u_i)(1 + d_i) / 2   (confident, right predictions teach most)
+//   T_i = T_min + (T_max - T_min)(1 - u_i)   (confident predictions are softened more)
+import BonsaiEngine
+import Foundation
+
+/// Self-distillation options, saved in config.json.
+public struct SelfDistillConfig: Codable, Sendable, Equatable {
+  /// "dynamic" (DynSDPB) or "static" (DLB).
+  public var rule = "dynamic"
+  public var alpha: Float = 1
+  /// Static rule's temperature.
+  public var temperature: Float = 3
+  public var tMin: Float = 1
+  public var tMax: Float = 4
+  public init() {}
+  enum CodingKeys: String, CodingKey { case rule, alpha, temperature, tMin = "t_min", tMax = "t_max" }
+}
+
+public enum SelfDistillation {
+  /// Per-example weight and temperature from the previous logits (rows of `previous`, C classes each).
+  public static func weights(previous: [[Float]], labels: [Int], config c: SelfDistillConfig) -> (alpha: [Float], temperature: [Float]) {
+    guard c.rule == "dynamic" else {
+      return ([Float](repeating: c.alpha, count: previous.count), [Float](repeating: c.temperature, count: previous.count))
+    }
+    var alphas: [Float] = [], temps: [Float] = []
+    for (row, y) in zip(previous, labels) {
+      let m = Double(row.max()!)
+      let e = row.map { exp(Double($0) - m) }
+      let z = e.reduce(0, +)
+      let p = e.map { $0 / z }
+      let h = -p.reduce(0.0) { $0 + ($1 > 0 ? $1 * log($1) : 0) }
+      let u = row.count > 1 ? h / log(Double(row.count)) : 0
+      let other = p.enumerated().filter { $0.offset != y }.map(\.element).max() ?? 0
+      let d = p[y] - other
+      alphas.append(Float(Double(c.alpha) * (1 - u) * (1 + d) / 2))
+      temps.append(Float(Double(c.tMin) + Double(c.tMax - c.tMin) * (1 - u)))
+    }
+    return (alphas, temps)
+  }
+
+  /// (1/n) sum_i alpha_i T_i^2 KL(softmax(previous_i / T_i) || softmax(current_i / T_i)) for current [n, C].
+  public static func loss(current: Tensor, previous: [[Float]], alpha: [Float], temperature: [Float]) -> Tensor {
+    let n = previous.count, c = current.size(-1)
+    precondition(current.shape == [n, c], "selfDistillation: logits \(current.shape) for \(n) previous rows")
+    var q = [Float](repeating: 0, count: n * c), logq = q
+    for i in 0..<n {
+      let t = Double(temperature[i])
+      let m = Double(previous[i].max()!) / t
+      let e = previous[i].map { exp(Double($0) / t - m) }
+      let z = e.reduce(0, +)
+      for j in 0..<c { q[i * c + j] = Float(e[j] / z); logq[i * c + j] = Float(Double(previous[i][j]) / t - m - log(z)) }
+    }
+    let invT = Tensor(temperature.map { 1 / $0 }, shape: [n, 1])
+    let target = Tensor(q, shape: [n, c]), logTarget = Tensor(logq, shape: [n, c])
+    let logp = (current * invT).logSoftmax()
+    let kl = (target * (logTarget - logp)).sum(axis: 1)  // [n]
+    let w = Tensor(zip(alpha, temperature).map { $0 * $1 * $1 }, shape: [n])
+    return (kl * w).sum().scaled(by: 1 / Float(n))
+  }
+}
+
+/// Batches that repeat half of the previous step's examples: the epoch's examples are cut into
+/// length-grouped chunks of half a batch, and step t trains on chunk t-1 (repeated, first) and chunk t
+/// (new). Every example but the last chunk's is seen in two consecutive steps; the chain starts afresh
+/// each epoch, so the first step of an epoch has no repeated half.
+public func repeatHalfBatches(_ indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64, epoch: Int) -> [(repeated: [Int], new: [Int])] {
+  let chunks = lengthGroupedBatches(indices, lengths: lengths, batchSize: max(1, batchSize / 2), seed: seed, epoch: epoch)
+  return chunks.indices.map { t in (t == 0 ? [] : chunks[t - 1], chunks[t]) }
+}
