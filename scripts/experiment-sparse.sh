@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # SIFT vs LoRA vs full fine-tuning vs head only (issue 7's table): MiniLM-6 on sentence polarity and on
-# the tweets (3 classes; a stratified sample of $TWEETS examples so the table runs in under an hour).
+# the tweets (3 classes; a stratified sample of $TWEETS (default 4000) examples, so the table runs in about half an hour).
 # One split (--split-seed 42), seed $SEED, $EPOCHS epochs, batch 32, max length 64. Learning rates: full
 # 5e-5 (the default), SIFT and LoRA 5e-4, head 1e-3 (sparse and low-rank updates want larger steps).
-#   scripts/experiment-sparse.sh      (about 40 min on 2 cores)
+#   scripts/experiment-sparse.sh      (about 30 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai >/dev/null; fi
-B=${BONSAI:-.build/release/bonsai}; R=${RUNS:-runs/sparse}; SEED=${SEED:-1}; E=${EPOCHS:-2}; T=${THREADS:-2}; N=${TWEETS:-8000}
+B=${BONSAI:-.build/release/bonsai}; R=${RUNS:-runs/sparse}; SEED=${SEED:-1}; E=${EPOCHS:-2}; T=${THREADS:-2}; N=${TWEETS:-4000}
 mkdir -p $R
 TW=$($B fetch tweets | python3 -c "import json,sys; print(json.load(sys.stdin)['path'])")
 python3 - "$TW" "$R/tweets-sample.csv" "$N" <<'PY'
