@@ -10,17 +10,7 @@ if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai >/dev/null
 B=${BONSAI:-.build/release/bonsai}; R=${RUNS:-runs/sparse}; SEED=${SEED:-1}; E=${EPOCHS:-2}; T=${THREADS:-2}; N=${TWEETS:-4000}
 mkdir -p $R
 TW=$($B fetch tweets | python3 -c "import json,sys; print(json.load(sys.stdin)['path'])")
-python3 - "$TW" "$R/tweets-sample.csv" "$N" <<'PY'
-import csv, random, sys
-rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
-random.Random(0).shuffle(rows)
-n = int(sys.argv[3]); by = {}
-for r in rows: by.setdefault(r["sentiment"], []).append(r)
-keep = [r for lab, rs in by.items() for r in rs[: round(n * len(rs) / len(rows))]]
-with open(sys.argv[2], "w", newline="", encoding="utf-8") as f:
-    w = csv.writer(f); w.writerow(["label", "text"])
-    for r in keep: w.writerow([r["sentiment"], r["text"]])
-PY
+python3 scripts/sample-tweets.py "$TW" $R/tweets-sample.csv "$N"
 for data in polarity tweets; do
   D=$([ $data = tweets ] && echo $R/tweets-sample.csv || echo polarity)
   C="--model minilm --data $D --epochs $E --max-length 64 --batch-size 32 --split-seed 42 --seed $SEED --threads $T --overwrite"

@@ -48,24 +48,4 @@ extension Module {
     walkModules(prefix: prefix) { key, m in if let l = m as? Linear { out.append((key, l)) } }
     return out
   }
-
-  func walkModules(prefix: String, _ body: (String, Module) -> Void) {
-    body(prefix, self)
-    var mirrors: [Mirror] = []
-    var mirror: Mirror? = Mirror(reflecting: self)
-    while let m = mirror { mirrors.insert(m, at: 0); mirror = m.superclassMirror }
-    for m in mirrors {
-      for child in m.children {
-        guard let label = child.label, !label.hasPrefix("_") else { continue }
-        let name = keyOverrides[label] ?? label
-        let key = prefix.isEmpty ? name : prefix + "." + name
-        switch child.value {
-        case let sub as Module: sub.walkModules(prefix: key, body)
-        case let subs as [Module]: for (i, s) in subs.enumerated() { s.walkModules(prefix: key + ".\(i)", body) }
-        case let opt as Module?: if let s = opt { s.walkModules(prefix: key, body) }
-        default: break
-        }
-      }
-    }
-  }
 }

@@ -53,6 +53,33 @@ open class Module {
   }
 
   private func collect(prefix: String, into out: inout [(String, Tensor)]) {
+    forEachNamedChild(prefix: prefix) { key, value in
+      switch value {
+      case let t as Tensor: out.append((key, t))
+      case let sub as Module: sub.collect(prefix: key, into: &out)
+      case let subs as [Module]: for (i, s) in subs.enumerated() { s.collect(prefix: key + ".\(i)", into: &out) }
+      case let opt as Tensor?: if let t = opt { out.append((key, t)) }
+      case let opt as Module?: if let s = opt { s.collect(prefix: key, into: &out) }
+      default: break
+      }
+    }
+  }
+
+  /// Calls `body` with this module and every sub-module, each with its dotted key.
+  func walkModules(prefix: String, _ body: (String, Module) -> Void) {
+    body(prefix, self)
+    forEachNamedChild(prefix: prefix) { key, value in
+      switch value {
+      case let sub as Module: sub.walkModules(prefix: key, body)
+      case let subs as [Module]: for (i, s) in subs.enumerated() { s.walkModules(prefix: key + ".\(i)", body) }
+      case let opt as Module?: if let s = opt { s.walkModules(prefix: key, body) }
+      default: break
+      }
+    }
+  }
+
+  /// Stored properties (base classes first, `_`-prefixed ones skipped) with their checkpoint keys.
+  private func forEachNamedChild(prefix: String, _ body: (String, Any) -> Void) {
     var mirrors: [Mirror] = []
     var mirror: Mirror? = Mirror(reflecting: self)
     while let m = mirror { mirrors.insert(m, at: 0); mirror = m.superclassMirror }
@@ -60,15 +87,7 @@ open class Module {
       for child in m.children {
         guard let label = child.label, !label.hasPrefix("_") else { continue }
         let name = keyOverrides[label] ?? label
-        let key = prefix.isEmpty ? name : prefix + "." + name
-        switch child.value {
-        case let t as Tensor: out.append((key, t))
-        case let sub as Module: sub.collect(prefix: key, into: &out)
-        case let subs as [Module]: for (i, s) in subs.enumerated() { s.collect(prefix: key + ".\(i)", into: &out) }
-        case let opt as Tensor?: if let t = opt { out.append((key, t)) }
-        case let opt as Module?: if let s = opt { s.collect(prefix: key, into: &out) }
-        default: break
-        }
+        body(prefix.isEmpty ? name : prefix + "." + name, child.value)
       }
     }
   }

@@ -82,14 +82,10 @@ final class DynamicsTests: XCTestCase {
   }
 
   func testDynamicsSurviveResumeWithoutGapsOrDuplicates() throws {
-    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("dynamics-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    let tmp = try makeTemporaryFolder("dynamics")
     defer { try? FileManager.default.removeItem(at: tmp) }
-    var csv = "label,text\n"
-    for i in 0..<40 { csv += i % 2 == 0 ? "pos,\"a wonderful, delightful film \(i)\"\n" : "neg,\"a dull and boring mess \(i)\"\n" }
-    try csv.write(to: tmp.appendingPathComponent("tiny.csv"), atomically: true, encoding: .utf8)
     let minilm = Assets.home.appendingPathComponent("models/minilm")
-    var c = TrainConfig(model: minilm.path, data: tmp.appendingPathComponent("tiny.csv").path)
+    var c = TrainConfig(model: minilm.path, data: try writeTinyCSV(in: tmp))
     c.epochs = 3; c.batchSize = 8; c.maxLength = 16; c.learningRate = 1e-4; c.recordDynamics = true; c.evalEvery = 2; c.threads = 2
     let whole = tmp.appendingPathComponent("whole"), cut = tmp.appendingPathComponent("cut")
     try Trainer(config: c, modelFolder: minilm, runDir: whole).run(resume: false)

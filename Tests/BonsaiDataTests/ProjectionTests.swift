@@ -28,18 +28,9 @@ func makeNarrowBERT(at dir: URL, hidden: Int, heads: Int, layers: Int, labels: [
 final class ProjectionTests: XCTestCase {
   var tmp: URL!
   override func setUpWithError() throws {
-    tmp = FileManager.default.temporaryDirectory.appendingPathComponent("projection-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    tmp = try makeTemporaryFolder("projection")
   }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
-
-  func tinyData() throws -> String {
-    var csv = "label,text\n"
-    for i in 0..<48 { csv += i % 2 == 0 ? "pos,\"a wonderful, delightful film \(i)\"\n" : "neg,\"a dull and boring mess \(i)\"\n" }
-    let url = tmp.appendingPathComponent("tiny.csv")
-    try csv.write(to: url, atomically: true, encoding: .utf8)
-    return url.path
-  }
 
   func config(student: URL, teacher: URL, data: String) -> TrainConfig {
     var c = TrainConfig(model: student.path, data: data)
@@ -55,7 +46,7 @@ final class ProjectionTests: XCTestCase {
     let (clf, _, _) = try ModelFolder.loadClassifier(Assets.home.appendingPathComponent("models/minilm"), numLabels: 2, seed: 1)
     try ModelFolder.save(clf, labels: ["neg", "pos"], source: Assets.home.appendingPathComponent("models/minilm"), to: teacher)
     try makeNarrowBERT(at: student, hidden: 96, heads: 3, layers: 2, labels: ["neg", "pos"])
-    let data = try tinyData()
+    let data = try writeTinyCSV(in: tmp, count: 48)
     let run = tmp.appendingPathComponent("run")
     try Trainer(config: config(student: student, teacher: teacher, data: data), modelFolder: student, runDir: run).run(resume: false)
     let losses = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
@@ -84,7 +75,7 @@ final class ProjectionTests: XCTestCase {
     let teacher = tmp.appendingPathComponent("narrow-teacher")
     try makeNarrowBERT(at: teacher, hidden: 96, heads: 3, layers: 2, labels: ["neg", "pos"])
     let minilm = Assets.home.appendingPathComponent("models/minilm")
-    var c = config(student: minilm, teacher: teacher, data: try tinyData())
+    var c = config(student: minilm, teacher: teacher, data: try writeTinyCSV(in: tmp, count: 48))
     c.distill!.alphaHidden = 0; c.distill!.alphaKD = 1
     XCTAssertThrowsError(try Trainer(config: c, modelFolder: minilm, runDir: tmp.appendingPathComponent("wide")).run(resume: false)) {
       XCTAssertEqual($0 as? DistillError, .studentWider(student: 384, teacher: 96))

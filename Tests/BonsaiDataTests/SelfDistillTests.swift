@@ -70,14 +70,10 @@ final class SelfDistillTests: XCTestCase {
   }
 
   func testAlphaZeroIsPlainFineTuningStepForStep() throws {
-    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("sd-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    let tmp = try makeTemporaryFolder("sd")
     defer { try? FileManager.default.removeItem(at: tmp) }
-    var csv = "label,text\n"
-    for i in 0..<40 { csv += i % 2 == 0 ? "pos,\"a wonderful, delightful film \(i)\"\n" : "neg,\"a dull and boring mess \(i)\"\n" }
-    try csv.write(to: tmp.appendingPathComponent("tiny.csv"), atomically: true, encoding: .utf8)
     let minilm = Assets.home.appendingPathComponent("models/minilm")
-    var c = TrainConfig(model: minilm.path, data: tmp.appendingPathComponent("tiny.csv").path)
+    var c = TrainConfig(model: minilm.path, data: try writeTinyCSV(in: tmp))
     c.epochs = 1; c.batchSize = 8; c.maxLength = 16; c.threads = 2; c.batchSampler = "repeat-half"
     try Trainer(config: c, modelFolder: minilm, runDir: tmp.appendingPathComponent("plain")).run(resume: false)
     var sd = SelfDistillConfig()

@@ -72,20 +72,12 @@ final class SparseTests: XCTestCase {
       .map { abs($0 - $1) }.max()!, 1e-4, "the adapters changed the output (the test is not vacuous)")
   }
 
-  func tinyData(_ dir: URL) throws -> String {
-    var csv = "label,text\n"
-    for i in 0..<40 { csv += i % 2 == 0 ? "pos,\"a wonderful, delightful film \(i)\"\n" : "neg,\"a dull and boring mess \(i)\"\n" }
-    try csv.write(to: dir.appendingPathComponent("tiny.csv"), atomically: true, encoding: .utf8)
-    return dir.appendingPathComponent("tiny.csv").path
-  }
-
   func testSIFTAndLoRARunsFreezeTheRestAndTheirDeltasRebuildTheModel() throws {
-    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("sparse-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    let tmp = try makeTemporaryFolder("sparse")
     defer { try? FileManager.default.removeItem(at: tmp) }
     let minilm = Assets.home.appendingPathComponent("models/minilm")
     let base = try SafeTensorsFile(path: minilm.appendingPathComponent("model.safetensors").path)
-    var c = TrainConfig(model: minilm.path, data: try tinyData(tmp))
+    var c = TrainConfig(model: minilm.path, data: try writeTinyCSV(in: tmp))
     c.epochs = 1; c.batchSize = 8; c.maxLength = 16; c.learningRate = 1e-3; c.threads = 2
     c.method = "sift"; c.sift = SIFTConfig(); c.sift!.rate = 0.01; c.sift!.reselectEvery = 2
     let run = tmp.appendingPathComponent("sift")
