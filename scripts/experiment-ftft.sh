@@ -19,15 +19,7 @@ MINILM=$($B fetch minilm | python3 -c "import json,sys; print(json.load(sys.stdi
 [ -d $R/minilm3-base ] || $B shrink --teacher "$MINILM" --num-layers 3 --output $R/minilm3-base >/dev/null
 # out-of-distribution sets
 TWEETS=$($B fetch tweets | python3 -c "import json,sys; print(json.load(sys.stdin)['path'])")
-python3 - "$TWEETS" "$R/tweets-ood.csv" <<'PY'
-import csv, random, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1], encoding="utf-8")) if r["sentiment"] in ("positive", "negative")]
-random.Random(0).shuffle(rows)
-pos = [r for r in rows if r["sentiment"] == "positive"][:1000]; neg = [r for r in rows if r["sentiment"] == "negative"][:1000]
-with open(sys.argv[2], "w", newline="", encoding="utf-8") as f:
-    w = csv.writer(f); w.writerow(["label", "text"])
-    for r in pos + neg: w.writerow(["1" if r["sentiment"] == "positive" else "-1", r["text"]])
-PY
+python3 scripts/sample-tweets.py "$TWEETS" $R/tweets-ood.csv 2000 --binary
 timed() { local out=$1; shift; local t0=$(date +%s.%N); "$@" > $out.json; python3 -c "print($(date +%s.%N) - $t0)" > $out.seconds; }
 [ -f $R/erm/summary.json ] || timed $R/erm-cmd $B finetune --model mpnet $COMMON --epochs $ERM_EPOCHS --overwrite --output $R/erm
 [ -f $R/ftft-minilm6/ftft.json ] || timed $R/ftft-minilm6-cmd $B ftft --reference minilm --main mpnet $COMMON --epochs $REF_EPOCHS --overwrite --output $R/ftft-minilm6
