@@ -41,6 +41,7 @@ public struct DistillConfig: Codable, Sendable, Equatable {
 public enum DistillError: LocalizedError, Equatable {
   case notAClassifier(path: String)
   case labelMismatch(teacher: [String], data: [String])
+  case studentLabelMismatch(teacher: [String], student: [String])
   case hiddenNeedsSharedTokenizer
   case studentWider(student: Int, teacher: Int)
   case badMap(String)
@@ -49,6 +50,7 @@ public enum DistillError: LocalizedError, Equatable {
     switch self {
     case let .notAClassifier(path): return "\(path)/config.json: the teacher has no id2label: fine-tune it for the task first"
     case let .labelMismatch(t, d): return "teacher labels \(t) differ from the data's labels \(d)"
+    case let .studentLabelMismatch(t, st): return "the student's classifier has labels \(st), the teacher's has \(t): use a student with no head or the same labels"
     case .hiddenNeedsSharedTokenizer: return "--alpha-hidden needs teacher and student to share a tokenizer (use logit KD or pseudo-labels across tokenizers)"
     case let .studentWider(s, t): return "the student's hidden size \(s) is wider than the teacher's \(t): distil into a smaller model"
     case let .badMap(reason): return "--hidden-map: \(reason)"
@@ -135,6 +137,7 @@ public final class Teacher {
   /// Checks a distillation set-up against the data and the student; returns the hidden-state layer map.
   public func validate(_ d: DistillConfig, dataLabels: [String], student: SequenceClassifier, studentFolder: URL) throws -> [Int] {
     guard labels == dataLabels else { throw DistillError.labelMismatch(teacher: labels, data: dataLabels) }
+    if let own = ModelFolder.labels(studentFolder), own != labels { throw DistillError.studentLabelMismatch(teacher: labels, student: own) }
     let ws = student.encoderModel.hiddenSize, wt = model.encoderModel.hiddenSize
     guard ws <= wt else { throw DistillError.studentWider(student: ws, teacher: wt) }
     guard d.alphaHidden > 0 else { return [] }

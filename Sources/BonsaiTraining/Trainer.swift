@@ -424,7 +424,10 @@ public final class Trainer {
 
   /// Labels of the new head: the teacher's when distilling (checked against the data later), else the data's.
   func labelCount(_ dataset: Dataset) throws -> Int {
-    if let d = config.distill, let labels = ModelFolder.labels(try Assets.model(d.teacher)) { return labels.count }
+    if let d = config.distill, let labels = ModelFolder.labels(try Assets.model(d.teacher)) {
+      if let own = ModelFolder.labels(modelFolder), own != labels { throw DistillError.studentLabelMismatch(teacher: labels, student: own) }
+      return labels.count
+    }
     return dataset.labelNames.count
   }
 

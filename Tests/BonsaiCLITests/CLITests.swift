@@ -217,4 +217,52 @@ final class CLITests: XCTestCase {
     let changed = try run(args.map { $0 == "40" ? "41" : $0 } + ["--resume", out.path])
     XCTAssertTrue(changed.stderr.contains("options differ"), changed.stderr)
   }
+
+  func testDataMapSelectFTFTAndDeltasFromTheCommandLine() throws {
+    let data = try tinyCSV()
+    let common = ["--data", data.path, "--batch-size", "8", "--max-length", "16", "--threads", "2"]
+    let ref = tmp.appendingPathComponent("ref")
+    XCTAssertEqual(try run(["finetune", "--model", minilm, "--epochs", "2", "--record-dynamics", "--method", "sift", "--sparsity", "0.005",
+                            "--learning-rate", "5e-4", "--output", ref.path] + common).status, 0)
+    let map = try run(["datamap", ref.path])
+    XCTAssertEqual(map.status, 0, map.stderr)
+    let csv = try String(contentsOf: ref.appendingPathComponent("datamap.csv"), encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(csv.first, "id,label,confidence,variability,correctness,text")
+    let split = try JSONSerialization.jsonObject(with: Data(contentsOf: ref.appendingPathComponent("split.json"))) as! [String: [Int]]
+    XCTAssertEqual(csv.count - 1, split["train"]!.count, "one row per training example")
+    let sel = tmp.appendingPathComponent("sel.json"), selCSV = tmp.appendingPathComponent("sel.csv")
+    XCTAssertEqual(try run(["select", ref.path, "--strategy", "hard", "--fraction", "0.25", "--output", sel.path]).status, 0)
+    XCTAssertEqual(try run(["select", ref.path, "--strategy", "hard", "--fraction", "0.25", "--output", selCSV.path]).status, 0)
+    let ids = (try JSONSerialization.jsonObject(with: Data(contentsOf: sel)) as! [String: Any])["ids"] as! [Int]
+    XCTAssertEqual(ids.count, Int((0.25 * Double(split["train"]!.count)).rounded(.up)))
+    XCTAssertEqual(try String(contentsOf: selCSV, encoding: .utf8).split(separator: "\n").count, ids.count + 1, "a data file finetune reads")
+    let sub = try run(["finetune", "--model", minilm, "--epochs", "1", "--train-subset", sel.path, "--output", tmp.appendingPathComponent("sub").path] + common)
+    XCTAssertEqual(sub.status, 0, sub.stderr)
+    XCTAssertTrue(sub.stderr.contains("training on \(ids.count) selected examples"), sub.stderr)
+    // the SIFT reference's delta rebuilds it; another base is refused
+    let rebuilt = tmp.appendingPathComponent("rebuilt")
+    XCTAssertEqual(try run(["apply-delta", "--base", minilm, "--delta", ref.appendingPathComponent("best/sift_delta.safetensors").path,
+                            "--output", rebuilt.path]).status, 0)
+    XCTAssertEqual(try Data(contentsOf: rebuilt.appendingPathComponent("model.safetensors")), try Data(contentsOf: ref.appendingPathComponent("best/model.safetensors")))
+    assertCleanFailure(try run(["apply-delta", "--base", ref.appendingPathComponent("best").path, "--delta",
+                                ref.appendingPathComponent("best/sift_delta.safetensors").path, "--output", tmp.appendingPathComponent("x").path]), mentions: "sha256")
+    // the whole FTFT pipeline
+    let ftft = tmp.appendingPathComponent("ftft")
+    let f = try run(["ftft", "--reference", minilm, "--main", minilm, "--epochs", "2", "--fraction", "0.5", "--main-steps", "4", "--output", ftft.path] + common)
+    XCTAssertEqual(f.status, 0, f.stderr)
+    let report = try JSONSerialization.jsonObject(with: Data(f.stdout.utf8)) as! [String: Any]
+    XCTAssertLessThanOrEqual((report["main"] as! [String: Any])["steps"] as! Int, 4, "the main model keeps to its step budget")
+    for file in ["datamap.svg", "datamap.csv", "selection.json", "reference/dynamics.jsonl", "main/best/model.safetensors"] {
+      XCTAssertTrue(FileManager.default.fileExists(atPath: ftft.appendingPathComponent(file).path), file)
+    }
+    // bad input
+    assertCleanFailure(try run(["select", ref.path, "--fraction", "0", "--output", sel.path]), mentions: "(0, 1]")
+    assertCleanFailure(try run(["datamap", ftft.appendingPathComponent("main").path]), mentions: "--record-dynamics")
+    let one = tmp.appendingPathComponent("one")
+    XCTAssertEqual(try run(["finetune", "--model", minilm, "--epochs", "1", "--record-dynamics", "--output", one.path] + common).status, 0)
+    assertCleanFailure(try run(["datamap", one.path]), mentions: "at least 2")
+    assertCleanFailure(try run(["finetune", "--model", minilm, "--method", "sift", "--sparsity", "2"] + common), mentions: "--sparsity")
+    assertCleanFailure(try run(["finetune", "--model", minilm, "--method", "lora", "--target", "nowhere", "--output", tmp.appendingPathComponent("l").path] + common),
+                       mentions: "matches no parameter")
+  }
 }

@@ -81,6 +81,17 @@ final class ProjectionTests: XCTestCase {
       XCTAssertEqual($0 as? DistillError, .studentWider(student: 384, teacher: 96))
     }
   }
+
+  func testStudentWithOtherLabelsIsRefused() throws {
+    let teacher = tmp.appendingPathComponent("teacher"), student = tmp.appendingPathComponent("student3")
+    let minilm = Assets.home.appendingPathComponent("models/minilm")
+    try ModelFolder.save(try ModelFolder.loadClassifier(minilm, numLabels: 2, seed: 1).0, labels: ["neg", "pos"], source: minilm, to: teacher)
+    try makeNarrowBERT(at: student, hidden: 96, heads: 3, layers: 2, labels: ["neg", "neutral", "pos"])
+    let c = config(student: student, teacher: teacher, data: try writeTinyCSV(in: tmp, count: 48))
+    XCTAssertThrowsError(try Trainer(config: c, modelFolder: student, runDir: tmp.appendingPathComponent("r")).run(resume: false)) {
+      XCTAssertEqual($0 as? DistillError, .studentLabelMismatch(teacher: ["neg", "pos"], student: ["neg", "neutral", "pos"]))
+    }
+  }
 }
 
 enum SafeTensorsFileProbe {
