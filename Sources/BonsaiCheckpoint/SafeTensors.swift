@@ -148,15 +148,14 @@ public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], int32 i
                              to path: String, metadata: [String: String] = ["format": "pt"]) throws {
   var header: [String: Any] = ["__metadata__": metadata]
   var offset = 0
-  // one list in key order: float tensors and int vectors as raw bytes
-  var entries: [(key: String, bytes: (UnsafeRawPointer, Int), dtype: String, shape: [Int])] = []
-  for (key, t) in tensors { entries.append((key, (UnsafeRawPointer(t.data), 4 * t.count), "F32", t.shape)) }
-  let intBuffers = ints.map { ($0.key, $0.values.withUnsafeBytes { Data($0) }) }
-  for (key, data) in intBuffers { entries.append((key, (UnsafeRawPointer(bitPattern: 8)!, data.count), "I32", [data.count / 4])) }  // written from intBuffers
+  // one list in key order: each entry's dtype, shape, size and raw bytes
+  var entries: [(key: String, dtype: String, shape: [Int], bytes: Data)] = []
+  for (key, t) in tensors { entries.append((key, "F32", t.shape, Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: t.data), count: 4 * t.count, deallocator: .none))) }
+  for (key, values) in ints { entries.append((key, "I32", [values.count], values.withUnsafeBytes { Data($0) })) }
   let sorted = entries.sorted { $0.key < $1.key }
   for e in sorted {
-    header[e.key] = ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.bytes.1]]
-    offset += e.bytes.1
+    header[e.key] = ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.bytes.count]]
+    offset += e.bytes.count
   }
   var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
   while (8 + json.count) % 8 != 0 { json.append(0x20) }  // pad with spaces so the data is 8-byte aligned
@@ -168,10 +167,7 @@ public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], int32 i
     var len = UInt64(json.count).littleEndian
     try handle.write(contentsOf: Data(bytes: &len, count: 8))
     try handle.write(contentsOf: json)
-    for e in sorted {
-      if e.dtype == "I32" { try handle.write(contentsOf: intBuffers.first { $0.0 == e.key }!.1) }
-      else { try handle.write(contentsOf: Data(bytes: e.bytes.0, count: e.bytes.1)) }
-    }
+    for e in sorted { try handle.write(contentsOf: e.bytes) }
     try handle.synchronize()
     try handle.close()
   } catch {

@@ -167,9 +167,13 @@ public enum Assets {
     try run(["python3", "-m", "zipfile", "-e", zip.path, dir.path], in: zip.deletingLastPathComponent())
   }
 
+  /// sha256 of a file, hex (coreutils' sha256sum).
+  public static func sha256(_ file: URL) throws -> String {
+    String(try run(["sha256sum", file.path], in: file.deletingLastPathComponent()).prefix(64))
+  }
+
   static func verify(_ file: URL, _ want: String) throws {
-    let out = try run(["sha256sum", file.path], in: file.deletingLastPathComponent())
-    let got = String(out.prefix(64))
+    let got = try sha256(file)
     guard got == want else { throw AssetError.checksum(path: file.path, got: got, want: want) }
   }
 

@@ -94,9 +94,10 @@ extension ModelFolder {
   /// Writes a classifier as a Hugging Face folder that transformers loads: config.json (with
   /// `architectures`, `id2label`, `label2id`), model.safetensors (keys as transformers' state dict) and
   /// the tokenizer files copied from `source`. Written to a temporary folder first, then renamed into place.
-  /// `overrides` replaces tensors by key (e.g. LoRA-merged weights) without touching the model.
+  /// `overrides` replaces tensors by key (e.g. LoRA-merged weights) without touching the model;
+  /// `extraFiles` writes more files (by name, each given its path) into the folder before it is renamed into place.
   public static func save(_ model: SequenceClassifier, labels: [String], source: URL, to destination: URL,
-                          overrides: [String: Tensor] = [:], extraFiles: [String: Data] = [:]) throws {
+                          overrides: [String: Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:]) throws {
     let fm = FileManager.default
     let tmp = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).tmp-\(getpid())")
     try? fm.removeItem(at: tmp)
@@ -113,7 +114,7 @@ extension ModelFolder {
     config["problem_type"] = "single_label_classification"
     try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
     try writeSafeTensors(model.namedParameters().map { ($0.key, overrides[$0.key] ?? $0.tensor) }, to: tmp.appendingPathComponent("model.safetensors").path)
-    for (name, data) in extraFiles { try data.write(to: tmp.appendingPathComponent(name)) }
+    for (name, write) in extraFiles { try write(tmp.appendingPathComponent(name)) }
     for name in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] {
       let src = source.appendingPathComponent(name)
       if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(name)) }

@@ -54,12 +54,22 @@ public final class AdamW {
   /// returns the norm before clipping.
   @discardableResult
   public func clipGradientNorm(_ maxNorm: Float) -> Float {
+    let norm = Float(gradientSquaredNorm.squareRoot())
+    let coef = maxNorm / (norm + 1e-6)
+    if coef < 1 { scaleGradients(coef) }
+    return norm
+  }
+
+  /// Sum of squares of all gradients (Float64 accumulation).
+  public var gradientSquaredNorm: Double {
     var total = 0.0
     for p in params { if let g = p.grad { let d = g.data; for j in 0..<g.count { total += Double(d[j]) * Double(d[j]) } } }
-    let norm = Float(total.squareRoot())
-    let coef = maxNorm / (norm + 1e-6)
-    if coef < 1 { for p in params { if let g = p.grad { let d = g.mutableData; for j in 0..<g.count { d[j] *= coef } } } }
-    return norm
+    return total
+  }
+
+  /// Multiplies every gradient by `c`.
+  public func scaleGradients(_ c: Float) {
+    for p in params { if let g = p.grad { let d = g.mutableData; for j in 0..<g.count { d[j] *= c } } }
   }
 
   /// One update from the parameters' gradients (a parameter without gradient is skipped).

@@ -93,8 +93,9 @@ public final class SparseAdamW {
     if e.score != nil {
       e.score!.withUnsafeMutableBufferPointer { s in for i in 0..<g.count { s[i] += abs(gp[i]) } }
       // a reselection batch also updates, at the indices it chooses: keep its gradient for the gather
+      // (the sink owns `g` once backward hands it over: keep it rather than copy it)
       if let pending = pendingDense[e.key] { let pd = pending.mutableData; for i in 0..<g.count { pd[i] += gp[i] } }
-      else if reselecting { let copy = Tensor(uninitialized: g.shape); copy.mutableData.update(from: gp, count: g.count); pendingDense[e.key] = copy }
+      else if reselecting { pendingDense[e.key] = g }
       return
     }
     e.grad.withUnsafeMutableBufferPointer { acc in

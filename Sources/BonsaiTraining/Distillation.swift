@@ -137,7 +137,6 @@ public final class Teacher {
   /// Checks a distillation set-up against the data and the student; returns the hidden-state layer map.
   public func validate(_ d: DistillConfig, dataLabels: [String], student: SequenceClassifier, studentFolder: URL) throws -> [Int] {
     guard labels == dataLabels else { throw DistillError.labelMismatch(teacher: labels, data: dataLabels) }
-    if let own = ModelFolder.labels(studentFolder), own != labels { throw DistillError.studentLabelMismatch(teacher: labels, student: own) }
     let ws = student.encoderModel.hiddenSize, wt = model.encoderModel.hiddenSize
     guard ws <= wt else { throw DistillError.studentWider(student: ws, teacher: wt) }
     guard d.alphaHidden > 0 else { return [] }

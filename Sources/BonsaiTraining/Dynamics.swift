@@ -146,7 +146,7 @@ public enum DataMap {
     case "hard": ordered = scores.sorted { ($0.confidence, $0.id) < ($1.confidence, $1.id) }
     case "easy": ordered = scores.sorted { ($0.confidence, -$0.id) > ($1.confidence, -$1.id) }
     case "random":
-      var rng = SplitMixRandom(seed: seed)
+      var rng = SplitMix(seed: seed)
       ordered = scores.sorted { $0.id < $1.id }.shuffled(using: &rng)
     default: throw DynamicsError.unknownStrategy(strategy)
     }
@@ -211,18 +211,6 @@ func escapeXML(_ s: String) -> String {
   s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
 }
 
-/// A seeded generator for `shuffled(using:)` (SplitMix64).
-struct SplitMixRandom: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
 
 /// A chosen training subset (`bonsai select`), read by `finetune --train-subset`.
 public struct Selection: Codable, Equatable, Sendable {
@@ -239,21 +227,13 @@ public struct Selection: Codable, Equatable, Sendable {
   }
 
   public static func read(_ path: String) throws -> Selection {
-    guard let data = FileManager.default.contents(atPath: path) else { throw DataErrorProxy.unreadable(path) }
-    do { return try JSONDecoder().decode(Selection.self, from: data) } catch { throw DataErrorProxy.notASelection(path, "\(error)") }
-  }
-}
-
-enum DataErrorProxy: LocalizedError {
-  case unreadable(String)
-  case notASelection(String, String)
-  var errorDescription: String? {
-    switch self {
-    case let .unreadable(p): return "\(p): cannot read the selection file"
-    case let .notASelection(p, why): return "\(p): not a selection written by `bonsai select` (\(why))"
+    guard let data = FileManager.default.contents(atPath: path) else { throw DataError.unreadable(path: path, reason: "cannot read the selection file") }
+    do { return try JSONDecoder().decode(Selection.self, from: data) } catch {
+      throw DataError.unreadable(path: path, reason: "not a selection written by `bonsai select` (\(error))")
     }
   }
 }
+
 
 /// A finished (or running) run's data map: its config, data, labels and the scores of its training split.
 public struct RunDataMap {

@@ -2,6 +2,7 @@
 // SIFT's sparse components (shared/METHODS.md "SIFT"). The plan freezes the rest, builds the optimizers,
 // exports the trained model (merged) with its delta, and accounts for memory.
 import BonsaiCheckpoint
+import BonsaiData
 import BonsaiEngine
 import BonsaiModels
 import BonsaiNN
@@ -63,8 +64,8 @@ final class TrainingPlan {
   /// Densely trained parameters (AdamW).
   var dense: [(key: String, tensor: Tensor)] = []
   var sparse: SparseAdamW?
-  /// LoRA adapters by the key of their Linear.
-  var adapters: [(key: String, lora: LoRA)] = []
+  /// LoRA adapters with the Linear they adapt and its key.
+  var adapters: [(key: String, linear: Linear, lora: LoRA)] = []
 
   init(method: String, model: SequenceClassifier, config: TrainConfig) throws {
     self.method = method
@@ -81,11 +82,10 @@ final class TrainingPlan {
       for (key, linear) in model.namedLinears() where !isHead(key) && targets.contains(where: { key.hasSuffix($0) }) {
         let lora = LoRA(inFeatures: linear.weight.shape[1], outFeatures: linear.weight.shape[0], rank: l.rank, alpha: l.alpha, rng: rng)
         linear.adapter.lora = lora
-        linearsByKey[key] = linear
-        adapters.append((key, lora))
+        adapters.append((key, linear, lora))
       }
       guard !adapters.isEmpty else { throw MethodError.noMatch(option: "--lora-target", targets: targets) }
-      dense = all.filter { isHead($0.key) } + adapters.flatMap { [($0.key + ".lora_A.weight", $0.lora.A), ($0.key + ".lora_B.weight", $0.lora.B)] }
+      dense = all.filter { isHead($0.key) } + adapterTensors
     case "sift":
       let s = config.sift ?? SIFTConfig()
       guard s.rate > 0 && s.rate <= 1 else { throw MethodError.badRate(s.rate) }
@@ -109,33 +109,27 @@ final class TrainingPlan {
 
   /// LoRA-merged weights for export (empty for the other methods).
   func mergedWeights() -> [String: Tensor] {
-    var out: [String: Tensor] = [:]
-    for (key, lora) in adapters {
-      let linear = adapterLinear(key)
-      out[key + ".weight"] = lora.merged(into: linear.weight)
-    }
-    return out
+    Dictionary(uniqueKeysWithValues: adapters.map { ($0.key + ".weight", $0.lora.merged(into: $0.linear.weight)) })
   }
 
-  var linearsByKey: [String: Linear] = [:]
-  func adapterLinear(_ key: String) -> Linear { linearsByKey[key]! }
+  /// The adapters' tensors under PEFT-style keys (`KEY.lora_A.weight`, `KEY.lora_B.weight`).
+  var adapterTensors: [(key: String, tensor: Tensor)] {
+    adapters.flatMap { [($0.key + ".lora_A.weight", $0.lora.A), ($0.key + ".lora_B.weight", $0.lora.B)] }
+  }
 
-  /// Scales all gradients (dense and sparse) to a global L2 norm of at most `maxNorm`.
-  func clip(_ maxNorm: Float) {
-    var total = sparse?.gradientSquaredNorm ?? 0
-    for (_, p) in dense { if let g = p.grad { let d = g.data; for j in 0..<g.count { total += Double(d[j]) * Double(d[j]) } } }
+  /// Scales all gradients (the dense optimizer's and the sparse ones) to a global L2 norm of at most `maxNorm`.
+  func clip(_ maxNorm: Float, dense optimizer: AdamW) {
+    let total = optimizer.gradientSquaredNorm + (sparse?.gradientSquaredNorm ?? 0)
     let coef = maxNorm / (Float(total.squareRoot()) + 1e-6)
     guard coef < 1 else { return }
-    for (_, p) in dense { if let g = p.grad { let d = g.mutableData; for j in 0..<g.count { d[j] *= coef } } }
+    optimizer.scaleGradients(coef)
     sparse?.scaleGradients(coef)
   }
 
-  /// The files written next to an exported model: the sparse delta or the LoRA adapters.
-  func deltaFiles(model: SequenceClassifier, labels: [String], baseHash: String) throws -> [String: Data] {
+  /// Writers of the files that go next to an exported model: the sparse delta or the LoRA adapters.
+  func deltaFiles(model: SequenceClassifier, labels: [String], baseHash: String) throws -> [String: (URL) throws -> Void] {
     let meta = ["format": "pt", "kind": method, "base_sha256": baseHash, "labels": String(decoding: try JSONEncoder().encode(labels), as: UTF8.self)]
     let head = model.namedParameters().filter { isHead($0.key) }
-    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("delta-\(getpid())-\(UUID().uuidString).safetensors")
-    defer { try? FileManager.default.removeItem(at: tmp) }
     switch method {
     case "sift":
       guard let sparse else { return [:] }
@@ -147,38 +141,23 @@ final class TrainingPlan {
       }
       var m = meta
       m["shapes"] = String(decoding: try JSONSerialization.data(withJSONObject: Dictionary(uniqueKeysWithValues: sparse.entries.map { ($0.key, $0.weight.shape) }), options: [.sortedKeys]), as: UTF8.self)
-      try writeSafeTensors(floats, int32: ints, to: tmp.path, metadata: m)
-      return ["sift_delta.safetensors": try Data(contentsOf: tmp)]
+      return ["sift_delta.safetensors": { try writeSafeTensors(floats, int32: ints, to: $0.path, metadata: m) }]
     case "lora":
       var m = meta
       let l = adapters.first?.lora
       m["rank"] = "\(l?.rank ?? 0)"; m["alpha"] = "\(l?.alpha ?? 0)"
-      try writeSafeTensors(head + adapters.flatMap { [($0.key + ".lora_A.weight", $0.lora.A), ($0.key + ".lora_B.weight", $0.lora.B)] }, to: tmp.path, metadata: m)
+      let tensors = head + adapterTensors
       let cfg: [String: Any] = ["peft_type": "LORA", "r": l?.rank ?? 0, "lora_alpha": l?.alpha ?? 0, "target_modules": adapters.map(\.key),
                                 "modules_to_save": ["classifier"], "bias": "none", "base_sha256": baseHash]
-      return ["adapter_model.safetensors": try Data(contentsOf: tmp),
-              "adapter_config.json": try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys])]
+      let cfgData = try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys])
+      return ["adapter_model.safetensors": { try writeSafeTensors(tensors, to: $0.path, metadata: m) },
+              "adapter_config.json": { try cfgData.write(to: $0) }]
     default:
       return [:]
     }
   }
 }
 
-/// sha256 of a file, hex (via coreutils' sha256sum).
-public func fileSHA256(_ path: String) throws -> String {
-  let p = Process()
-  p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-  p.arguments = ["sha256sum", path]
-  let pipe = Pipe()
-  p.standardOutput = pipe
-  try p.run()
-  let out = pipe.fileHandleForReading.readDataToEndOfFile()
-  p.waitUntilExit()
-  guard p.terminationStatus == 0, let hex = String(decoding: out, as: UTF8.self).split(separator: " ").first else {
-    throw MethodError.notADelta(path: path)
-  }
-  return String(hex)
-}
 
 public enum Delta {
   /// Adds a delta (`sift_delta.safetensors` or `adapter_model.safetensors`) onto a base model folder and
@@ -191,7 +170,7 @@ public enum Delta {
       throw MethodError.notADelta(path: delta.path)
     }
     let baseWeights = base.appendingPathComponent("model.safetensors")
-    let hash = try fileSHA256(baseWeights.path)
+    let hash = try Assets.sha256(baseWeights)
     if let want = file.metadata["base_sha256"], want != hash { throw MethodError.deltaBaseMismatch(path: delta.path, expected: want, actual: hash) }
     let (model, _, _) = try ModelFolder.loadClassifier(base, numLabels: labels.count)
     let params = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.key, $0.tensor) })

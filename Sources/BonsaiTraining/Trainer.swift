@@ -222,7 +222,7 @@ public final class Trainer {
     plan.dense += projection?.namedParameters(prefix: Trainer.projectionPrefix) ?? []
     self.plan = plan
     if plan.method != "full" {
-      baseHash = try fileSHA256(modelFolder.appendingPathComponent("model.safetensors").path)
+      baseHash = try Assets.sha256(modelFolder.appendingPathComponent("model.safetensors"))
       progress.message(String(format: "%@: %d trainable parameters (%.3f%% of %d)", plan.method, plan.trainableCount,
                               100 * Double(plan.trainableCount) / Double(model.parameterCount), model.parameterCount))
     }
@@ -306,8 +306,10 @@ public final class Trainer {
           logits = model(batch, rng: rng)
           loss = Tensor.crossEntropy(logits: logits, labels: idx.map { data.labelIds[$0] })
         }
+        // the batch's logits as floats, read once for whoever needs them
+        let z = (dynamics != nil && config.dynamicsPass == "train") || config.selfDistill != nil ? logits.scalars : []
         if let dynamics, config.dynamicsPass == "train" {
-          dynamics.append(dynamicsRecords(logits: logits.scalars, classes: data.labels.count, gold: idx.map { data.labelIds[$0] },
+          dynamics.append(dynamicsRecords(logits: z, classes: data.labels.count, gold: idx.map { data.labelIds[$0] },
                                           ids: idx.map { data.dataset.examples[$0].line }, step: state.globalStep + 1, epoch: state.epoch))
         }
         if let sd = config.selfDistill {
@@ -319,7 +321,7 @@ public final class Trainer {
             loss = loss + SelfDistillation.loss(current: logits.gatherRows(Array(0..<nR)), previous: previous, alpha: alpha, temperature: temperature)
             stepAlpha.append(Double(alpha.reduce(0, +)) / Double(nR)); stepTemperature.append(Double(temperature.reduce(0, +)) / Double(nR))
           }
-          let k = data.labels.count, z = logits.scalars
+          let k = data.labels.count
           previousLogits = Dictionary(uniqueKeysWithValues: (nR..<idx.count).map { (idx[$0], Array(z[($0 * k)..<(($0 + 1) * k)])) })
         }
         guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
@@ -334,7 +336,7 @@ public final class Trainer {
         state.batchInEpoch += 1
         guard accumulated == config.gradientAccumulation || state.batchInEpoch == batches.count else { continue }
         if reselect { plan.sparse!.endReselection() }
-        if config.maxGradNorm > 0 { plan.clip(config.maxGradNorm) }
+        if config.maxGradNorm > 0 { plan.clip(config.maxGradNorm, dense: optimizer) }
         optimizer.learningRate = learningRate(state.globalStep)
         optimizer.update()
         if let sparse = plan.sparse { sparse.learningRate = optimizer.learningRate; sparse.update() }
@@ -463,8 +465,7 @@ public final class Trainer {
                            to: tmp.appendingPathComponent("self_distill_previous.safetensors").path)
     }
     if let plan, !plan.adapters.isEmpty {
-      try writeSafeTensors(plan.adapters.flatMap { [($0.key + ".lora_A.weight", $0.lora.A), ($0.key + ".lora_B.weight", $0.lora.B)] },
-                           to: tmp.appendingPathComponent("adapters.safetensors").path)
+      try writeSafeTensors(plan.adapterTensors, to: tmp.appendingPathComponent("adapters.safetensors").path)
     }
     try JSONEncoder.pretty.encode(state).write(to: tmp.appendingPathComponent("trainer_state.json"))
     // swap in: the old checkpoint stays whole until the new one is complete
@@ -510,7 +511,7 @@ public final class Trainer {
     }
     if let plan, !plan.adapters.isEmpty {
       let file = try SafeTensorsFile(path: dir.appendingPathComponent("adapters.safetensors").path)
-      for (key, lora) in plan.adapters { try file.read(key + ".lora_A.weight", into: lora.A); try file.read(key + ".lora_B.weight", into: lora.B) }
+      for (key, t) in plan.adapterTensors { try file.read(key, into: t) }
     }
     let opt = try SafeTensorsFile(path: dir.appendingPathComponent("optimizer.safetensors").path)
     try optimizer.restore(step: Int(opt.metadata["step"] ?? "0") ?? 0) { try opt.tensor($0) }
