@@ -4,7 +4,7 @@
 Run with the reference environment (shared/reference/setup-reference-env.sh: torch 2.13.0+cpu,
 transformers 5.24.0, tokenizers 0.23.3) after `bonsai fetch` (scripts/test.sh does it):
     ~/.cache/bonsai-ref/venv/bin/python scripts/make-golden.py
-Writes Tests/BonsaiTokenizersTests/Fixtures/tokenizer-golden.json and
+Writes Tests/BonsaiTokenizersTests/Fixtures/{tokenizer,unicode}-golden.json (with --tokenizers, only these) and
 Tests/BonsaiModelsTests/Fixtures/{minilm,mpnet}-golden.json; with --distill,
 Tests/BonsaiDataTests/Fixtures/distill-golden.json (distillation losses and gradients); with --methods,
 Tests/BonsaiDataTests/Fixtures/methods-golden.json (a SIFT step as masked dense AdamW; the DynSDPB loss).
@@ -12,6 +12,8 @@ Tests/BonsaiDataTests/Fixtures/methods-golden.json (a SIFT step as masked dense 
 import csv, glob, io, json, math, os, sys
 import numpy as np
 import torch, transformers, tokenizers
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from unicode_strings import messy_strings
 
 HOME = os.environ.get("BONSAI_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bonsai"))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +30,10 @@ def csv_texts(path):  # column 2 of a headerless label,text CSV with a BOM
     with open(path, encoding="utf-8-sig", newline="") as f:
         return [row[1] for row in csv.reader(f)]
 
+def tweets_texts():  # the `text` column of the CrowdFlower tweets (with header; mixed-encoding tweets stored as UTF-8)
+    with open(os.path.join(HOME, "data/tweets.csv"), encoding="utf-8-sig", newline="") as f:
+        return [row["text"] for row in csv.DictReader(f)]
+
 def bbc_texts():
     files = sorted(glob.glob(os.path.join(HOME, "data/bbc/*/*.txt")))
     return [open(f, "rb").read().decode("utf-8", errors="replace") for f in files]
@@ -35,7 +41,8 @@ def bbc_texts():
 def tokenizer_golden():
     sets = {"polarity": csv_texts(os.path.join(HOME, "data/polarity.csv")),
             "reviews": csv_texts(os.path.join(HOME, "data/reviews.csv")),
-            "bbc": bbc_texts()}
+            "bbc": bbc_texts(),
+            "tweets": tweets_texts()}
     out = {"chunk": CHUNK, "tokenizers_version": tokenizers.__version__, "sets": {}, "cases": []}
     for model in ["minilm", "mpnet"]:
         tok = tokenizers.Tokenizer.from_file(os.path.join(HOME, "models", model, "tokenizer.json"))
@@ -59,6 +66,19 @@ def tokenizer_golden():
             else: tok.no_truncation()
             e = tok.encode(a, b) if b is not None else tok.encode(a)
             out["cases"].append({"model": model, "text": a, "pair": b, "max_length": m, "ids": e.ids, "type_ids": e.type_ids})
+    return out
+
+UNICODE_COUNT, UNICODE_SEED = 3000, 12
+
+def unicode_golden():
+    """Ids of generated messy strings (scripts/unicode_strings.py) for the differential test."""
+    texts = messy_strings(UNICODE_COUNT, UNICODE_SEED)
+    out = {"tokenizers_version": tokenizers.__version__, "unicode_version": __import__("unicodedata").unidata_version,
+           "seed": UNICODE_SEED, "texts": texts, "ids": {}}
+    for model in ["minilm", "mpnet"]:
+        tok = tokenizers.Tokenizer.from_file(os.path.join(HOME, "models", model, "tokenizer.json"))
+        tok.no_truncation(); tok.no_padding()
+        out["ids"][model] = [e.ids for e in tok.encode_batch(texts)]
     return out
 
 BATCH = ["the movie was a delight from start to finish .", "a dull, lifeless mess.",
@@ -138,15 +158,16 @@ HEADS = {"minilm": [("classifier.weight", None), ("classifier.bias", None)],
 
 def write(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(obj, f, separators=(",", ":"))
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, separators=(",", ":"), ensure_ascii=False)
     print("wrote", path, os.path.getsize(path), "bytes")
 
 if __name__ == "__main__" and "--distill" not in sys.argv and "--methods" not in sys.argv:
     torch.manual_seed(0)
     torch.set_num_threads(2)
     write(os.path.join(ROOT, "Tests/BonsaiTokenizersTests/Fixtures/tokenizer-golden.json"), tokenizer_golden())
-    for name in ["minilm", "mpnet"]:
+    write(os.path.join(ROOT, "Tests/BonsaiTokenizersTests/Fixtures/unicode-golden.json"), unicode_golden())
+    for name in (["minilm", "mpnet"] if "--tokenizers" not in sys.argv else []):
         write(os.path.join(ROOT, f"Tests/BonsaiModelsTests/Fixtures/{name}-golden.json"), model_golden(name, HEADS[name]))
 
 def distill_golden():

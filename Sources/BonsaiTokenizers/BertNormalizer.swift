@@ -1,5 +1,7 @@
 // The `BertNormalizer` and `BertPreTokenizer` of Hugging Face `tokenizers` (normalizers/bert.rs,
-// pre_tokenizers/bert.rs), on Unicode scalars exactly as the Rust code iterates `char`s.
+// pre_tokenizers/bert.rs), on Unicode scalars exactly as the Rust code iterates `char`s. Which
+// characters count as control, non-spacing mark, punctuation and whitespace comes from tables read
+// off `tokenizers` itself (BertCharacterClasses.swift), not from Swift's newer Unicode properties.
 import Foundation
 
 /// Clean text, CJK spacing, accent stripping and lower-casing, as configured in tokenizer.json.
@@ -32,7 +34,7 @@ public struct BertNormalizer: Sendable {
     }
     if stripAccents ?? lowercase {
       let nfd = String(String.UnicodeScalarView(s)).decomposedStringWithCanonicalMapping
-      s = nfd.unicodeScalars.filter { $0.properties.generalCategory != .nonspacingMark }
+      s = nfd.unicodeScalars.filter { !ScalarSet.nonspacingMarks.contains($0) }
     }
     if lowercase {
       var out: [Unicode.Scalar] = []
@@ -47,21 +49,15 @@ public struct BertNormalizer: Sendable {
   }
 }
 
-/// '\t', '\n', '\r' and Unicode White_Space.
+/// '\t', '\n', '\r' and Unicode White_Space (Rust's `char::is_whitespace`).
 @inline(__always)
-func isBertWhitespace(_ c: Unicode.Scalar) -> Bool {
-  c == "\t" || c == "\n" || c == "\r" || c.properties.isWhitespace
-}
+func isBertWhitespace(_ c: Unicode.Scalar) -> Bool { ScalarSet.whitespace.contains(c) }
 
-/// Unicode "Other" categories (Cc, Cf, Cn, Co, Cs), except tab, newline and carriage return.
+/// The "other" characters clean_text removes: Cc, Cf and Co of `tokenizers`' Unicode tables, except
+/// tab, newline and carriage return. Unassigned code points (Cn) are not among them: they stay and
+/// become [UNK], as in `tokenizers`.
 @inline(__always)
-func isControl(_ c: Unicode.Scalar) -> Bool {
-  if c == "\t" || c == "\n" || c == "\r" { return false }
-  switch c.properties.generalCategory {
-  case .control, .format, .unassigned, .privateUse, .surrogate: return true
-  default: return false
-  }
-}
+func isControl(_ c: Unicode.Scalar) -> Bool { ScalarSet.removed.contains(c) }
 
 @inline(__always)
 func isChineseChar(_ c: Unicode.Scalar) -> Bool {
@@ -72,18 +68,48 @@ func isChineseChar(_ c: Unicode.Scalar) -> Bool {
   }
 }
 
-/// ASCII punctuation or any Unicode punctuation category (Pc, Pd, Ps, Pe, Pi, Pf, Po).
+/// ASCII punctuation (symbols included, as BERT's tokenizer does) or a punctuation character of
+/// `tokenizers`' Unicode tables (Pc, Pd, Ps, Pe, Pi, Pf, Po).
 @inline(__always)
 func isBertPunctuation(_ c: Unicode.Scalar) -> Bool {
   if c.isASCII {
     let v = c.value
     return (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v)
   }
-  switch c.properties.generalCategory {
-  case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-       .initialPunctuation, .finalPunctuation, .otherPunctuation: return true
-  default: return false
+  return ScalarSet.punctuation.contains(c)
+}
+
+/// A set of code points given as sorted, disjoint, inclusive ranges: a bitmap for ASCII, a binary search above.
+struct ScalarSet: Sendable {
+  let ascii: (UInt64, UInt64)
+  let ranges: [(UInt32, UInt32)]
+
+  init(_ ranges: [(UInt32, UInt32)]) {
+    var lo: UInt64 = 0, hi: UInt64 = 0
+    for (a, b) in ranges where a < 128 {
+      for v in a...min(b, 127) { if v < 64 { lo |= 1 << UInt64(v) } else { hi |= 1 << UInt64(v - 64) } }
+    }
+    ascii = (lo, hi)
+    self.ranges = ranges
   }
+
+  @inline(__always)
+  func contains(_ c: Unicode.Scalar) -> Bool {
+    let v = c.value
+    if v < 64 { return ascii.0 >> UInt64(v) & 1 != 0 }
+    if v < 128 { return ascii.1 >> UInt64(v - 64) & 1 != 0 }
+    var low = 0, high = ranges.count
+    while low < high {
+      let mid = (low + high) / 2
+      if ranges[mid].1 < v { low = mid + 1 } else { high = mid }
+    }
+    return low < ranges.count && ranges[low].0 <= v
+  }
+
+  static let removed = ScalarSet(bertRemovedRanges)
+  static let nonspacingMarks = ScalarSet(bertNonspacingMarkRanges)
+  static let punctuation = ScalarSet(bertPunctuationRanges)
+  static let whitespace = ScalarSet(bertWhitespaceRanges)
 }
 
 /// Splits on whitespace (dropped) and isolates every punctuation character.
@@ -91,7 +117,7 @@ public func bertPreTokenize(_ s: [Unicode.Scalar]) -> [[Unicode.Scalar]] {
   var words: [[Unicode.Scalar]] = []
   var current: [Unicode.Scalar] = []
   for c in s {
-    if c.properties.isWhitespace || c == "\t" || c == "\n" || c == "\r" {
+    if isBertWhitespace(c) {
       if !current.isEmpty { words.append(current); current = [] }
     } else if isBertPunctuation(c) {
       if !current.isEmpty { words.append(current); current = [] }

@@ -217,11 +217,11 @@ public final class WordPieceTokenizer: @unchecked Sendable {
     outer: while i < s.count {
       for t in tokens where !t.content.isEmpty && i + t.content.count <= s.count && s[i] == t.content[0] {
         if Array(s[i..<(i + t.content.count)]) == t.content {
-          if t.lstrip { while let last = pending.last, last.properties.isWhitespace { pending.removeLast() } }
+          if t.lstrip { while let last = pending.last, isBertWhitespace(last) { pending.removeLast() } }
           if !pending.isEmpty { out.append((pending, nil)); pending = [] }
           out.append(([], t.id))
           i += t.content.count
-          if t.rstrip { while i < s.count, s[i].properties.isWhitespace { i += 1 } }
+          if t.rstrip { while i < s.count, isBertWhitespace(s[i]) { i += 1 } }
           continue outer
         }
       }

@@ -1,5 +1,7 @@
-// Token ids equal to Hugging Face `tokenizers` on every text of the sentence-polarity, movie-review and
-// BBC sets (golden chunk hashes from scripts/make-golden.py), plus explicit cases and bad input.
+// Token ids equal to Hugging Face `tokenizers` on every text of the sentence-polarity, movie-review,
+// BBC and tweets sets (golden chunk hashes from scripts/make-golden.py), on thousands of generated
+// messy strings covering every Unicode general category (scripts/unicode_strings.py), plus explicit
+// cases and bad input.
 import BonsaiTokenizers
 import BonsaiData
 import Foundation
@@ -26,6 +28,18 @@ func fnv1a64(_ bytes: some Sequence<UInt8>) -> String {
 /// The texts of a data set in file order, read by BonsaiData (as scripts/make-golden.py reads them with Python's csv module).
 func texts(_ relative: String) throws -> [String] {
   try Dataset.load(path: requireAsset(relative).path).examples.map(\.text)
+}
+
+/// The `text` column of the tweets file, in file order.
+func tweetTexts() throws -> [String] {
+  try readTable(path: requireAsset("data/tweets.csv").path).rows.map { $0["text"] ?? "" }
+}
+
+struct UnicodeGolden: Decodable {
+  let tokenizers_version: String
+  let unicode_version: String
+  let texts: [String]
+  let ids: [String: [[Int]]]
 }
 
 struct TokenizerGolden: Decodable {
@@ -65,12 +79,40 @@ final class TokenizerParityTests: XCTestCase {
     try checkSet(model: "minilm", name: "polarity", texts: texts("data/polarity.csv"))
     try checkSet(model: "minilm", name: "reviews", texts: texts("data/reviews.csv"))
     try checkSet(model: "minilm", name: "bbc", texts: texts("data/bbc"))
+    try checkSet(model: "minilm", name: "tweets", texts: tweetTexts())
   }
 
   func testMPNetOnAllDataSets() throws {
     try checkSet(model: "mpnet", name: "polarity", texts: texts("data/polarity.csv"))
     try checkSet(model: "mpnet", name: "reviews", texts: texts("data/reviews.csv"))
     try checkSet(model: "mpnet", name: "bbc", texts: texts("data/bbc"))
+    try checkSet(model: "mpnet", name: "tweets", texts: tweetTexts())
+  }
+
+  /// Differential test: every generated string (controls, format characters, unassigned and private-use
+  /// code points, U+FFFD, combining marks in NFC/NFD, CJK and other scripts, emoji sequences, every
+  /// whitespace, long words, literal special tokens) gets exactly the ids `tokenizers` gives it.
+  func testGeneratedUnicodeStringsGiveTheIdsOfTokenizers() throws {
+    let url = try XCTUnwrap(Bundle.module.url(forResource: "unicode-golden", withExtension: "json", subdirectory: "Fixtures"))
+    let golden = try JSONDecoder().decode(UnicodeGolden.self, from: Data(contentsOf: url))
+    XCTAssertGreaterThanOrEqual(golden.texts.count, 3000)
+    for model in ["minilm", "mpnet"] {
+      let tok = try WordPieceTokenizer(contentsOf: requireAsset("models/\(model)"))
+      let want = try XCTUnwrap(golden.ids[model])
+      XCTAssertEqual(want.count, golden.texts.count)
+      var failures = 0
+      for (text, ids) in zip(golden.texts, want) {
+        let got = tok.encode(text, maxLength: Int.max).ids
+        if got != ids {
+          failures += 1
+          if failures <= 5 {
+            let scalars = text.unicodeScalars.map { String($0.value, radix: 16, uppercase: true) }.joined(separator: " ")
+            XCTFail("\(model): [\(scalars)] gives \(got), tokenizers \(golden.tokenizers_version) gives \(ids)")
+          }
+        }
+      }
+      XCTAssertEqual(failures, 0, "\(model): \(failures) of \(golden.texts.count) generated strings differ from tokenizers")
+    }
   }
 
   func testExplicitCasesPairsAndTruncation() throws {
