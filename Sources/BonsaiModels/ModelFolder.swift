@@ -96,8 +96,10 @@ extension ModelFolder {
   /// the tokenizer files copied from `source`. Written to a temporary folder first, then renamed into place.
   /// `overrides` replaces tensors by key (e.g. LoRA-merged weights) without touching the model;
   /// `extraFiles` writes more files (by name, each given its path) into the folder before it is renamed into place.
+  /// `maxLength`, when given, is recorded as tokenizer_config.json's `model_max_length` (the length the model
+  /// was trained at), which transformers' tokenizer and Bonsai's `eval`, `predict` and `embed` then default to.
   public static func save(_ model: SequenceClassifier, labels: [String], source: URL, to destination: URL,
-                          overrides: [String: Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:]) throws {
+                          overrides: [String: Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:], maxLength: Int? = nil) throws {
     let fm = FileManager.default
     let tmp = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).tmp-\(getpid())")
     try? fm.removeItem(at: tmp)
@@ -119,6 +121,7 @@ extension ModelFolder {
       let src = source.appendingPathComponent(name)
       if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(name)) }
     }
+    if let maxLength { try recordMaxLength(maxLength, in: tmp.appendingPathComponent("tokenizer_config.json")) }
     if fm.fileExists(atPath: destination.path) {
       let old = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).old-\(getpid())")
       try fm.moveItem(at: destination, to: old)
@@ -127,6 +130,19 @@ extension ModelFolder {
     } else {
       try fm.moveItem(at: tmp, to: destination)
     }
+  }
+
+  /// Sets `model_max_length` in a tokenizer_config.json (created when missing), keeping its other keys.
+  static func recordMaxLength(_ maxLength: Int, in file: URL) throws {
+    var config: [String: Any] = [:]
+    if let data = FileManager.default.contents(atPath: file.path) {
+      guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        throw CheckpointError.unreadable(path: file.path, reason: "not a JSON object")
+      }
+      config = obj
+    }
+    config["model_max_length"] = maxLength
+    try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: file)
   }
 
   /// Label names of a saved classifier (config.json's id2label, in id order), or nil for a base model.

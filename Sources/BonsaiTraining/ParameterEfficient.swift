@@ -127,8 +127,9 @@ final class TrainingPlan {
   }
 
   /// Writers of the files that go next to an exported model: the sparse delta or the LoRA adapters.
-  func deltaFiles(model: SequenceClassifier, labels: [String], baseHash: String) throws -> [String: (URL) throws -> Void] {
-    let meta = ["format": "pt", "kind": method, "base_sha256": baseHash, "labels": String(decoding: try JSONEncoder().encode(labels), as: UTF8.self)]
+  func deltaFiles(model: SequenceClassifier, labels: [String], baseHash: String, maxLength: Int) throws -> [String: (URL) throws -> Void] {
+    let meta = ["format": "pt", "kind": method, "base_sha256": baseHash, "labels": String(decoding: try JSONEncoder().encode(labels), as: UTF8.self),
+                "max_length": "\(maxLength)"]
     let head = model.namedParameters().filter { isHead($0.key) }
     switch method {
     case "sift":
@@ -161,7 +162,7 @@ final class TrainingPlan {
 
 public enum Delta {
   /// Adds a delta (`sift_delta.safetensors` or `adapter_model.safetensors`) onto a base model folder and
-  /// writes the trained classifier to `output`. Refuses a base whose weights file differs from the one
+  /// writes the trained classifier to `output`, with the training length as its `model_max_length`. Refuses a base whose weights file differs from the one
   /// the delta was trained from, and any shape mismatch.
   public static func apply(base: URL, delta: URL, output: URL) throws {
     let file = try SafeTensorsFile(path: delta.path)
@@ -207,6 +208,6 @@ public enum Delta {
         overrides[name + ".weight"] = lora.merged(into: linear.weight)
       }
     }
-    try ModelFolder.save(model, labels: labels, source: base, to: output, overrides: overrides)
+    try ModelFolder.save(model, labels: labels, source: base, to: output, overrides: overrides, maxLength: file.metadata["max_length"].flatMap { Int($0) })
   }
 }

@@ -408,19 +408,24 @@ public final class Trainer {
     // final model, then the test set with the best model
     try export(model, labels: data.labels, to: runDir.appendingPathComponent("final"))
     let bestFolder = runDir.appendingPathComponent(fm.fileExists(atPath: runDir.appendingPathComponent("best").path) ? "best" : "final")
-    let (best, _, _) = try ModelFolder.loadClassifier(bestFolder, numLabels: data.labels.count)
-    let test = evaluate(best, tokenizer: tokenizer, data: data, indices: data.split.test)
-    traceMemory("tested")
-    let summary: [String: Any] = [
-      "test": try jsonObject(test), "best_step": state.bestStep as Any, "best_dev_\(config.metric)": state.bestMetric as Any,
+    // No test split (--test-fraction 0): no test metrics at all, rather than zeros on zero examples.
+    var test: ClassificationMetrics? = nil
+    if !data.split.test.isEmpty {
+      let (best, _, _) = try ModelFolder.loadClassifier(bestFolder, numLabels: data.labels.count)
+      test = evaluate(best, tokenizer: tokenizer, data: data, indices: data.split.test)
+      traceMemory("tested")
+    }
+    var summary: [String: Any] = [
+      "best_step": state.bestStep as Any, "best_dev_\(config.metric)": state.bestMetric as Any,
       "steps": state.globalStep, "train_seconds": Date().timeIntervalSince(started), "labels": data.labels,
       "method": plan.method, "trainable_parameters": plan.trainableCount, "gradient_bytes": plan.gradientBytes,
       "optimizer_state_bytes": plan.optimizerStateBytes, "peak_rss_bytes": peakRSSBytes(),
       "parameters": model.parameterCount, "train_examples_processed": examplesSeen, "train_tokens_processed": tokensSeen,
       "train_examples": data.split.train.count, "dev_examples": data.split.dev.count, "test_examples": data.split.test.count,
     ]
+    if let test { summary["test"] = try jsonObject(test) }
     try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: runDir.appendingPathComponent("summary.json"))
-    metricsLog.append(["step": state.globalStep, "test": try jsonObject(test)])
+    if let test { metricsLog.append(["step": state.globalStep, "test": try jsonObject(test)]) }
     return summary
   }
 
@@ -442,14 +447,15 @@ public final class Trainer {
   /// best/ or final/: an ordinary Hugging Face folder (LoRA merged), plus the sparse delta or adapters.
   func export(_ model: SequenceClassifier, labels: [String], to dir: URL) throws {
     try ModelFolder.save(model, labels: labels, source: modelFolder, to: dir, overrides: plan?.mergedWeights() ?? [:],
-                         extraFiles: try plan?.deltaFiles(model: model, labels: labels, baseHash: baseHash) ?? [:])
+                         extraFiles: try plan?.deltaFiles(model: model, labels: labels, baseHash: baseHash, maxLength: config.maxLength) ?? [:],
+                         maxLength: config.maxLength)
   }
 
   func saveCheckpoint(model: SequenceClassifier, optimizer: AdamW, labels: [String], state: TrainerState, projection: HiddenProjection?) throws {
     let fm = FileManager.default
     let tmp = runDir.appendingPathComponent(".checkpoint-last.tmp")
     try? fm.removeItem(at: tmp)
-    try ModelFolder.save(model, labels: labels, source: modelFolder, to: tmp)
+    try ModelFolder.save(model, labels: labels, source: modelFolder, to: tmp, maxLength: config.maxLength)
     try writeSafeTensors(optimizer.stateTensors(), to: tmp.appendingPathComponent("optimizer.safetensors").path,
                          metadata: ["format": "pt", "step": "\(optimizer.step)"])
     if let projection {

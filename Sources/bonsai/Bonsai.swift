@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .long, help: "A model name (minilm, mpnet) or a Hugging Face folder (config.json, model.safetensors, tokenizer.json).")
   var model: String
 
-  @Option(name: .long, help: "Truncate texts to this many tokens including special tokens (default: the model's limit).")
+  @Option(name: .long, help: "Truncate texts to this many tokens including special tokens (default: the folder's model_max_length, which for a Bonsai-trained model is the length it was trained at).")
   var maxLength: Int?
 
   @Option(name: .long, help: "Threads for kernels and matrix products (default: all cores).")

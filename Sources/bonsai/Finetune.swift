@@ -101,9 +101,17 @@ struct TrainingOptions: ParsableArguments {
     let (config, modelFolder) = try makeConfig(model: model, data: dataOptions, distill: distill)
     let runPath = resume ?? output ?? "runs/\(modelFolder.lastPathComponent)-\(URL(fileURLWithPath: config.data).deletingPathExtension().lastPathComponent)"
     let summary = try runTraining(config, modelFolder: modelFolder, runDir: URL(fileURLWithPath: runPath), resume: resume != nil, overwrite: overwrite)
-    let test = summary["test"] as? [String: Any] ?? [:]
-    let out: [String: Any] = ["test_accuracy": test["accuracy"] ?? 0, "test_macro_f1": test["macro_f1"] ?? 0,
-                              "test_examples": summary["test_examples"] ?? 0, "run": runPath]
+    let out: [String: Any]
+    if let test = summary["test"] as? [String: Any] {
+      out = ["test_accuracy": test["accuracy"] ?? 0, "test_macro_f1": test["macro_f1"] ?? 0,
+             "test_examples": summary["test_examples"] ?? 0, "run": runPath]
+    } else {
+      // --test-fraction 0: nothing was tested; say where to evaluate instead of printing zeros.
+      let best = URL(fileURLWithPath: runPath).appendingPathComponent("best")
+      let folder = FileManager.default.fileExists(atPath: best.path) ? best.path : URL(fileURLWithPath: runPath).appendingPathComponent("final").path
+      out = ["test_examples": 0, "run": runPath,
+             "evaluate": "no test split (--test-fraction 0): evaluate with bonsai eval --model \(folder) --data HELD-OUT-FILE"]
+    }
     emit(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
   }
 
@@ -213,12 +221,14 @@ struct Eval: ParsableCommand {
 
   @Option(name: .long, help: "A fine-tuned model folder (with id2label in config.json).") var model: String
   @OptionGroup var dataOptions: DataOptions
-  @Option(name: .long, help: "Truncate texts to this many tokens.") var maxLength = 128
+  @Option(name: .long, help: "Truncate texts to this many tokens (default: the folder's model_max_length, the length it was trained at).")
+  var maxLength: Int?
   @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
   @Option(name: .long, help: "Rename data labels to the model's, e.g. negative=-1,positive=1; examples whose label is not named are left out (out-of-distribution sets).")
   var labelMap: String?
 
   func validate() throws {
+    if let m = maxLength, m < 2 { throw ValidationError("--max-length must be at least 2, got \(m)") }
     if let m = labelMap, m.split(separator: ",").contains(where: { $0.split(separator: "=", omittingEmptySubsequences: false).count != 2 }) {
       throw ValidationError("--label-map must look like from=to,from=to, got '\(m)'")
     }
@@ -245,6 +255,7 @@ struct Eval: ParsableCommand {
       }
       let ids = try dataset.labelIds(labels)
       let (clf, tokenizer, _) = try ModelFolder.loadClassifier(folder, numLabels: labels.count)
+      let maxLength = self.maxLength ?? tokenizer.modelMaxLength
       var config = TrainConfig(model: model, data: dataset.path)
       config.maxLength = maxLength
       let trainer = Trainer(config: config, modelFolder: folder, runDir: folder)
@@ -253,6 +264,7 @@ struct Eval: ParsableCommand {
       let metrics = trainer.evaluate(clf, tokenizer: tokenizer, data: data, indices: Array(dataset.examples.indices))
       var obj = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as! [String: Any]
       if labelMap != nil { obj["left_out"] = leftOut }
+      obj["max_length"] = maxLength
       emit(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
     }
   }

@@ -173,6 +173,37 @@ final class CLITests: XCTestCase {
     assertCleanFailure(try run(["finetune", "--model", minilm, "--data", emptyFile.path]), mentions: "no examples")
   }
 
+  /// The length a model was trained at is recorded in its folder (tokenizer_config.json's model_max_length)
+  /// and is what eval, predict and embed use by default; without a test split nothing pretends to be tested.
+  func testTrainingLengthIsTheDefaultAfterwardsAndNoTestSplitPrintsNoTestMetrics() throws {
+    let data = try tinyCSV()
+    let out = tmp.appendingPathComponent("run16")
+    let r = try run(["finetune", "--model", minilm, "--data", data.path, "--epochs", "1", "--batch-size", "8", "--max-length", "16",
+                     "--test-fraction", "0", "--output", out.path])
+    XCTAssertEqual(r.status, 0, r.stderr)
+    let summary = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+    XCTAssertNil(summary["test_accuracy"], "no test split, no test accuracy: \(r.stdout)")
+    XCTAssertEqual(summary["test_examples"] as? Int, 0)
+    XCTAssertTrue((summary["evaluate"] as? String ?? "").contains("bonsai eval --model \(out.path)/"), r.stdout)
+    let runSummary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as! [String: Any]
+    XCTAssertNil(runSummary["test"])
+    for folder in ["best", "final"] where FileManager.default.fileExists(atPath: out.appendingPathComponent(folder).path) {
+      let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("\(folder)/tokenizer_config.json"))) as! [String: Any]
+      XCTAssertEqual(cfg["model_max_length"] as? Int, 16, "\(folder)/tokenizer_config.json records the training length")
+      XCTAssertNotNil(cfg["do_lower_case"] ?? cfg["tokenizer_class"], "the source's other keys are kept")
+    }
+    let model = out.appendingPathComponent("final").path
+    let e = try run(["eval", "--model", model, "--data", data.path])
+    XCTAssertEqual(e.status, 0, e.stderr)
+    XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any])["max_length"] as? Int, 16)
+    let long = Data((Array(repeating: "a wonderful film", count: 8) + Array(repeating: "a dull and boring mess", count: 8)).joined(separator: " ").utf8 + [10])
+    let byDefault = try run(["predict", "--model", model], stdin: long).stdout
+    XCTAssertEqual(byDefault, try run(["predict", "--model", model, "--max-length", "16"], stdin: long).stdout)
+    XCTAssertNotEqual(byDefault, try run(["predict", "--model", model, "--max-length", "64"], stdin: long).stdout, "the text is longer than 16 tokens")
+    let embedded = try run(["embed", "--model", model], stdin: long).stdout
+    XCTAssertEqual(embedded, try run(["embed", "--model", model, "--max-length", "16"], stdin: long).stdout)
+  }
+
   func testResumeEndsExactlyWhereAnUninterruptedRunEnds() throws {
     let data = try tinyCSV()
     let common = ["finetune", "--model", minilm, "--data", data.path, "--epochs", "2", "--batch-size", "8", "--max-length", "16", "--eval-every", "2"]
