@@ -1,6 +1,7 @@
 // Benchmark of one configuration per process (so peak RSS is per configuration):
 //   bonsai-bench --model DIR --batch 32 --tokens 64 --mode forward|train --threads 2 --steps 5
 //   bonsai-bench --sgemm
+//   bonsai-bench --kernels --threads 1     (ns per element of the SIMD kernels: GELU, softmax, layer norm, AdamW)
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
 import COMP
@@ -27,6 +28,33 @@ func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 Engine.threads = Int(arg("threads", "2"))!
 if CommandLine.arguments.contains("--sgemm") {
   print(String(format: "{\"sgemm_gflops\": %.1f, \"threads\": %d}", measureSGEMM(n: 1024, seconds: 1.0), Engine.threads))
+  exit(0)
+}
+if CommandLine.arguments.contains("--kernels") {
+  // Best of several runs, ns per element, of the hot SIMD16 loops (are they vectorised on this build's CPU?).
+  func best(_ elements: Int, _ body: () -> Void) -> Double {
+    var t = 1e9
+    for _ in 0..<7 { let t0 = now(); body(); t = min(t, now() - t0) }
+    return t / Double(elements) * 1e9
+  }
+  let n = 1 << 20, x = Tensor((0..<n).map { Float($0 % 997) / 200 - 2.5 }, shape: [n]), y = Tensor(zeros: [n]), g = Tensor(repeating: 0.5, shape: [n])
+  let xp = UnsafePointer(x.mutableData), yp = y.mutableData, gp = UnsafePointer(g.mutableData)
+  var out: [String] = []
+  out.append(String(format: "\"gelu_fwd\": %.3f", best(n) { geluForward(yp, xp, n) }))
+  out.append(String(format: "\"gelu_bwd\": %.3f", best(n) { geluBackward(yp, gp, xp, n) }))
+  out.append(String(format: "\"softmax_64\": %.3f", best(n) { softmaxRows(yp, xp, rows: n / 64, cols: 64) }))
+  out.append(String(format: "\"softmax_512\": %.3f", best(n) { softmaxRows(yp, xp, rows: n / 512, cols: 512) }))
+  let c = 384, rows = n / c, ones = Tensor(repeating: 1, shape: [c]), zeros = Tensor(zeros: [c]), mean = Tensor(zeros: [rows]), rstd = Tensor(zeros: [rows])
+  let dgamma = Tensor(zeros: [c]), dbeta = Tensor(zeros: [c])
+  out.append(String(format: "\"layernorm_fwd_384\": %.3f", best(rows * c) {
+    layerNormForward(yp, mean.mutableData, rstd.mutableData, xp, ones.mutableData, zeros.mutableData, rows: rows, cols: c, eps: 1e-12) }))
+  out.append(String(format: "\"layernorm_bwd_384\": %.3f", best(rows * c) {
+    layerNormBackward(yp, dgamma.mutableData, dbeta.mutableData, gp, xp, ones.mutableData, mean.mutableData, rstd.mutableData, rows: rows, cols: c) }))
+  let p = Tensor([Float](repeating: 0.1, count: 22_000_000), shape: [22_000_000], requiresGrad: true)
+  p.grad = Tensor(repeating: 0.01, shape: [22_000_000])
+  let adam = AdamW([("w", p)], learningRate: 1e-4, weightDecay: 0.01)
+  out.append(String(format: "\"adamw_22m\": %.3f", best(p.count) { adam.update() }))
+  print("{" + out.joined(separator: ", ") + String(format: ", \"threads\": %d}", Engine.threads))
   exit(0)
 }
 if CommandLine.arguments.contains("--attention") {
