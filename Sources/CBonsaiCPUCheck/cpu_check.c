@@ -126,7 +126,14 @@ int bonsai_cpu_missing_features(const char *required, const char *available, cha
   return missing;
 }
 
-__attribute__((constructor(101))) static void bonsai_cpu_check_at_start(void) {
+#if defined(__x86_64__) || defined(__i386__)
+// First among the binary's constructors where the format has priorities (ELF); Swift code has none.
+#if defined(__ELF__)
+__attribute__((constructor(101)))
+#else
+__attribute__((constructor))
+#endif
+static void bonsai_cpu_check_at_start(void) {
   char host[1024], missing[1024], brand[64];
   if (bonsai_cpu_host_features(host, sizeof host) != 0) return;
   if (bonsai_cpu_missing_features(bonsai_build_features, host, missing, sizeof missing) <= 0) return;
@@ -140,3 +147,4 @@ __attribute__((constructor(101))) static void bonsai_cpu_check_at_start(void) {
   if (n > 0) { ssize_t w = write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1); (void)w; }
   _exit(1);
 }
+#endif
