@@ -407,7 +407,7 @@ public final class Trainer {
     traceMemory("trained")
     // final model, then the test set with the best model
     try export(model, labels: data.labels, to: runDir.appendingPathComponent("final"))
-    let bestFolder = runDir.appendingPathComponent(fm.fileExists(atPath: runDir.appendingPathComponent("best").path) ? "best" : "final")
+    let bestFolder = Trainer.selectedModel(in: runDir)
     // No test split (--test-fraction 0): no test metrics at all, rather than zeros on zero examples.
     var test: ClassificationMetrics? = nil
     if !data.split.test.isEmpty {
@@ -427,6 +427,12 @@ public final class Trainer {
     try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: runDir.appendingPathComponent("summary.json"))
     if let test { metricsLog.append(["step": state.globalStep, "test": try jsonObject(test)]) }
     return summary
+  }
+
+  /// The folder a finished run's test metrics come from: best/ when dev evaluation kept one, else final/.
+  public static func selectedModel(in runDir: URL) -> URL {
+    let best = runDir.appendingPathComponent("best")
+    return FileManager.default.fileExists(atPath: best.path) ? best : runDir.appendingPathComponent("final")
   }
 
   /// Labels of the new head: the teacher's when distilling (checked against the data later), else the data's.

@@ -107,8 +107,7 @@ struct TrainingOptions: ParsableArguments {
              "test_examples": summary["test_examples"] ?? 0, "run": runPath]
     } else {
       // --test-fraction 0: nothing was tested; say where to evaluate instead of printing zeros.
-      let best = URL(fileURLWithPath: runPath).appendingPathComponent("best")
-      let folder = FileManager.default.fileExists(atPath: best.path) ? best.path : URL(fileURLWithPath: runPath).appendingPathComponent("final").path
+      let folder = Trainer.selectedModel(in: URL(fileURLWithPath: runPath)).path
       out = ["test_examples": 0, "run": runPath,
              "evaluate": "no test split (--test-fraction 0): evaluate with bonsai eval --model \(folder) --data HELD-OUT-FILE"]
     }
