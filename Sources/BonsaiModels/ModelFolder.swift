@@ -104,6 +104,22 @@ extension ModelFolder {
     let tmp = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).tmp-\(getpid())")
     try? fm.removeItem(at: tmp)
     try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+    try write(model, labels: labels, source: source, into: tmp, overrides: overrides, extraFiles: extraFiles, maxLength: maxLength)
+    if fm.fileExists(atPath: destination.path) {
+      let old = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).old-\(getpid())")
+      try fm.moveItem(at: destination, to: old)
+      try fm.moveItem(at: tmp, to: destination)
+      try? fm.removeItem(at: old)
+    } else {
+      try fm.moveItem(at: tmp, to: destination)
+    }
+  }
+
+  /// The files of `save` written into an existing folder, in place (for a folder that is itself
+  /// assembled and then renamed into place, such as a training checkpoint).
+  public static func write(_ model: SequenceClassifier, labels: [String], source: URL, into tmp: URL,
+                           overrides: [String: Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:], maxLength: Int? = nil) throws {
+    let fm = FileManager.default
     let configURL = source.appendingPathComponent("config.json")
     guard let data = fm.contents(atPath: configURL.path),
           var config = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
@@ -122,14 +138,6 @@ extension ModelFolder {
       if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(name)) }
     }
     if let maxLength { try recordMaxLength(maxLength, in: tmp.appendingPathComponent("tokenizer_config.json")) }
-    if fm.fileExists(atPath: destination.path) {
-      let old = destination.deletingLastPathComponent().appendingPathComponent(".\(destination.lastPathComponent).old-\(getpid())")
-      try fm.moveItem(at: destination, to: old)
-      try fm.moveItem(at: tmp, to: destination)
-      try? fm.removeItem(at: old)
-    } else {
-      try fm.moveItem(at: tmp, to: destination)
-    }
   }
 
   /// Sets `model_max_length` in a tokenizer_config.json (created when missing), keeping its other keys.

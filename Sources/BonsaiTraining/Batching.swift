@@ -1,5 +1,6 @@
-// Batches grouped by length: shuffle, cut into pools of 50 batches, sort each pool by length, cut into
-// batches and shuffle the batch order. Padding then costs little while the order stays random.
+// Batch samplers. Length-grouped: shuffle, cut into pools of 50 batches, sort each pool by length, cut
+// into batches and shuffle the batch order, so padding costs little while the order stays random.
+// Repeat-half (DLB's sampling): each batch repeats half of the previous one.
 import BonsaiData
 
 /// Batches (lists of example indices) of one epoch, reproducible from (seed, epoch).
@@ -15,4 +16,39 @@ public func lengthGroupedBatches(_ indices: [Int], lengths: [Int], batchSize: In
   }
   rng.shuffle(&batches)
   return batches
+}
+
+/// Batches that repeat half of the previous step's examples: the epoch's examples are cut into
+/// length-grouped chunks of half a batch, and step t trains on chunk t-1 (repeated, first) and chunk t
+/// (new). Every example but the last chunk's is seen in two consecutive steps; the chain starts afresh
+/// each epoch, so the first step of an epoch has no repeated half.
+public func repeatHalfBatches(_ indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64, epoch: Int) -> [(repeated: [Int], new: [Int])] {
+  let chunks = lengthGroupedBatches(indices, lengths: lengths, batchSize: max(1, batchSize / 2), seed: seed, epoch: epoch)
+  return chunks.indices.map { t in (t == 0 ? [] : chunks[t - 1], chunks[t]) }
+}
+
+/// Length-grouped batches of `batchSize`.
+public struct LengthGroupedSampler: BatchSampler {
+  public let indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64
+  public init(indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64) {
+    self.indices = indices; self.lengths = lengths; self.batchSize = batchSize; self.seed = seed
+  }
+  public var batchesPerEpoch: Int { (indices.count + batchSize - 1) / batchSize }
+  public func batches(epoch: Int) -> [SampledBatch] {
+    lengthGroupedBatches(indices, lengths: lengths, batchSize: batchSize, seed: seed, epoch: epoch).map { SampledBatch(indices: $0) }
+  }
+}
+
+/// Batches of `batchSize` whose first half repeats the previous batch's second half (`repeatHalfBatches`):
+/// half a batch of new examples per step.
+public struct RepeatHalfSampler: BatchSampler {
+  public let indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64
+  public init(indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64) {
+    self.indices = indices; self.lengths = lengths; self.batchSize = batchSize; self.seed = seed
+  }
+  public var batchesPerEpoch: Int { let chunk = max(1, batchSize / 2); return (indices.count + chunk - 1) / chunk }
+  public func batches(epoch: Int) -> [SampledBatch] {
+    repeatHalfBatches(indices, lengths: lengths, batchSize: batchSize, seed: seed, epoch: epoch)
+      .map { SampledBatch(indices: $0.repeated + $0.new, repeated: $0.repeated.count) }
+  }
 }

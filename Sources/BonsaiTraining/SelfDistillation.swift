@@ -67,11 +67,56 @@ public enum SelfDistillation {
   }
 }
 
-/// Batches that repeat half of the previous step's examples: the epoch's examples are cut into
-/// length-grouped chunks of half a batch, and step t trains on chunk t-1 (repeated, first) and chunk t
-/// (new). Every example but the last chunk's is seen in two consecutive steps; the chain starts afresh
-/// each epoch, so the first step of an epoch has no repeated half.
-public func repeatHalfBatches(_ indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64, epoch: Int) -> [(repeated: [Int], new: [Int])] {
-  let chunks = lengthGroupedBatches(indices, lengths: lengths, batchSize: max(1, batchSize / 2), seed: seed, epoch: epoch)
-  return chunks.indices.map { t in (t == 0 ? [] : chunks[t - 1], chunks[t]) }
+/// Self-distillation as a loss term: the repeated half of each batch (the repeat-half sampler's first
+/// `repeated` rows) learns from the logits it got one step earlier. It keeps the logits of each step's
+/// new examples for the next step, in checkpoints too. One logits row per example (classification).
+public final class SelfDistillationTerm: LossTerm {
+  let config: SelfDistillConfig
+  /// Logits of the previous step's new examples, by example index.
+  var previous: [Int: [Float]] = [:]
+  /// Mean alpha and temperature of each micro-batch of the current optimizer step.
+  var stepAlpha: [Double] = [], stepTemperature: [Double] = []
+
+  public init(config: SelfDistillConfig) { self.config = config }
+
+  public func loss(_ output: TaskOutput, run: TrainingRun) throws -> Tensor? {
+    let idx = output.batch.indices, nR = output.batch.repeated, k = output.logits.size(-1)
+    precondition(output.rowExamples == idx, "SelfDistillationTerm: needs one logits row per example")
+    var term: Tensor?
+    let earlier = idx.prefix(nR).compactMap { previous[$0] }
+    if nR > 0 && earlier.count == nR {
+      let (alpha, temperature) = SelfDistillation.weights(previous: earlier, labels: Array(output.targets.prefix(nR)), config: config)
+      term = SelfDistillation.loss(current: output.logits.gatherRows(Array(0..<nR)), previous: earlier, alpha: alpha, temperature: temperature)
+      stepAlpha.append(Double(alpha.reduce(0, +)) / Double(nR)); stepTemperature.append(Double(temperature.reduce(0, +)) / Double(nR))
+    }
+    let z = output.logitValues
+    previous = Dictionary(uniqueKeysWithValues: (nR..<idx.count).map { (idx[$0], Array(z[($0 * k)..<(($0 + 1) * k)])) })
+    return term
+  }
+
+  /// The step's mean alpha and temperature (absent on a step whose batches repeated nothing).
+  public func stepMetrics() -> [String: Double] {
+    defer { stepAlpha = []; stepTemperature = [] }
+    guard !stepAlpha.isEmpty else { return [:] }
+    return ["sd_alpha": stepAlpha.reduce(0, +) / Double(stepAlpha.count),
+            "sd_temperature": stepTemperature.reduce(0, +) / Double(stepTemperature.count)]
+  }
+
+  public var curves: [CurveSpec] {
+    [CurveSpec(key: "sd_alpha", name: "mean alpha", scale: 1),
+     CurveSpec(key: "sd_temperature", name: "mean T / \(Int(config.tMax))", scale: 1 / Double(max(config.tMax, config.temperature)))]
+  }
+
+  public func saveState(to checkpoint: CheckpointWriter) throws {
+    let ids = previous.keys.sorted(), k = previous.first?.value.count ?? 0
+    try checkpoint.write("self_distill_previous", tensors: [("logits", Tensor(ids.flatMap { previous[$0]! }, shape: [ids.count, k]))],
+                         int32s: [("ids", ids.map { Int32($0) })])
+  }
+
+  public func restoreState(from checkpoint: CheckpointReader) throws {
+    let file = try checkpoint.tensors("self_distill_previous")
+    let ids = try file.int32s("ids"), z = try file.tensor("logits").scalars
+    let k = ids.isEmpty ? 0 : z.count / ids.count
+    previous = Dictionary(uniqueKeysWithValues: ids.enumerated().map { (Int($1), Array(z[($0 * k)..<(($0 + 1) * k)])) })
+  }
 }

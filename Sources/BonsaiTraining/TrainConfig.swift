@@ -81,21 +81,3 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     case trainSubset = "train_subset", method, sift, lora, selfDistill = "self_distill", batchSampler = "batch_sampler"
   }
 }
-
-/// Where a run stands, saved with every checkpoint so `--resume` continues exactly.
-public struct TrainerState: Codable, Sendable {
-  public var globalStep = 0
-  public var epoch = 0
-  /// Batches of the current epoch already done.
-  public var batchInEpoch = 0
-  public var dropoutCounter: UInt64 = 0
-  public var bestMetric: Double?
-  public var bestStep: Int?
-  public var evalsWithoutImprovement = 0
-  public var finished = false
-
-  enum CodingKeys: String, CodingKey {
-    case globalStep = "global_step", epoch, batchInEpoch = "batch_in_epoch", dropoutCounter = "dropout_counter"
-    case bestMetric = "best_metric", bestStep = "best_step", evalsWithoutImprovement = "evals_without_improvement", finished
-  }
-}

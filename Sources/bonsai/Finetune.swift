@@ -255,12 +255,9 @@ struct Eval: ParsableCommand {
       let ids = try dataset.labelIds(labels)
       let (clf, tokenizer, _) = try ModelFolder.loadClassifier(folder, numLabels: labels.count)
       let maxLength = self.maxLength ?? tokenizer.modelMaxLength
-      var config = TrainConfig(model: model, data: dataset.path)
-      config.maxLength = maxLength
-      let trainer = Trainer(config: config, modelFolder: folder, runDir: folder)
       let data = PreparedData(dataset: dataset, labels: labels, labelIds: ids, split: Split(train: [], dev: [], test: []),
                               encodings: dataset.examples.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) })
-      let metrics = trainer.evaluate(clf, tokenizer: tokenizer, data: data, indices: Array(dataset.examples.indices))
+      let metrics = ClassificationTask.evaluate(clf, tokenizer: tokenizer, data: data, indices: Array(dataset.examples.indices))
       var obj = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as! [String: Any]
       if labelMap != nil { obj["left_out"] = leftOut }
       obj["max_length"] = maxLength

@@ -1,0 +1,37 @@
+// Training dynamics for data maps (Dynamics.swift): per training example and epoch, the probability of
+// the gold label and whether the argmax was right, from the training forward pass ("train", as FTFT)
+// or from an extra eval-mode pass over the training split at the end of each epoch ("eval").
+import BonsaiEngine
+import Foundation
+
+public final class DynamicsRecorder: TrainingComponent {
+  let task: ClassificationTask
+  /// "train" or "eval".
+  let pass: String
+  let url: URL
+  var log: DynamicsLog?
+
+  public init(task: ClassificationTask, pass: String, url: URL) { self.task = task; self.pass = pass; self.url = url }
+
+  public func willStart(_ run: TrainingRun, resumed: Bool) throws {
+    log = try DynamicsLog(url: url, truncateAfter: run.state.globalStep)
+  }
+
+  public func didForward(_ output: TaskOutput, run: TrainingRun) throws {
+    guard pass == "train" else { return }
+    log?.append(dynamicsRecords(logits: output.logitValues, classes: output.logits.size(-1), gold: output.targets,
+                                ids: output.rowExamples.map(task.exampleID), step: run.state.globalStep + 1, epoch: run.state.epoch))
+  }
+
+  public func didStep(_ report: inout StepReport, run: TrainingRun) throws {
+    guard pass == "eval" && report.endOfEpoch else { return }
+    let train = task.trainIndices
+    for start in stride(from: 0, to: train.count, by: 64) {
+      let output = withoutGrad { task.forward(SampledBatch(indices: Array(train[start..<min(start + 64, train.count)])), rng: nil) }
+      log?.append(dynamicsRecords(logits: output.logitValues, classes: output.logits.size(-1), gold: output.targets,
+                                  ids: output.rowExamples.map(task.exampleID), step: report.step, epoch: report.epoch))
+    }
+  }
+
+  public func didFinish(_ run: TrainingRun) { log = nil }
+}

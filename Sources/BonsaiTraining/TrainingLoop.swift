@@ -1,0 +1,167 @@
+// The training loop (docs/training.md): AdamW-style steps on a linear warm-up/decay schedule with
+// gradient accumulation, and every method plugged in as components that it knows only by their
+// protocols: the task, loss terms, the parameter plan, the batch sampler and observers.
+import BonsaiEngine
+import BonsaiModels
+import Foundation
+
+/// A run being trained: its parts, where it stands, and the loop. Components read it; only the loop
+/// moves the state.
+public final class TrainingRun {
+  public let config: TrainConfig
+  public let runDir: URL
+  public let progress: ProgressSink
+  public let task: TrainingTask
+  /// Added to the task loss in this order.
+  public let lossTerms: [LossTerm]
+  /// Weight of the task loss (distillation's alpha_ce; 1 otherwise).
+  public let taskWeight: Float
+  public let plan: ParameterPlan
+  public let sampler: BatchSampler
+  /// metrics.jsonl and learning-curve.svg (also one of the observers).
+  public let metrics: MetricsLog
+  /// Called after every step in this order (progress, metrics, dynamics, evaluation, ...).
+  public let observers: [TrainingComponent]
+  public private(set) var state = TrainerState()
+  /// Dropout's random streams; their counter is saved in the trainer state.
+  public let rng: RandomSource
+  public let totalSteps: Int
+  let schedule: LinearSchedule
+  var components: [TrainingComponent] { [task, plan] + lossTerms + observers }
+  // throughput, for progress and the summary
+  public private(set) var examplesSeen = 0, tokensSeen = 0
+  public private(set) var started = Date()
+  public private(set) var startStep = 0
+
+  init(config: TrainConfig, runDir: URL, progress: ProgressSink, task: TrainingTask, lossTerms: [LossTerm], taskWeight: Float,
+       plan: ParameterPlan, sampler: BatchSampler, metrics: MetricsLog, observers: [TrainingComponent]) {
+    self.config = config; self.runDir = runDir; self.progress = progress; self.task = task; self.lossTerms = lossTerms
+    self.taskWeight = taskWeight; self.plan = plan; self.sampler = sampler; self.metrics = metrics; self.observers = observers
+    rng = RandomSource(seed: config.seed &+ 17)
+    let stepsPerEpoch = (sampler.batchesPerEpoch + config.gradientAccumulation - 1) / config.gradientAccumulation
+    totalSteps = min(stepsPerEpoch * config.epochs, config.maxSteps ?? Int.max)
+    schedule = LinearSchedule(peak: config.learningRate, warmup: Int((Float(totalSteps) * config.warmupRatio).rounded(.up)), total: totalSteps)
+  }
+
+  /// Trains to the end of the schedule (or an early stop) from wherever the state stands; returns the summary.
+  public func train(resumed: Bool) throws -> [String: Any] {
+    defer { for c in components { c.didFinish(self) } }
+    progress.message("\(task.splitDescription); \(totalSteps) optimizer steps")
+    started = Date(); startStep = state.globalStep
+    for c in components { try c.willStart(self, resumed: resumed) }
+    var stop = state.finished || state.globalStep >= totalSteps
+    epochs: while state.epoch < config.epochs && !stop {
+      let batches = sampler.batches(epoch: state.epoch)
+      while state.batchInEpoch < batches.count {
+        let loss = try accumulateGradients(batches)
+        let learningRate = schedule(state.globalStep)
+        plan.step(learningRate: learningRate, maxGradNorm: config.maxGradNorm)
+        state.globalStep += 1
+        traceMemory("step \(state.globalStep)")
+        var report = makeReport(loss: loss, learningRate: learningRate, batchesInEpoch: batches.count)
+        for c in components { try c.didStep(&report, run: self) }
+        if report.endOfEpoch { state.epoch += 1; state.batchInEpoch = 0 }
+        stop = report.stop || report.isLast
+        if stop { state.finished = true }
+        let checkpoint = report.wantsCheckpoint || report.endOfEpoch || stop
+        if checkpoint { try saveCheckpoint() }
+        if stop { break epochs }
+        if checkpoint { try interruptIfAsked() }
+        if report.endOfEpoch { continue epochs }
+      }
+    }
+    traceMemory("trained")
+    return try finish()
+  }
+
+  /// Forward and backward over one optimizer step's micro-batches; returns their mean loss.
+  func accumulateGradients(_ batches: [SampledBatch]) throws -> Float {
+    let micro = config.gradientAccumulation
+    var total: Float = 0, done = 0
+    repeat {
+      let output = task.forward(batches[state.batchInEpoch], rng: rng)
+      var loss = task.loss(output)
+      if taskWeight != 1 { loss = loss.scaled(by: taskWeight) }
+      for term in lossTerms { if let t = try term.loss(output, run: self) { loss = loss + t } }
+      for c in components { try c.didForward(output, run: self) }
+      guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
+      plan.willBackward(step: state.globalStep, microBatch: done)
+      (micro > 1 ? loss.scaled(by: 1 / Float(micro)) : loss).backward()
+      total += loss.item / Float(micro)
+      examplesSeen += output.batch.indices.count
+      tokensSeen += output.inputs.batch * output.inputs.tokens
+      done += 1
+      state.batchInEpoch += 1
+    } while done < micro && state.batchInEpoch < batches.count
+    return total
+  }
+
+  func makeReport(loss: Float, learningRate: Float, batchesInEpoch: Int) -> StepReport {
+    let elapsed = Date().timeIntervalSince(started), done = state.globalStep - startStep
+    var metrics: [String: Double] = [:]
+    for c in components { metrics.merge(c.stepMetrics()) { a, _ in a } }
+    return StepReport(step: state.globalStep, epoch: state.epoch,
+                      epochProgress: Double(state.epoch) + Double(state.batchInEpoch) / Double(batchesInEpoch),
+                      loss: loss, learningRate: learningRate, metrics: metrics,
+                      examplesPerSecond: Double(examplesSeen) / max(elapsed, 1e-9),
+                      eta: elapsed / Double(max(done, 1)) * Double(totalSteps - state.globalStep),
+                      endOfEpoch: state.batchInEpoch == batchesInEpoch, isLast: state.globalStep >= totalSteps)
+  }
+
+  /// Every component's state and the trainer state, swapped in atomically as checkpoint-last/.
+  func saveCheckpoint() throws {
+    state.dropoutCounter = rng.counter
+    try CheckpointFolder.save(in: runDir) { writer in
+      for c in components { try c.saveState(to: writer) }
+      try writer.write("trainer_state", json: state)
+    }
+    for c in components { try c.didSaveCheckpoint(self) }
+  }
+
+  /// Reads every component's state and the trainer state back from checkpoint-last/, once `validate`
+  /// (called when a checkpoint has been found) has accepted the run.
+  func restore(validate: () throws -> Void) throws {
+    let (reader, saved) = try CheckpointFolder.open(in: runDir)
+    try validate()
+    for c in components { try c.restoreState(from: reader) }
+    state = saved
+    rng.counter = saved.dropoutCounter
+  }
+
+  /// For resume tests: end the process right after a checkpoint, as a kill would, or stop with an error.
+  func interruptIfAsked() throws {
+    let env = ProcessInfo.processInfo.environment
+    if let crash = env["BONSAI_TEST_CRASH_AFTER_STEP"].flatMap(Int.init), state.globalStep >= crash { exit(75) }
+    if let stopAt = env["BONSAI_TEST_STOP_AFTER_STEP"].flatMap(Int.init), state.globalStep >= stopAt {
+      throw TrainingError.interrupted(step: state.globalStep)
+    }
+  }
+
+  /// The final model, the test split scored with the selected one (best/, else final/), summary.json.
+  func finish() throws -> [String: Any] {
+    try task.export(to: runDir.appendingPathComponent("final"), plan: plan)
+    var test: Evaluation?
+    if !task.testIndices.isEmpty {  // --test-fraction 0: no test metrics at all, rather than zeros on zero examples
+      test = try task.evaluate(folder: Trainer.selectedModel(in: runDir), indices: task.testIndices)
+      traceMemory("tested")
+    }
+    var summary: [String: Any] = ["steps": state.globalStep, "train_seconds": Date().timeIntervalSince(started),
+                                  "peak_rss_bytes": peakRSSBytes(), "train_examples_processed": examplesSeen,
+                                  "train_tokens_processed": tokensSeen]
+    for c in components { summary.merge(c.summary(self)) { a, _ in a } }
+    if let test { summary["test"] = try test.jsonObject() }
+    try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: runDir.appendingPathComponent("summary.json"))
+    if let test { metrics.append(["step": state.globalStep, "test": try test.jsonObject()]) }
+    return summary
+  }
+}
+
+/// transformers' get_linear_schedule_with_warmup: linear warm-up to `peak`, then linear decay to 0;
+/// `step` counts completed optimizer steps.
+struct LinearSchedule {
+  let peak: Float, warmup: Int, total: Int
+  func callAsFunction(_ step: Int) -> Float {
+    if step < warmup { return peak * Float(step) / Float(max(1, warmup)) }
+    return peak * max(0, Float(total - step) / Float(max(1, total - warmup)))
+  }
+}
