@@ -28,7 +28,7 @@ public func repeatHalfBatches(_ indices: [Int], lengths: [Int], batchSize: Int, 
 }
 
 /// Length-grouped batches of `batchSize`.
-public struct LengthGroupedSampler: BatchSampler {
+struct LengthGroupedSampler: BatchSampler {
   public let indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64
   public init(indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64) {
     self.indices = indices; self.lengths = lengths; self.batchSize = batchSize; self.seed = seed
@@ -41,7 +41,7 @@ public struct LengthGroupedSampler: BatchSampler {
 
 /// Batches of `batchSize` whose first half repeats the previous batch's second half (`repeatHalfBatches`):
 /// half a batch of new examples per step.
-public struct RepeatHalfSampler: BatchSampler {
+struct RepeatHalfSampler: BatchSampler {
   public let indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64
   public init(indices: [Int], lengths: [Int], batchSize: Int, seed: UInt64) {
     self.indices = indices; self.lengths = lengths; self.batchSize = batchSize; self.seed = seed

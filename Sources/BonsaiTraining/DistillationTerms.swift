@@ -9,7 +9,7 @@ import BonsaiTokenizers
 import Foundation
 
 /// alpha_kd * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)), the teacher's logits cached per example.
-public final class LogitDistillation: LossTerm {
+final class LogitDistillation: LossTerm {
   let teacher: Teacher
   let weight: Float, temperature: Float
 
@@ -27,7 +27,7 @@ public final class LogitDistillation: LossTerm {
 /// alpha_hidden * sum over mapped layers of MSE(student state, teacher state) on non-padding tokens; a
 /// narrower student's states go through a learned projection first, which the plan trains with the
 /// student and checkpoints keep (distill_projection.safetensors), but exports leave out.
-public final class HiddenStateDistillation: LossTerm {
+final class HiddenStateDistillation: LossTerm {
   let teacher: Teacher
   let weight: Float, map: [Int], normalize: Bool
   public let projection: HiddenProjection?

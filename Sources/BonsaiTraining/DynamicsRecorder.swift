@@ -4,7 +4,7 @@
 import BonsaiEngine
 import Foundation
 
-public final class DynamicsRecorder: TrainingComponent {
+final class DynamicsRecorder: TrainingComponent {
   let task: ClassificationTask
   /// "train" or "eval".
   let pass: String

@@ -3,7 +3,7 @@
 // best/, `patience` evaluations without one stop the run.
 import Foundation
 
-public final class Evaluator: TrainingComponent {
+final class Evaluator: TrainingComponent {
   struct State: Codable {
     var bestMetric: Double?
     var bestStep: Int?

@@ -12,7 +12,7 @@ public final class MetricsLog: TrainingComponent {
   var extra: [String: [(Int, Double)]] = [:]
   var specs: [CurveSpec] = []
 
-  public init(url: URL, metricName: String) { self.url = url; self.metricName = metricName }
+  init(url: URL, metricName: String) { self.url = url; self.metricName = metricName }
 
   public func willStart(_ run: TrainingRun, resumed: Bool) throws {
     specs = run.components.flatMap(\.curves)

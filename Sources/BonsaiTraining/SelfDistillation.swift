@@ -70,7 +70,7 @@ public enum SelfDistillation {
 /// Self-distillation as a loss term: the repeated half of each batch (the repeat-half sampler's first
 /// `repeated` rows) learns from the logits it got one step earlier. It keeps the logits of each step's
 /// new examples for the next step, in checkpoints too. One logits row per example (classification).
-public final class SelfDistillationTerm: LossTerm {
+final class SelfDistillationTerm: LossTerm {
   let config: SelfDistillConfig
   /// Logits of the previous step's new examples, by example index.
   var previous: [Int: [Float]] = [:]

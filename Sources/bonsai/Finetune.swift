@@ -1,3 +1,4 @@
+// `bonsai finetune` and `bonsai distill`, with the data and training options they share.
 import ArgumentParser
 import BonsaiData
 import BonsaiEngine
@@ -211,90 +212,6 @@ struct Distill: ParsableCommand {
       d.hiddenMap = hiddenMap.map { $0.split(separator: ",").map { Int($0)! } }
       d.normalizeHidden = normalizeHidden; d.pseudoLabels = pseudoLabels; d.unlabeled = unlabeled
       try training.train(model: student, data: dataOptions, distill: d)
-    }
-  }
-}
-
-struct Eval: ParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "Evaluate a fine-tuned classifier on a labelled data set; metrics as JSON on stdout.")
-
-  @Option(name: .long, help: "A fine-tuned model folder (with id2label in config.json).") var model: String
-  @OptionGroup var dataOptions: DataOptions
-  @Option(name: .long, help: "Truncate texts to this many tokens (default: the folder's model_max_length, the length it was trained at).")
-  var maxLength: Int?
-  @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
-  @Option(name: .long, help: "Rename data labels to the model's, e.g. negative=-1,positive=1; examples whose label is not named are left out (out-of-distribution sets).")
-  var labelMap: String?
-
-  func validate() throws {
-    if let m = maxLength, m < 2 { throw ValidationError("--max-length must be at least 2, got \(m)") }
-    if let m = labelMap, m.split(separator: ",").contains(where: { $0.split(separator: "=", omittingEmptySubsequences: false).count != 2 }) {
-      throw ValidationError("--label-map must look like from=to,from=to, got '\(m)'")
-    }
-  }
-
-  func run() throws {
-    try runReportingErrors {
-      if let t = threads { Engine.threads = t }
-      let folder = URL(fileURLWithPath: model)
-      guard let labels = ModelFolder.labels(folder) else {
-        throw ValidationError("\(folder.appendingPathComponent("config.json").path): no id2label: not a classifier (fine-tune it first)")
-      }
-      var dataset = try Dataset.load(path: try Assets.data(dataOptions.data),
-                                     columns: ColumnSpec(text: dataOptions.textColumn, pair: dataOptions.textPairColumn, label: dataOptions.labelColumn))
-      var leftOut = 0
-      if let m = labelMap {
-        let map = Dictionary(m.split(separator: ",").map { p in let kv = p.split(separator: "=", omittingEmptySubsequences: false); return (String(kv[0]), String(kv[1])) },
-                             uniquingKeysWith: { a, _ in a })
-        for to in map.values where !labels.contains(to) { throw ValidationError("--label-map: '\(to)' is not one of the model's labels \(labels)") }
-        let before = dataset.examples.count
-        dataset.examples = dataset.examples.compactMap { e in map[e.label].map { var x = e; x.label = $0; return x } }
-        leftOut = before - dataset.examples.count
-        if dataset.examples.isEmpty { throw ValidationError("--label-map: no example of \(dataset.path) has a label named in the map") }
-      }
-      let ids = try dataset.labelIds(labels)
-      let (clf, tokenizer, _) = try ModelFolder.loadClassifier(folder, numLabels: labels.count)
-      let maxLength = self.maxLength ?? tokenizer.modelMaxLength
-      let data = PreparedData(dataset: dataset, labels: labels, labelIds: ids, split: Split(train: [], dev: [], test: []),
-                              encodings: dataset.examples.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) })
-      let metrics = ClassificationTask.evaluate(clf, tokenizer: tokenizer, data: data, indices: Array(dataset.examples.indices))
-      var obj = try JSONSerialization.jsonObject(with: JSONEncoder().encode(metrics)) as! [String: Any]
-      if labelMap != nil { obj["left_out"] = leftOut }
-      obj["max_length"] = maxLength
-      emit(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
-    }
-  }
-}
-
-struct Fetch: ParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "Download models and data sets by name into $BONSAI_HOME (sha256-checked, reused).")
-
-  @Argument(help: "Names: minilm, mpnet, polarity, reviews, bbc, tweets (default: all).") var names: [String] = []
-
-  func run() throws {
-    try runReportingErrors {
-      let all = names.isEmpty ? Assets.modelNames + Assets.dataNames : names
-      for n in all {
-        try Assets.fetch(n) { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
-        emit("{\"name\": \"\(n)\", \"path\": \"\(Assets.modelNames.contains(n) ? Assets.home.appendingPathComponent("models/\(n)").path : try Assets.data(n))\"}")
-      }
-    }
-  }
-}
-
-struct ApplyDelta: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "apply-delta",
-    abstract: "Add a SIFT delta (sift_delta.safetensors) or LoRA adapters (adapter_model.safetensors) onto their base model; writes the trained classifier.")
-
-  @Option(name: .long, help: "The base model the run started from (a name or folder).") var base: String
-  @Option(name: .long, help: "The delta file from a run's best/ or final/ folder.") var delta: String
-  @Option(name: .long, help: "Folder for the resulting Hugging Face model.") var output: String
-
-  func run() throws {
-    try runReportingErrors {
-      try Delta.apply(base: try Assets.model(base), delta: URL(fileURLWithPath: delta), output: URL(fileURLWithPath: output))
-      emit("{\"output\": \"\(output)\"}")
     }
   }
 }
