@@ -30,6 +30,9 @@ public final class ClassificationTask: TrainingTask {
   public var splitDescription: String {
     "\(data.split.train.count) train / \(data.split.dev.count) dev / \(data.split.test.count) test examples, labels \(data.labels)"
   }
+  /// The classifier (`classifier.*`): new for the task, so every plan trains it densely.
+  public func isHead(_ key: String) -> Bool { ClassificationTask.isHead(key) }
+  static func isHead(_ key: String) -> Bool { key.hasPrefix("classifier") }
   /// The example's line in the data file (stable across runs, de-duplication and resume).
   public func exampleID(_ index: Int) -> Int { data.dataset.examples[index].line }
 
@@ -77,7 +80,7 @@ public final class ClassificationTask: TrainingTask {
   public func export(to folder: URL, plan: ParameterPlan) throws {
     let metadata = ["labels": String(decoding: try JSONEncoder().encode(data.labels), as: UTF8.self), "max_length": "\(maxLength)"]
     try ModelFolder.save(classifier, labels: data.labels, source: modelFolder, to: folder, overrides: plan.mergedWeights(),
-                         extraFiles: try plan.deltaFiles(model: classifier, metadata: metadata), maxLength: maxLength)
+                         extraFiles: try plan.deltaFiles(metadata: metadata), maxLength: maxLength)
   }
 
   /// A fresh run records its split (a resume checked it against the data in `PreparedData.prepare`).

@@ -102,6 +102,8 @@ public protocol TrainingTask: TrainingComponent {
   var testIndices: [Int] { get }
   /// The model being trained: its parameter tree is what plans choose from.
   var model: Module { get }
+  /// Parameters every plan trains densely (a new head), by checkpoint key.
+  func isHead(_ key: String) -> Bool
   /// Forward pass with dropout from `rng` (nil: eval mode).
   func forward(_ batch: SampledBatch, rng: RandomSource?) -> TaskOutput
   /// The task's own loss, a mean over the scored rows, before any loss term.

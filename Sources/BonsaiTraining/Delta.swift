@@ -23,7 +23,7 @@ public enum Delta {
     let (model, _, _) = try ModelFolder.loadClassifier(base, numLabels: labels.count)
     let params = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.key, $0.tensor) })
     var overrides: [String: Tensor] = [:]
-    for key in file.keys where isHead(key) {
+    for key in file.keys where ClassificationTask.isHead(key) {
       guard let p = params[key] else { throw MethodError.deltaShape(path: delta.path, key: key, reason: "no such parameter in the base") }
       let t = try file.tensor(key)
       guard t.shape == p.shape else { throw MethodError.deltaShape(path: delta.path, key: key, reason: "shape \(t.shape), base has \(p.shape)") }

@@ -19,19 +19,19 @@ final class LoRAPlan: ParameterPlan {
   /// The adapters with the Linear they adapt and its key.
   let adapters: [(key: String, linear: Linear, lora: LoRA)]
 
-  init(model: Module, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
+  init(task: TrainingTask, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
     let l = config.lora ?? LoRAConfig()
     let targets = l.targets ?? LoRAConfig.defaultTargets
     let rng = RandomSource(seed: config.seed &+ 41)
     var adapters: [(key: String, linear: Linear, lora: LoRA)] = []
-    for (key, linear) in model.namedLinears() where !isHead(key) && targets.contains(where: { key.hasSuffix($0) }) {
+    for (key, linear) in task.model.namedLinears() where !task.isHead(key) && targets.contains(where: { key.hasSuffix($0) }) {
       let lora = LoRA(inFeatures: linear.weight.shape[1], outFeatures: linear.weight.shape[0], rank: l.rank, alpha: l.alpha, rng: rng)
       linear.adapter.lora = lora
       adapters.append((key, linear, lora))
     }
     guard !adapters.isEmpty else { throw MethodError.noMatch(option: "--lora-target", targets: targets) }
     self.adapters = adapters
-    try super.init(method: "lora", model: model, trained: model.namedParameters().filter { isHead($0.key) } + LoRAPlan.tensors(adapters),
+    try super.init(method: "lora", task: task, trained: task.model.namedParameters().filter { task.isHead($0.key) } + LoRAPlan.tensors(adapters),
                    extra: extra, config: config, modelFolder: modelFolder)
   }
 
@@ -46,11 +46,11 @@ final class LoRAPlan: ParameterPlan {
   }
 
   /// adapter_model.safetensors (head + adapters) and adapter_config.json, as PEFT writes them.
-  override func deltaFiles(model: Module, metadata: [String: String]) throws -> [String: (URL) throws -> Void] {
+  override func deltaFiles(metadata: [String: String]) throws -> [String: (URL) throws -> Void] {
     var m = deltaMetadata(metadata)
     let l = adapters.first?.lora
     m["rank"] = "\(l?.rank ?? 0)"; m["alpha"] = "\(l?.alpha ?? 0)"
-    let tensors = model.namedParameters().filter { isHead($0.key) } + adapterTensors
+    let tensors = task.model.namedParameters().filter { task.isHead($0.key) } + adapterTensors
     let cfg: [String: Any] = ["peft_type": "LORA", "r": l?.rank ?? 0, "lora_alpha": l?.alpha ?? 0, "target_modules": adapters.map(\.key),
                               "modules_to_save": ["classifier"], "bias": "none", "base_sha256": baseHash]
     let cfgData = try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys])

@@ -29,14 +29,13 @@ public enum MethodError: LocalizedError, Equatable {
   }
 }
 
-/// The keys of the classifier head (trained densely by every method).
-func isHead(_ key: String) -> Bool { key.hasPrefix("classifier") }
-
 /// A plan that trains `dense` with AdamW and freezes every other parameter of the model. Subclasses
 /// add sparse components or adapters by overriding the hooks below.
 public class ParameterPlan: TrainingComponent {
   /// full, head, lora or sift.
   public let method: String
+  /// The task whose model the plan trains.
+  let task: TrainingTask
   /// Densely trained parameters: the plan's, then the loss terms' (e.g. a projection).
   public let dense: [(key: String, tensor: Tensor)]
   public let optimizer: AdamW
@@ -45,12 +44,12 @@ public class ParameterPlan: TrainingComponent {
 
   /// `trained`: the model's parameters this plan updates densely; `sparse`: ones another optimizer updates;
   /// `extra`: loss terms' own parameters, trained densely too.
-  init(method: String, model: Module, trained: [(key: String, tensor: Tensor)], sparse: [Tensor] = [],
+  init(method: String, task: TrainingTask, trained: [(key: String, tensor: Tensor)], sparse: [Tensor] = [],
        extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
-    self.method = method
+    self.method = method; self.task = task
     dense = trained + extra
     let kept = Set((trained.map(\.tensor) + sparse).map(ObjectIdentifier.init))
-    for (_, t) in model.namedParameters() where !kept.contains(ObjectIdentifier(t)) { t.requiringGrad(false) }
+    for (_, t) in task.model.namedParameters() where !kept.contains(ObjectIdentifier(t)) { t.requiringGrad(false) }
     optimizer = AdamW(dense, learningRate: config.learningRate, weightDecay: config.weightDecay)
     baseHash = method == "full" ? "" : try Assets.sha256(modelFolder.appendingPathComponent("model.safetensors"))
   }
@@ -90,7 +89,7 @@ public class ParameterPlan: TrainingComponent {
 
   /// Writers of the files that go beside an exported model (a sparse delta, adapters); `metadata`
   /// comes from the task (labels, training length).
-  public func deltaFiles(model: Module, metadata: [String: String]) throws -> [String: (URL) throws -> Void] { [:] }
+  public func deltaFiles(metadata: [String: String]) throws -> [String: (URL) throws -> Void] { [:] }
 
   /// The metadata every delta carries.
   func deltaMetadata(_ task: [String: String]) -> [String: String] {
@@ -113,15 +112,15 @@ public class ParameterPlan: TrainingComponent {
 
 /// Full fine-tuning: every parameter.
 final class FullPlan: ParameterPlan {
-  init(model: Module, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
-    try super.init(method: "full", model: model, trained: model.namedParameters(), extra: extra, config: config, modelFolder: modelFolder)
+  init(task: TrainingTask, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
+    try super.init(method: "full", task: task, trained: task.model.namedParameters(), extra: extra, config: config, modelFolder: modelFolder)
   }
 }
 
-/// The classifier head only (a linear probe on frozen features).
+/// The task's head only (a linear probe on frozen features).
 final class HeadPlan: ParameterPlan {
-  init(model: Module, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
-    try super.init(method: "head", model: model, trained: model.namedParameters().filter { isHead($0.key) }, extra: extra,
+  init(task: TrainingTask, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
+    try super.init(method: "head", task: task, trained: task.model.namedParameters().filter { task.isHead($0.key) }, extra: extra,
                    config: config, modelFolder: modelFolder)
   }
 }

@@ -28,17 +28,17 @@ final class SIFTPlan: ParameterPlan {
   /// True during a step that reselects the indices from its own gradient.
   var reselecting = false
 
-  init(model: Module, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
+  init(task: TrainingTask, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
     let s = config.sift ?? SIFTConfig()
     guard s.rate > 0 && s.rate <= 1 else { throw MethodError.badRate(s.rate) }
     let targets = s.targets ?? SIFTConfig.defaultTargets
-    let all = model.namedParameters()
-    let matrices = all.filter { p in !isHead(p.key) && p.tensor.rank == 2 && p.key.hasSuffix(".weight") && !p.key.contains("embeddings")
+    let all = task.model.namedParameters()
+    let matrices = all.filter { p in !task.isHead(p.key) && p.tensor.rank == 2 && p.key.hasSuffix(".weight") && !p.key.contains("embeddings")
       && targets.contains { p.key.contains($0) } }
     guard !matrices.isEmpty else { throw MethodError.noMatch(option: "--sparse-target", targets: targets) }
     sparse = SparseAdamW(matrices, rate: s.rate, learningRate: config.learningRate, weightDecay: config.weightDecay)
     options = s
-    try super.init(method: "sift", model: model, trained: all.filter { isHead($0.key) }, sparse: matrices.map(\.tensor), extra: extra,
+    try super.init(method: "sift", task: task, trained: all.filter { task.isHead($0.key) }, sparse: matrices.map(\.tensor), extra: extra,
                    config: config, modelFolder: modelFolder)
   }
 
@@ -51,7 +51,7 @@ final class SIFTPlan: ParameterPlan {
   override func willStart(_ run: TrainingRun, resumed: Bool) throws {
     sparse.attach()
     guard !resumed else { return }
-    let task = run.task, config = run.config
+    let config = run.config
     let batches = lengthGroupedBatches(task.trainIndices, lengths: task.lengths, batchSize: config.batchSize, seed: config.seed, epoch: 0)
     let voteRng = RandomSource(seed: config.seed &+ 31)
     sparse.beginSelection()
@@ -87,8 +87,8 @@ final class SIFTPlan: ParameterPlan {
   }
 
   /// sift_delta.safetensors: the head, and per matrix the values and flat indices of every touched component.
-  override func deltaFiles(model: Module, metadata: [String: String]) throws -> [String: (URL) throws -> Void] {
-    var floats = model.namedParameters().filter { isHead($0.key) }, ints: [(key: String, values: [Int32])] = []
+  override func deltaFiles(metadata: [String: String]) throws -> [String: (URL) throws -> Void] {
+    var floats = task.model.namedParameters().filter { task.isHead($0.key) }, ints: [(key: String, values: [Int32])] = []
     for e in sparse.entries {
       let w = e.weight.data
       floats.append((e.key + ".values", Tensor(e.touched.map { w[Int($0)] }, shape: [e.touched.count])))

@@ -74,7 +74,7 @@ public final class Trainer {
     if let sd = config.selfDistill { terms.append(SelfDistillationTerm(config: sd)) }
     let task = ClassificationTask(classifier: model, tokenizer: tokenizer, data: data, modelFolder: modelFolder, runDir: runDir, maxLength: config.maxLength)
     for make in extraLossTerms { if let term = try make(task) { terms.append(term) } }
-    let plan = try makePlan(model: model, extra: terms.flatMap(\.parameters))
+    let plan = try makePlan(task: task, extra: terms.flatMap(\.parameters))
     if plan.method != "full" {
       progress.message(String(format: "%@: %d trainable parameters (%.3f%% of %d)", plan.method, plan.trainableCount,
                               100 * Double(plan.trainableCount) / Double(model.parameterCount), model.parameterCount))
@@ -92,12 +92,12 @@ public final class Trainer {
                        plan: plan, sampler: sampler, metrics: metrics, observers: observers)
   }
 
-  func makePlan(model: SequenceClassifier, extra: [(key: String, tensor: Tensor)]) throws -> ParameterPlan {
+  func makePlan(task: TrainingTask, extra: [(key: String, tensor: Tensor)]) throws -> ParameterPlan {
     switch config.method {
-    case "full": return try FullPlan(model: model, extra: extra, config: config, modelFolder: modelFolder)
-    case "head": return try HeadPlan(model: model, extra: extra, config: config, modelFolder: modelFolder)
-    case "lora": return try LoRAPlan(model: model, extra: extra, config: config, modelFolder: modelFolder)
-    case "sift": return try SIFTPlan(model: model, extra: extra, config: config, modelFolder: modelFolder)
+    case "full": return try FullPlan(task: task, extra: extra, config: config, modelFolder: modelFolder)
+    case "head": return try HeadPlan(task: task, extra: extra, config: config, modelFolder: modelFolder)
+    case "lora": return try LoRAPlan(task: task, extra: extra, config: config, modelFolder: modelFolder)
+    case "sift": return try SIFTPlan(task: task, extra: extra, config: config, modelFolder: modelFolder)
     default: throw MethodError.unknownMethod(config.method)
     }
   }
