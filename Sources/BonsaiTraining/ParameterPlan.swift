@@ -38,6 +38,7 @@ public class ParameterPlan: TrainingComponent {
   let task: TrainingTask
   /// Densely trained parameters: the plan's, then the loss terms' (e.g. a projection).
   public let dense: [(key: String, tensor: Tensor)]
+  /// AdamW over `dense`.
   public let optimizer: AdamW
   /// sha256 of the base model's weights, recorded in deltas so they are applied to the right base.
   let baseHash: String
@@ -54,6 +55,7 @@ public class ParameterPlan: TrainingComponent {
     baseHash = method == "full" ? "" : try Assets.sha256(modelFolder.appendingPathComponent("model.safetensors"))
   }
 
+  /// Trained scalars, and the bytes their gradients and optimizer state take (for the summary).
   public var trainableCount: Int { dense.reduce(0) { $0 + $1.tensor.count } }
   public var gradientBytes: Int { dense.reduce(0) { $0 + 4 * $1.tensor.count } }
   public var optimizerStateBytes: Int { dense.reduce(0) { $0 + 8 * $1.tensor.count } }

@@ -8,23 +8,31 @@ import Foundation
 /// A run being trained: its parts, where it stands, and the loop. Components read it; only the loop
 /// moves the state.
 public final class TrainingRun {
+  /// The resolved options (config.json).
   public let config: TrainConfig
+  /// The run folder: config.json, split.json, metrics, checkpoint-last/, best/, final/.
   public let runDir: URL
+  /// Where log lines and the progress bar go.
   public let progress: ProgressSink
+  /// What the model learns: batches, forward, task loss, scoring, export.
   public let task: TrainingTask
   /// Added to the task loss in this order.
   public let lossTerms: [LossTerm]
   /// Weight of the task loss (distillation's alpha_ce; 1 otherwise).
   public let taskWeight: Float
+  /// What trains and how: the only component that updates weights.
   public let plan: ParameterPlan
+  /// Each epoch's batches.
   public let sampler: BatchSampler
   /// metrics.jsonl and learning-curve.svg (also one of the observers).
   public let metrics: MetricsLog
   /// Called after every step in this order (progress, metrics, dynamics, evaluation, ...).
   public let observers: [TrainingComponent]
+  /// Where the run stands; moved by the loop only.
   public private(set) var state = TrainerState()
   /// Dropout's random streams; their counter is saved in the trainer state.
   public let rng: RandomSource
+  /// Optimizer steps in the schedule: epochs x steps per epoch, or --max-steps if fewer.
   public let totalSteps: Int
   let schedule: LinearSchedule
   var components: [TrainingComponent] { [task, plan] + lossTerms + observers }
