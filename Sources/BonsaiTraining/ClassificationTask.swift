@@ -1,6 +1,7 @@
 // Sequence classification as a training task: padded batches of token ids, logits from the model's
 // classification head, cross-entropy, accuracy / macro-F1 / loss on dev and test, and Hugging Face
 // folders (that transformers loads) as exports and as the model part of a checkpoint.
+import BonsaiData
 import BonsaiEngine
 import BonsaiModels
 import BonsaiNN
@@ -15,11 +16,15 @@ public final class ClassificationTask: TrainingTask {
   let modelFolder: URL
   let runDir: URL
   let maxLength: Int
+  /// The split of the data file as split.json records it (the training split before any teacher-labelled
+  /// texts joined it), so that a resume finds it again.
+  let recordedSplit: Split
   public let lengths: [Int]
 
-  public init(classifier: SequenceClassifier, tokenizer: WordPieceTokenizer, data: PreparedData, modelFolder: URL, runDir: URL, maxLength: Int) {
+  public init(classifier: SequenceClassifier, tokenizer: WordPieceTokenizer, data: PreparedData, recordedSplit: Split? = nil,
+              modelFolder: URL, runDir: URL, maxLength: Int) {
     self.classifier = classifier; self.tokenizer = tokenizer; self.data = data; self.modelFolder = modelFolder
-    self.runDir = runDir; self.maxLength = maxLength
+    self.runDir = runDir; self.maxLength = maxLength; self.recordedSplit = recordedSplit ?? data.split
     lengths = data.encodings.map(\.ids.count)
   }
 
@@ -33,8 +38,9 @@ public final class ClassificationTask: TrainingTask {
   /// The classifier (`classifier.*`): new for the task, so every plan trains it densely.
   public func isHead(_ key: String) -> Bool { ClassificationTask.isHead(key) }
   static func isHead(_ key: String) -> Bool { key.hasPrefix("classifier") }
-  /// The example's line in the data file (stable across runs, de-duplication and resume).
-  public func exampleID(_ index: Int) -> Int { data.dataset.examples[index].line }
+  /// The example's line in the data file (stable across runs, de-duplication and resume); nil for an
+  /// unlabelled text the teacher labelled (distill --unlabeled), which has no line in it.
+  public func exampleID(_ index: Int) -> Int? { index < data.dataset.examples.count ? data.dataset.examples[index].line : nil }
 
   public func forward(_ batch: SampledBatch, rng: RandomSource?) -> TaskOutput {
     let inputs = TokenBatch(batch.indices.map { data.encodings[$0] }, tokenizer: tokenizer)
@@ -85,7 +91,7 @@ public final class ClassificationTask: TrainingTask {
 
   /// A fresh run records its split (a resume checked it against the data in `PreparedData.prepare`).
   public func willStart(_ run: TrainingRun, resumed: Bool) throws {
-    if !resumed { try JSONEncoder.pretty.encode(data.split).write(to: runDir.appendingPathComponent("split.json")) }
+    if !resumed { try JSONEncoder.pretty.encode(recordedSplit).write(to: runDir.appendingPathComponent("split.json")) }
   }
 
   /// The model's part of a checkpoint: a Hugging Face folder (config.json, model.safetensors, tokenizer).

@@ -1,6 +1,7 @@
 // Training dynamics for data maps (Dynamics.swift): per training example and epoch, the probability of
 // the gold label and whether the argmax was right, from the training forward pass ("train", as FTFT)
-// or from an extra eval-mode pass over the training split at the end of each epoch ("eval").
+// or from an extra eval-mode pass over the training split at the end of each epoch ("eval"). Texts the
+// teacher labelled (distill --unlabeled) are not in the data file, so they get no records.
 import BonsaiEngine
 import Foundation
 
@@ -19,8 +20,7 @@ final class DynamicsRecorder: TrainingComponent {
 
   public func didForward(_ output: TaskOutput, run: TrainingRun) throws {
     guard pass == "train" else { return }
-    log?.append(dynamicsRecords(logits: output.logitValues, classes: output.logits.size(-1), gold: output.targets,
-                                ids: output.rowExamples.map(task.exampleID), step: run.state.globalStep + 1, epoch: run.state.epoch))
+    log?.append(records(output, step: run.state.globalStep + 1, epoch: run.state.epoch))
   }
 
   public func didStep(_ report: inout StepReport, run: TrainingRun) throws {
@@ -28,10 +28,15 @@ final class DynamicsRecorder: TrainingComponent {
     let train = task.trainIndices
     for start in stride(from: 0, to: train.count, by: 64) {
       let output = withoutGrad { task.forward(SampledBatch(indices: Array(train[start..<min(start + 64, train.count)])), rng: nil) }
-      log?.append(dynamicsRecords(logits: output.logitValues, classes: output.logits.size(-1), gold: output.targets,
-                                  ids: output.rowExamples.map(task.exampleID), step: report.step, epoch: report.epoch))
+      log?.append(records(output, step: report.step, epoch: report.epoch))
     }
   }
 
   public func didFinish(_ run: TrainingRun) { log = nil }
+
+  /// One record per row whose example has a line in the data file.
+  func records(_ output: TaskOutput, step: Int, epoch: Int) -> [DynamicsRecord] {
+    dynamicsRecords(logits: output.logitValues, classes: output.logits.size(-1), gold: output.targets,
+                    ids: output.rowExamples.map { task.exampleID($0) ?? -1 }, step: step, epoch: epoch).filter { $0.id >= 0 }
+  }
 }

@@ -67,12 +67,14 @@ public final class Trainer {
     var data = try PreparedData.prepare(dataset, tokenizer: tokenizer, config: config, modelFolder: modelFolder, runDir: runDir,
                                         resume: resume, progress: progress)
     traceMemory("data prepared")
+    let fileSplit = data.split
     var terms: [LossTerm] = []
     if let d = config.distill {
       terms += try DistillationSetup.make(d, config: config, student: model, studentFolder: modelFolder, tokenizer: tokenizer, data: &data, progress: progress)
     }
     if let sd = config.selfDistill { terms.append(SelfDistillationTerm(config: sd)) }
-    let task = ClassificationTask(classifier: model, tokenizer: tokenizer, data: data, modelFolder: modelFolder, runDir: runDir, maxLength: config.maxLength)
+    let task = ClassificationTask(classifier: model, tokenizer: tokenizer, data: data, recordedSplit: fileSplit, modelFolder: modelFolder,
+                                  runDir: runDir, maxLength: config.maxLength)
     for make in extraLossTerms { if let term = try make(task) { terms.append(term) } }
     let plan = try makePlan(task: task, extra: terms.flatMap(\.parameters))
     if plan.method != "full" {
