@@ -67,7 +67,7 @@ let package = Package(
     ], swiftSettings: speed),
     .executableTarget(name: "bonsai-bench", dependencies: ["BonsaiModels"], swiftSettings: speed),
     .testTarget(name: "BonsaiEngineTests", dependencies: ["BonsaiEngine", "BonsaiNN", "CBonsaiCPUCheck"], swiftSettings: speed),
-    .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers", "BonsaiData"], resources: [.copy("Fixtures")], swiftSettings: speed),
+    .testTarget(name: "BonsaiTokenizersTests", dependencies: ["BonsaiTokenizers", "BonsaiData", "BonsaiCheckpoint", "BonsaiModels"], resources: [.copy("Fixtures")], swiftSettings: speed),
     .testTarget(name: "BonsaiCheckpointTests", dependencies: ["BonsaiCheckpoint", "BonsaiData"], resources: [.copy("Fixtures")], swiftSettings: speed),
     .testTarget(name: "BonsaiDataTests", dependencies: ["BonsaiData", "BonsaiTraining"], resources: [.copy("Fixtures")], swiftSettings: speed),
     .testTarget(name: "BonsaiCLITests", dependencies: ["bonsai", "BonsaiData"], swiftSettings: speed),

@@ -9,7 +9,7 @@ public enum TokenizerError: LocalizedError, Equatable {
   public var errorDescription: String? {
     switch self {
     case let .unreadable(path, reason): return "\(path): cannot read tokenizer: \(reason)"
-    case let .unsupported(path, key, value): return "\(path): unsupported \(key) '\(value)' (Bonsai supports BERT-style WordPiece tokenizers)"
+    case let .unsupported(path, key, value): return "\(path): unsupported \(key) '\(value)' (Bonsai supports WordPiece tokenizers as BERT and MPNet use, and GPT-2-style byte-level BPE)"
     case let .missingToken(path, token): return "\(path): token '\(token)' is not in the vocabulary"
     }
   }
