@@ -58,9 +58,89 @@ def tokenizer_golden():
         json.dump(out, f, ensure_ascii=False)
     print("wrote smollm2-tokenizer-golden.json")
 
+BATCH = ["The capital of France is", "Hello, world! How are you today?", "def f(x):\n\treturn x**2"]
+PROMPTS = ["The capital of France is", "Once upon a time", "The three primary colors are", "def fibonacci(n):",
+           "Water boils at", "What is the capital of France?", "Write a haiku about the sea.", "List three fruits.",
+           "How do I sort a list in Python?", "Tell me a joke."]
+SCORE = ["The capital of France is Paris.", "Hello, world!", "colorless green ideas sleep furiously", "1 2 3 4 5 6 7 8 9 10",
+         "naïve café — Zürich"]
+GRAD_KEYS = ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+             "model.layers.0.self_attn.v_proj.weight", "model.layers.15.mlp.down_proj.weight", "model.layers.29.post_attention_layernorm.weight",
+             "model.norm.weight"]
+VOCAB_STRIDE = 97
+
+def model_golden():
+    import numpy as np, torch, transformers
+    torch.manual_seed(0)
+    tok = transformers.AutoTokenizer.from_pretrained(GGUF_DIR, gguf_file=GGUF_FILE)
+    model = transformers.AutoModelForCausalLM.from_pretrained(GGUF_DIR, gguf_file=GGUF_FILE, dtype=torch.float32).eval()
+    # the same weights in float64: the reference both fp32 implementations are measured against
+    model64 = transformers.AutoModelForCausalLM.from_pretrained(GGUF_DIR, gguf_file=GGUF_FILE, dtype=torch.float64).eval()
+    out = {"transformers_version": transformers.__version__, "vocab_stride": VOCAB_STRIDE, "batches": [], "generate": [], "score": []}
+    for side in ("right", "left"):
+        tok.padding_side = side
+        enc = tok(BATCH, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            o = model(**enc, output_hidden_states=True)
+            logits64 = model64(**enc).logits.numpy()
+        logits = o.logits.double().numpy()
+        mask = enc["attention_mask"].numpy()
+        rows = []
+        for b in range(logits.shape[0]):
+            for t in range(logits.shape[1]):
+                if mask[b, t] == 0: continue
+                row = logits[b, t]
+                top = np.argsort(-row)[:5]
+                rows.append({"b": b, "t": t, "sampled": row[::VOCAB_STRIDE].tolist(), "top_ids": top.tolist(), "top": row[top].tolist(),
+                             "sampled64": logits64[b, t, ::VOCAB_STRIDE].tolist()})
+        hs = [h.double().numpy() for h in o.hidden_states]
+        out["batches"].append({"padding_side": side, "ids": enc["input_ids"].tolist(), "mask": mask.tolist(), "rows": rows,
+                               "hidden1_first8": hs[1][:, :, :8].tolist(), "final_first8": hs[-1][:, :, :8].tolist()})
+    # loss and gradients on one sentence
+    ids = torch.tensor([tok("The capital of France is Paris.")["input_ids"]])
+    model.zero_grad()
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    params = dict(model.named_parameters())
+    grads = {}
+    for k in GRAD_KEYS:
+        g = params[k].grad.double().reshape(-1).numpy()
+        idx = sorted(set(list(range(8)) + list(np.linspace(0, g.size - 1, 40).astype(int)) + list(np.argsort(-np.abs(g))[:8])))
+        grads[k] = {"indices": [int(i) for i in idx], "values": g[idx].tolist(), "norm": float(np.linalg.norm(g))}
+    loss64 = model64(input_ids=ids, labels=ids).loss
+    loss64.backward()
+    params64 = dict(model64.named_parameters())
+    for k in GRAD_KEYS:
+        g64 = params64[k].grad.reshape(-1).numpy()
+        idx = grads[k]["indices"]
+        grads[k]["values64"] = g64[idx].tolist()
+        grads[k]["norm64"] = float(np.linalg.norm(g64))
+        g32 = params[k].grad.double().reshape(-1).numpy()
+        grads[k]["torch32_relative_error"] = float(np.linalg.norm(g32 - g64) / np.linalg.norm(g64))
+    del model64
+    out["loss"] = {"ids": ids[0].tolist(), "loss": float(loss), "loss64": float(loss64), "grads": grads}
+    # greedy continuations, plain and with the chat template
+    tok.padding_side = "left"
+    for n, prompt in enumerate(PROMPTS):
+        chat = n >= 5
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True) if chat else prompt
+        p_ids = tok(text, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            g = model.generate(**p_ids, max_new_tokens=64, do_sample=False)
+        new = g[0, p_ids["input_ids"].shape[1]:].tolist()
+        out["generate"].append({"prompt": prompt, "chat": chat, "prompt_ids": p_ids["input_ids"][0].tolist(), "new_ids": new,
+                                "text": tok.decode(new, skip_special_tokens=True)})
+    for line in SCORE:
+        ids = torch.tensor([tok(line)["input_ids"]])
+        with torch.no_grad():
+            l = model(input_ids=ids, labels=ids).loss
+        n = ids.shape[1]
+        out["score"].append({"text": line, "tokens": n, "nll": float(l) * (n - 1)})
+    with open(os.path.join(OUT, "smollm2-golden.json"), "w") as f:
+        json.dump(out, f)
+    print("wrote smollm2-golden.json")
+
 if __name__ == "__main__":
     args = sys.argv[1:] or ["--tokenizer", "--model"]
     if "--tokenizer" in args: tokenizer_golden()
-    if "--model" in args:
-        from decoder_golden_model import model_golden
-        model_golden(GGUF_DIR, GGUF_FILE, OUT)
+    if "--model" in args: model_golden()

@@ -79,3 +79,16 @@ public final class Embedding: Module {
   /// ids (N) -> [N, size]
   public func callAsFunction(_ ids: [Int]) -> Tensor { Tensor.embedding(weight, ids: ids) }
 }
+
+/// Root-mean-square normalisation over the last axis (LLaMA's `LlamaRMSNorm`; key `weight`).
+public final class RMSNorm: Module {
+  public var weight: Tensor
+  public let eps: Float
+
+  public init(_ size: Int, eps: Float) {
+    weight = Tensor(repeating: 1, shape: [size]).requiringGrad()
+    self.eps = eps
+  }
+
+  public func callAsFunction(_ x: Tensor) -> Tensor { x.rmsNorm(weight: weight, eps: eps) }
+}

@@ -1,0 +1,138 @@
+// LLaMA-family decoders, following transformers' models/llama/modeling_llama.py (and Qwen2, which adds
+// biases to q, k and v): token embedding; per layer RMSNorm -> grouped-query attention with rotary
+// positions and a causal mask -> residual, RMSNorm -> SwiGLU MLP -> residual; final RMSNorm; LM head
+// (tied to the embedding or not). Properties spell the checkpoint keys (model.layers.3.self_attn.q_proj.weight).
+// Shapes: B batch, T tokens, C hidden, H query heads, K key/value heads, D head size, V vocabulary.
+import BonsaiEngine
+import BonsaiNN
+import BonsaiTokenizers
+import Foundation
+
+public final class LlamaAttention: Module {
+  public let q_proj: Linear, k_proj: Linear, v_proj: Linear, o_proj: Linear
+  let _heads: Int, _kvHeads: Int, _headDim: Int
+
+  init(_ c: LlamaConfig, rng: RandomSource) {
+    let qkv = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim
+    q_proj = Linear(c.hiddenSize, qkv, bias: c.qkvBias, rng: rng)
+    k_proj = Linear(c.hiddenSize, kv, bias: c.qkvBias, rng: rng)
+    v_proj = Linear(c.hiddenSize, kv, bias: c.qkvBias, rng: rng)
+    o_proj = Linear(qkv, c.hiddenSize, bias: c.outputBias, rng: rng)
+    _heads = c.numAttentionHeads; _kvHeads = c.numKeyValueHeads; _headDim = c.headDim
+  }
+
+  /// h [B*T, C] -> [B*T, C]; `positions` [B*T], `causal` the [H, T, T] mask, `keyMask` B*T additive values.
+  func callAsFunction(_ h: Tensor, batch: Int, tokens: Int, positions: [Int], frequencies: RotaryFrequencies, causal: Tensor,
+                      keyMask: [Float]?) -> Tensor {
+    let q = q_proj(h).rotary(positions: positions, heads: _heads, frequencies: frequencies)
+    var k = k_proj(h).rotary(positions: positions, heads: _kvHeads, frequencies: frequencies), v = v_proj(h)
+    if _kvHeads < _heads { k = repeatHeads(k); v = repeatHeads(v) }
+    let shape = AttentionShape(batch: batch, tokens: tokens, heads: _heads, headSize: _headDim)
+    let context = Tensor.attention(query: q, key: k, value: v, shape: shape, keyMask: keyMask, positionBias: causal)
+    return o_proj(context.reshaped(to: [batch * tokens, _heads * _headDim]))
+  }
+
+  /// [N, K*D] -> [N, H*D]: query head j reads key/value head j / (H/K) (transformers' repeat_kv).
+  func repeatHeads(_ x: Tensor) -> Tensor {
+    let n = x.count / (_kvHeads * _headDim), group = _heads / _kvHeads
+    let rows = (0..<(n * _heads)).map { r in (r / _heads) * _kvHeads + (r % _heads) / group }
+    return x.reshaped(to: [n * _kvHeads, _headDim]).gatherRows(rows).reshaped(to: [n, _heads * _headDim])
+  }
+}
+
+public final class LlamaMLP: Module {
+  public let gate_proj: Linear, up_proj: Linear, down_proj: Linear
+
+  init(_ c: LlamaConfig, rng: RandomSource) {
+    gate_proj = Linear(c.hiddenSize, c.intermediateSize, bias: false, rng: rng)
+    up_proj = Linear(c.hiddenSize, c.intermediateSize, bias: false, rng: rng)
+    down_proj = Linear(c.intermediateSize, c.hiddenSize, bias: false, rng: rng)
+  }
+
+  func callAsFunction(_ x: Tensor) -> Tensor { down_proj(gate_proj(x).silu() * up_proj(x)) }
+}
+
+public final class LlamaDecoderLayer: Module {
+  public let self_attn: LlamaAttention
+  public let mlp: LlamaMLP
+  public let input_layernorm: RMSNorm, post_attention_layernorm: RMSNorm
+
+  init(_ c: LlamaConfig, rng: RandomSource) {
+    self_attn = LlamaAttention(c, rng: rng); mlp = LlamaMLP(c, rng: rng)
+    input_layernorm = RMSNorm(c.hiddenSize, eps: c.rmsNormEps); post_attention_layernorm = RMSNorm(c.hiddenSize, eps: c.rmsNormEps)
+  }
+}
+
+public final class LlamaModel: Module {
+  public let embed_tokens: Embedding
+  public let layers: [LlamaDecoderLayer]
+  public let norm: RMSNorm
+
+  init(_ c: LlamaConfig, rng: RandomSource) {
+    embed_tokens = Embedding(c.vocabSize, c.hiddenSize, rng: rng)
+    layers = (0..<c.numHiddenLayers).map { _ in LlamaDecoderLayer(c, rng: rng) }
+    norm = RMSNorm(c.hiddenSize, eps: c.rmsNormEps)
+  }
+}
+
+/// A causal language model: logits over the vocabulary at every position.
+public final class LlamaForCausalLM: Module {
+  public let _config: LlamaConfig
+  public let model: LlamaModel
+  /// nil when the head is tied to the embedding (the checkpoint then has no lm_head.weight).
+  public let lm_head: Linear?
+  let _frequencies: RotaryFrequencies
+
+  /// A model with random weights (N(0, 0.02), as transformers initialises), or zeros to be loaded over.
+  public init(config c: LlamaConfig, seed: UInt64 = 0) {
+    let rng = RandomSource(seed: seed)
+    _config = c
+    model = LlamaModel(c, rng: rng)
+    lm_head = c.tieWordEmbeddings ? nil : Linear(c.hiddenSize, c.vocabSize, bias: false, rng: rng)
+    _frequencies = RotaryFrequencies(headSize: c.headDim, theta: c.ropeTheta,
+                                     llama3: c.ropeLlama3.map { ($0.factor, $0.low, $0.high, $0.original) })
+  }
+
+  public var config: LlamaConfig { _config }
+
+  /// Every layer's input and the final normed states, each [B*T, C] (transformers' hidden_states), and
+  /// the logits [B*T, V]. `positions` default to 0..<T in every row; padding (attention mask 0) is masked as keys.
+  public func forward(_ x: TokenBatch, positions: [Int]? = nil) -> (hidden: [Tensor], logits: Tensor) {
+    let (B, T) = (x.batch, x.tokens), c = _config
+    let pos = positions ?? (0..<(B * T)).map { $0 % T }
+    precondition(pos.count == B * T, "LlamaForCausalLM: \(pos.count) positions for \(B) x \(T) tokens")
+    let causal = LlamaForCausalLM.causalMask(tokens: T, heads: c.numAttentionHeads)
+    let keyMask = x.attentionMask.contains(0) ? x.additiveMask : nil
+    var h = model.embed_tokens(x.ids)
+    var hidden = [h]
+    for layer in model.layers {
+      h = h + layer.self_attn(layer.input_layernorm(h), batch: B, tokens: T, positions: pos, frequencies: _frequencies, causal: causal, keyMask: keyMask)
+      h = h + layer.mlp(layer.post_attention_layernorm(h))
+      hidden.append(h)
+    }
+    h = model.norm(h)
+    hidden[hidden.count - 1] = h
+    let logits = lm_head.map { $0(h) } ?? h.linear(weight: model.embed_tokens.weight, bias: nil)
+    return (hidden, logits)
+  }
+
+  /// Logits [B*T, V].
+  public func callAsFunction(_ x: TokenBatch, positions: [Int]? = nil) -> Tensor { forward(x, positions: positions).logits }
+
+  /// [H, T, T]: 0 where key <= query, a large negative number above the diagonal. (Finite, so that a
+  /// row whose keys are all padding still has a defined softmax.)
+  static func causalMask(tokens t: Int, heads: Int) -> Tensor {
+    var m = [Float](repeating: 0, count: t * t)
+    for i in 0..<t { for j in (i + 1)..<max(t, i + 1) { m[i * t + j] = -1e9 } }
+    return Tensor((0..<heads).flatMap { _ in m }, shape: [heads, t, t])
+  }
+
+  /// Mean cross-entropy of every next token (transformers' `labels=ids` loss): position t predicts id t+1
+  /// where both are real tokens; padding and each row's last position are not scored.
+  public static func nextTokenLoss(logits: Tensor, batch x: TokenBatch) -> Tensor {
+    let (B, T) = (x.batch, x.tokens)
+    var labels = [Int](repeating: -100, count: B * T)
+    for b in 0..<B { for t in 0..<(T - 1) where x.attentionMask[b * T + t] != 0 && x.attentionMask[b * T + t + 1] != 0 { labels[b * T + t] = x.ids[b * T + t + 1] } }
+    return Tensor.crossEntropy(logits: logits, labels: labels)
+  }
+}

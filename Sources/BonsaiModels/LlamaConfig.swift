@@ -1,0 +1,119 @@
+// The configuration of a LLaMA-family decoder (transformers' LlamaConfig, Qwen2Config), from a
+// config.json or from GGUF metadata ({arch}.block_count, ...), and back to a config.json.
+import BonsaiCheckpoint
+import Foundation
+
+public struct LlamaConfig: Sendable, Equatable {
+  /// "llama" or "qwen2" (which adds biases to q, k and v).
+  public var modelType = "llama"
+  public var hiddenSize: Int
+  public var intermediateSize: Int
+  public var numHiddenLayers: Int
+  public var numAttentionHeads: Int
+  public var numKeyValueHeads: Int
+  public var headDim: Int
+  public var rmsNormEps: Float
+  public var ropeTheta: Float = 10000
+  /// Llama-3 rope scaling: (factor, low_freq_factor, high_freq_factor, original_max_position_embeddings).
+  public var ropeLlama3: Llama3Scaling?
+  public var vocabSize: Int
+  public var maxPositionEmbeddings: Int
+  public var tieWordEmbeddings: Bool
+  /// Biases on q_proj, k_proj, v_proj (Qwen2; Llama's attention_bias also puts one on o_proj).
+  public var qkvBias = false
+  public var outputBias = false
+  public var bosTokenId: Int?
+  public var eosTokenIds: [Int] = []
+
+  public struct Llama3Scaling: Sendable, Equatable {
+    public var factor: Float, low: Float, high: Float, original: Int
+  }
+
+  public static let architectures = ["llama", "qwen2"]
+
+  public init(modelType: String = "llama", hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int, numAttentionHeads: Int,
+              numKeyValueHeads: Int, headDim: Int? = nil, rmsNormEps: Float, ropeTheta: Float = 10000, vocabSize: Int,
+              maxPositionEmbeddings: Int, tieWordEmbeddings: Bool) {
+    self.modelType = modelType; self.hiddenSize = hiddenSize; self.intermediateSize = intermediateSize; self.numHiddenLayers = numHiddenLayers
+    self.numAttentionHeads = numAttentionHeads; self.numKeyValueHeads = numKeyValueHeads; self.headDim = headDim ?? hiddenSize / numAttentionHeads
+    self.rmsNormEps = rmsNormEps; self.ropeTheta = ropeTheta; self.vocabSize = vocabSize; self.maxPositionEmbeddings = maxPositionEmbeddings
+    self.tieWordEmbeddings = tieWordEmbeddings; qkvBias = modelType == "qwen2"
+  }
+
+  /// From a Hugging Face config.json (LlamaForCausalLM or Qwen2ForCausalLM).
+  public init(json c: [String: Any], path: String) throws {
+    let type = c["model_type"] as? String ?? ""
+    guard LlamaConfig.architectures.contains(type) else {
+      throw CheckpointError.unsupportedConfig(path: path, key: "model_type", value: "\(type) (Bonsai's decoders: \(LlamaConfig.architectures.joined(separator: ", ")))")
+    }
+    func int(_ k: String) throws -> Int {
+      guard let v = c[k] as? Int else { throw CheckpointError.missingKey(path: path, key: k) }
+      return v
+    }
+    let heads = try int("num_attention_heads")
+    self.init(modelType: type, hiddenSize: try int("hidden_size"), intermediateSize: try int("intermediate_size"),
+              numHiddenLayers: try int("num_hidden_layers"), numAttentionHeads: heads,
+              numKeyValueHeads: c["num_key_value_heads"] as? Int ?? heads, headDim: c["head_dim"] as? Int,
+              rmsNormEps: Float(c["rms_norm_eps"] as? Double ?? 1e-6), vocabSize: try int("vocab_size"),
+              maxPositionEmbeddings: c["max_position_embeddings"] as? Int ?? 2048, tieWordEmbeddings: c["tie_word_embeddings"] as? Bool ?? false)
+    if type == "llama" { qkvBias = c["attention_bias"] as? Bool ?? false; outputBias = qkvBias }
+    if c["mlp_bias"] as? Bool == true { throw CheckpointError.unsupportedConfig(path: path, key: "mlp_bias", value: "true") }
+    if c["use_sliding_window"] as? Bool == true { throw CheckpointError.unsupportedConfig(path: path, key: "use_sliding_window", value: "true") }
+    let rope = (c["rope_parameters"] ?? c["rope_scaling"]) as? [String: Any]
+    ropeTheta = Float((rope?["rope_theta"] ?? c["rope_theta"]) as? Double ?? 10000)
+    switch rope?["rope_type"] as? String ?? rope?["type"] as? String ?? "default" {
+    case "default": break
+    case "llama3":
+      ropeLlama3 = Llama3Scaling(factor: Float(rope?["factor"] as? Double ?? 8), low: Float(rope?["low_freq_factor"] as? Double ?? 1),
+                                 high: Float(rope?["high_freq_factor"] as? Double ?? 4), original: rope?["original_max_position_embeddings"] as? Int ?? 8192)
+    case let other: throw CheckpointError.unsupportedConfig(path: path, key: "rope_type", value: "\(other) (supported: default, llama3)")
+    }
+    bosTokenId = c["bos_token_id"] as? Int
+    eosTokenIds = (c["eos_token_id"] as? [Int]) ?? (c["eos_token_id"] as? Int).map { [$0] } ?? []
+  }
+
+  /// From GGUF metadata.
+  public init(gguf f: GGUFFile) throws {
+    let arch = f.metadata["general.architecture"]?.string ?? ""
+    guard LlamaConfig.architectures.contains(arch) else {
+      throw CheckpointError.unsupportedConfig(path: f.path, key: "general.architecture", value: "\(arch) (Bonsai's decoders: \(LlamaConfig.architectures.joined(separator: ", ")))")
+    }
+    func int(_ k: String) throws -> Int {
+      guard let v = try f.value("\(arch).\(k)").int else { throw CheckpointError.unsupportedConfig(path: f.path, key: "\(arch).\(k)", value: "not an integer") }
+      return v
+    }
+    let heads = try int("attention.head_count"), hidden = try int("embedding_length")
+    let vocab = f.metadata["\(arch).vocab_size"]?.int ?? f.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0
+    self.init(modelType: arch, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"), numHiddenLayers: try int("block_count"),
+              numAttentionHeads: heads, numKeyValueHeads: f.metadata["\(arch).attention.head_count_kv"]?.int ?? heads,
+              headDim: f.metadata["\(arch).attention.key_length"]?.int ?? f.metadata["\(arch).rope.dimension_count"]?.int,
+              rmsNormEps: Float(f.metadata["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
+              ropeTheta: Float(f.metadata["\(arch).rope.freq_base"]?.double ?? 10000), vocabSize: vocab,
+              maxPositionEmbeddings: f.metadata["\(arch).context_length"]?.int ?? 2048, tieWordEmbeddings: f.tensorsByName["output.weight"] == nil)
+    if f.tensorsByName["rope_freqs.weight"] != nil {
+      throw CheckpointError.unsupportedConfig(path: f.path, key: "rope_freqs.weight", value: "Llama-3 rope scaling stored as a tensor (not supported yet)")
+    }
+    bosTokenId = f.metadata["tokenizer.ggml.bos_token_id"]?.int
+    eosTokenIds = f.metadata["tokenizer.ggml.eos_token_id"]?.int.map { [$0] } ?? []
+  }
+
+  /// A config.json transformers reads (LlamaForCausalLM / Qwen2ForCausalLM).
+  public func json() -> [String: Any] {
+    var rope: [String: Any] = ["rope_theta": Double(ropeTheta), "rope_type": ropeLlama3 == nil ? "default" : "llama3"]
+    if let s = ropeLlama3 {
+      rope["factor"] = Double(s.factor); rope["low_freq_factor"] = Double(s.low); rope["high_freq_factor"] = Double(s.high)
+      rope["original_max_position_embeddings"] = s.original
+    }
+    var c: [String: Any] = [
+      "architectures": [modelType == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"], "model_type": modelType,
+      "hidden_size": hiddenSize, "intermediate_size": intermediateSize, "num_hidden_layers": numHiddenLayers,
+      "num_attention_heads": numAttentionHeads, "num_key_value_heads": numKeyValueHeads, "head_dim": headDim,
+      "rms_norm_eps": Double(rmsNormEps), "rope_parameters": rope, "vocab_size": vocabSize, "max_position_embeddings": maxPositionEmbeddings,
+      "tie_word_embeddings": tieWordEmbeddings, "hidden_act": "silu", "torch_dtype": "float32",
+    ]
+    if modelType == "llama" { c["attention_bias"] = qkvBias; c["mlp_bias"] = false }
+    if let bosTokenId { c["bos_token_id"] = bosTokenId }
+    if !eosTokenIds.isEmpty { c["eos_token_id"] = eosTokenIds.count == 1 ? eosTokenIds[0] as Any : eosTokenIds as Any }
+    return c
+  }
+}
