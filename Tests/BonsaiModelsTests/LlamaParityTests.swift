@@ -104,4 +104,33 @@ final class LlamaParityTests: XCTestCase {
 
     Tensor.clearGrad(Array(params.values))
   }
+
+  func testGreedyContinuationsAloneAndBatched() throws {
+    let (model, golden) = try setup()
+    let tok = try ByteLevelBPETokenizer(gguf: GGUFFile(path: Assets.modelPath("smollm2").path))
+    let generator = Generator(model: model, tokenizer: tok)
+    var options = GenerationOptions()
+    options.maxNewTokens = 64
+    for g in golden.generate {
+      XCTAssertEqual(tok.encode(g.prompt_ids.isEmpty ? "" : tok.decode(g.prompt_ids), addSpecialTokens: false), g.prompt_ids, "prompt ids")
+      let out = generator.generate([g.prompt_ids], options: options)[0]
+      XCTAssertEqual(out.tokens, g.new_ids, "\(g.chat ? "chat" : "plain") prompt '\(g.prompt)': greedy tokens")
+      XCTAssertEqual(out.text, g.text)
+      XCTAssertEqual(out.finishReason, g.new_ids.count < 64 ? "stop" : "length")
+    }
+    let batched = generator.generate(golden.generate.map(\.prompt_ids), options: options)
+    for (out, g) in zip(batched, golden.generate) { XCTAssertEqual(out.tokens, g.new_ids, "batched with left padding: '\(g.prompt)'") }
+  }
+
+  func testScoreIsTheSummedNextTokenLoss() throws {
+    let (model, golden) = try setup()
+    let tok = try ByteLevelBPETokenizer(gguf: GGUFFile(path: Assets.modelPath("smollm2").path))
+    for s in golden.score {
+      let ids = tok.encode(s.text)
+      XCTAssertEqual(ids.count, s.tokens, s.text)
+      let x = TokenBatch(batch: 1, tokens: ids.count, ids: ids)
+      let nll = Double(withoutGrad { LlamaForCausalLM.nextTokenLoss(logits: model(x), batch: x) }.item) * Double(ids.count - 1)
+      XCTAssertEqual(nll, s.nll, accuracy: 1e-4 * s.nll, "\(s.text): summed nll within 1e-4 relative")
+    }
+  }
 }

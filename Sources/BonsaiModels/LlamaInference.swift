@@ -1,0 +1,144 @@
+// Inference with a key/value cache: the prompt is read in one pass (prefill), then every new token is one
+// row per sequence through each layer, attending over the cached keys and values of its sequence.
+// Rows of a batch are left-padded prompts; as transformers' generate does, positions count real tokens
+// only (cumulative attention mask - 1) and padded keys stay masked. No autodiff here.
+import BonsaiEngine
+import BonsaiNN
+import Foundation
+
+/// Keys (after rotary) and values of every layer for B sequences, up to `capacity` positions each.
+public final class LlamaKVCache {
+  let batch: Int, capacity: Int, width: Int
+  /// Per layer [B, capacity, K*D].
+  var keys: [[Float]], values: [[Float]]
+  /// Filled positions (the same for every row), and which of them are real tokens, per row.
+  public internal(set) var length = 0
+  var real: [[Bool]]
+  /// The position (rotary index) of each row's next token.
+  var nextPosition: [Int]
+
+  init(layers: Int, batch: Int, capacity: Int, width: Int) {
+    self.batch = batch; self.capacity = capacity; self.width = width
+    keys = Array(repeating: [Float](repeating: 0, count: batch * capacity * width), count: layers)
+    values = keys
+    real = Array(repeating: [], count: batch)
+    nextPosition = Array(repeating: 0, count: batch)
+  }
+}
+
+extension LlamaForCausalLM {
+  /// Reads left-padded prompts (`mask` 0 on padding) into a new cache with room for `extra` more tokens;
+  /// returns the last position's logits [B, V].
+  public func prefill(ids: [[Int]], extra: Int) -> (LlamaKVCache, Tensor) {
+    let B = ids.count, T = ids.map(\.count).max() ?? 0, c = config
+    precondition(T > 0, "prefill: empty prompts")
+    let cache = LlamaKVCache(layers: c.numHiddenLayers, batch: B, capacity: T + extra, width: c.numKeyValueHeads * c.headDim)
+    var flat: [Int] = [], mask: [Int] = [], positions: [Int] = []
+    for (b, row) in ids.enumerated() {
+      let pad = T - row.count
+      flat += [Int](repeating: c.eosTokenIds.first ?? 0, count: pad) + row
+      mask += [Int](repeating: 0, count: pad) + [Int](repeating: 1, count: row.count)
+      positions += [Int](repeating: 0, count: pad) + Array(0..<row.count)
+      cache.real[b] = [Bool](repeating: false, count: pad) + [Bool](repeating: true, count: row.count)
+      cache.nextPosition[b] = row.count
+    }
+    let x = TokenBatch(batch: B, tokens: T, ids: flat, attentionMask: mask)
+    let logits = withoutGrad { () -> Tensor in
+      let causal = LlamaForCausalLM.causalMask(tokens: T, heads: c.numAttentionHeads)
+      let keyMask = mask.contains(0) ? x.additiveMask : nil
+      var h = model.embed_tokens(flat)
+      for (l, layer) in model.layers.enumerated() {
+        let a = layer.input_layernorm(h), attn = layer.self_attn
+        let q = attn.q_proj(a).rotary(positions: positions, heads: c.numAttentionHeads, frequencies: _frequencies)
+        let k = attn.k_proj(a).rotary(positions: positions, heads: c.numKeyValueHeads, frequencies: _frequencies), v = attn.v_proj(a)
+        cache.store(layer: l, keys: k, values: v, tokens: T)
+        let kk = c.numKeyValueHeads < c.numAttentionHeads ? attn.repeatHeads(k) : k, vv = c.numKeyValueHeads < c.numAttentionHeads ? attn.repeatHeads(v) : v
+        let shape = AttentionShape(batch: B, tokens: T, heads: c.numAttentionHeads, headSize: c.headDim)
+        let context = Tensor.attention(query: q, key: kk, value: vv, shape: shape, keyMask: keyMask, positionBias: causal)
+        h = h + attn.o_proj(context.reshaped(to: [B * T, c.numAttentionHeads * c.headDim]))
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
+      }
+      let last = model.norm(h.gatherRows((0..<B).map { $0 * T + T - 1 }))
+      return lm_head.map { $0(last) } ?? last.linear(weight: model.embed_tokens.weight, bias: nil)
+    }
+    cache.length = T
+    return (cache, logits)
+  }
+
+  /// One token per row appended to the cache; returns logits [B, V].
+  public func step(_ tokens: [Int], cache: LlamaKVCache) -> Tensor {
+    let B = tokens.count, c = config
+    precondition(B == cache.batch && cache.length < cache.capacity, "step: \(B) tokens for a cache of \(cache.batch) rows at \(cache.length)/\(cache.capacity)")
+    let positions = cache.nextPosition
+    for b in 0..<B { cache.real[b].append(true); cache.nextPosition[b] += 1 }
+    return withoutGrad { () -> Tensor in
+      var h = model.embed_tokens(tokens)
+      for (l, layer) in model.layers.enumerated() {
+        let a = layer.input_layernorm(h), attn = layer.self_attn
+        let q = attn.q_proj(a).rotary(positions: positions, heads: c.numAttentionHeads, frequencies: _frequencies)
+        let k = attn.k_proj(a).rotary(positions: positions, heads: c.numKeyValueHeads, frequencies: _frequencies), v = attn.v_proj(a)
+        cache.append(layer: l, keys: k, values: v)
+        let context = cache.attend(layer: l, queries: q, heads: c.numAttentionHeads, headSize: c.headDim, length: cache.length + 1)
+        h = h + attn.o_proj(context)
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
+      }
+      cache.length += 1
+      let last = model.norm(h)
+      return lm_head.map { $0(last) } ?? last.linear(weight: model.embed_tokens.weight, bias: nil)
+    }
+  }
+}
+
+extension LlamaKVCache {
+  /// The prompt's keys and values [B*T, K*D] into positions 0..<T.
+  func store(layer l: Int, keys k: Tensor, values v: Tensor, tokens T: Int) {
+    let kp = k.data, vp = v.data
+    for b in 0..<batch {
+      let dst = b * capacity * width, src = b * T * width
+      keys[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: dst).update(from: kp + src, count: T * width) }
+      values[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: dst).update(from: vp + src, count: T * width) }
+    }
+  }
+
+  /// One row per sequence at position `length`.
+  func append(layer l: Int, keys k: Tensor, values v: Tensor) {
+    let kp = k.data, vp = v.data
+    for b in 0..<batch {
+      let dst = (b * capacity + length) * width
+      keys[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: dst).update(from: kp + b * width, count: width) }
+      values[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: dst).update(from: vp + b * width, count: width) }
+    }
+  }
+
+  /// softmax(q k^T / sqrt(D)) v for one query per row over its first `length` cached positions (padding
+  /// skipped); query head h reads key/value head h / (H/K). Returns [B, H*D].
+  func attend(layer l: Int, queries q: Tensor, heads H: Int, headSize D: Int, length L: Int) -> Tensor {
+    let K = width / D, group = H / K, scale = 1 / Float(D).squareRoot()
+    let out = Tensor(zeros: [batch, H * D])
+    let qp = q.data, op = out.mutableData
+    keys[l].withUnsafeBufferPointer { kb in values[l].withUnsafeBufferPointer { vb in
+      parallelFor(batch * H) { range in
+        var scores = [Float](repeating: 0, count: L)
+        for bh in range {
+          let b = bh / H, h = bh % H, kvh = h / group
+          let qr = qp + (b * H + h) * D
+          var m = -Float.infinity
+          for j in 0..<L where real[b][j] {
+            let kr = kb.baseAddress! + ((b * capacity + j) * K + kvh) * D
+            var s: Float = 0
+            for d in 0..<D { s += qr[d] * kr[d] }
+            scores[j] = s * scale; m = max(m, scores[j])
+          }
+          var total: Float = 0
+          for j in 0..<L where real[b][j] { scores[j] = Foundation.exp(scores[j] - m); total += scores[j] }
+          let o = op + (b * H + h) * D
+          for j in 0..<L where real[b][j] {
+            let w = scores[j] / total, vr = vb.baseAddress! + ((b * capacity + j) * K + kvh) * D
+            for d in 0..<D { o[d] += w * vr[d] }
+          }
+        }
+      }
+    } }
+    return out
+  }
+}
