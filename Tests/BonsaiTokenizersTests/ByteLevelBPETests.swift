@@ -13,11 +13,13 @@ struct DecoderTokenizerGolden: Decodable {
   struct Case: Decodable { let text: String; let ids: [Int]; let decoded: String }
   struct Unicode: Decodable { let count: Int; let ids: [[Int]] }
   struct Special: Decodable { let bos: Int?; let eos: Int?; let pad: Int?; let unk: Int? }
+  struct Chat: Decodable { let messages: [ChatMessage]; let add_generation_prompt: Bool; let text: String; let ids: [Int] }
   let chunk: Int
   let sets: [String: Set]
   let cases: [Case]
   let unicode: Unicode
   let special: Special
+  let chat: [Chat]
 }
 
 final class ByteLevelBPETests: XCTestCase {
@@ -90,5 +92,19 @@ final class ByteLevelBPETests: XCTestCase {
     }
     XCTAssertEqual(failures, 0, "\(failures) of \(texts.count) generated strings differ")
     XCTAssertGreaterThan(roundTrips, 2000, "strings whose every byte has a token decode back to themselves")
+  }
+
+  func testChatTemplateRendersAsTransformers() throws {
+    let (tok, golden) = try setup()
+    let template = try ChatTemplate(try XCTUnwrap(tok.chatTemplate), source: "smollm2")
+    XCTAssertEqual(template.defaultSystem, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+    for c in golden.chat {
+      let text = template.render(c.messages, addGenerationPrompt: c.add_generation_prompt)
+      XCTAssertEqual(text, c.text)
+      XCTAssertEqual(tok.encode(text, addSpecialTokens: false), c.ids)
+    }
+    XCTAssertThrowsError(try ChatTemplate("{% for m in messages %}{{ m.content }}{% endfor %}", source: "x.gguf")) {
+      XCTAssertTrue($0.localizedDescription.hasPrefix("x.gguf: chat template not supported"), $0.localizedDescription)
+    }
   }
 }
