@@ -10,6 +10,9 @@ and the data sets (scripts/test.sh fetches them):
              explicit cases; the chat template rendered by apply_chat_template.
 --model:     Tests/BonsaiModelsTests/Fixtures/smollm2-golden.json: logits on a padded batch, greedy continuations,
              the causal-LM loss and gradients of named weights, per-line scores.
+--tiny:      Tests/BonsaiModelsTests/Fixtures/tiny-{llama,qwen2}/: small random checkpoints that transformers writes
+             (Qwen2 with q/k/v biases; Llama with GQA, an untied head and Llama-3 rope scaling) with a small
+             byte-level BPE tokenizer trained here, and tiny-decoders-golden.json (their logits and ids).
 """
 import json, os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -140,7 +143,47 @@ def model_golden():
         json.dump(out, f)
     print("wrote smollm2-golden.json")
 
+def tiny_golden():
+    import numpy as np, torch, transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+    corpus = ["The capital of France is Paris.", "Hello, world! How are you today?", "def f(x):\n\treturn x**2",
+              "naïve café — Zürich, 日本語", "Emoji: 😀🚀 done", "1,000,000 items cost $42.50."] * 20
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                                unk_token="<|endoftext|>", pad_token="<|im_end|>")
+    texts = ["The capital of France is", "Hello, world! How are you today?", "naïve café — Zürich, 日本語 😀"]
+    golden = {}
+    for name in ["llama", "qwen2"]:
+        torch.manual_seed(1 if name == "llama" else 2)
+        if name == "llama":
+            config = transformers.LlamaConfig(vocab_size=fast.vocab_size + 0, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                                              num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=8192, tie_word_embeddings=False,
+                                              rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                            "original_max_position_embeddings": 8192}, rms_norm_eps=1e-5)
+            model = transformers.LlamaForCausalLM(config)
+        else:
+            config = transformers.Qwen2Config(vocab_size=fast.vocab_size, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                                              num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, rms_norm_eps=1e-6)
+            model = transformers.Qwen2ForCausalLM(config)
+        model = model.eval()
+        folder = os.path.join(OUT, "tiny-" + name)
+        model.save_pretrained(folder)
+        fast.save_pretrained(folder)
+        enc = fast(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc).logits.double().numpy()
+        golden[name] = {"ids": enc["input_ids"].tolist(), "mask": enc["attention_mask"].tolist(), "logits": logits.round(7).tolist(),
+                        "texts": texts, "text_ids": [fast(t)["input_ids"] for t in texts]}
+    with open(os.path.join(OUT, "tiny-decoders-golden.json"), "w") as f:
+        json.dump(golden, f)
+    print("wrote tiny decoders")
+
 if __name__ == "__main__":
-    args = sys.argv[1:] or ["--tokenizer", "--model"]
+    args = sys.argv[1:] or ["--tokenizer", "--model", "--tiny"]
     if "--tokenizer" in args: tokenizer_golden()
     if "--model" in args: model_golden()
+    if "--tiny" in args: tiny_golden()
