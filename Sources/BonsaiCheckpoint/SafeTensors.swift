@@ -142,15 +142,26 @@ public final class SafeTensorsFile: @unchecked Sendable {
   }
 }
 
-/// Writes fp32 tensors (and 1-D int32 vectors, e.g. sparse indices) as a safetensors file, atomically
-/// (temporary name, then rename).
+/// Writes tensors (as F32, or rounded to nearest even as F16 or BF16, the way torch converts them) and
+/// 1-D int32 vectors (e.g. sparse indices) as a safetensors file, atomically (temporary name, then rename).
 public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], int32 ints: [(key: String, values: [Int32])] = [],
-                             to path: String, metadata: [String: String] = ["format": "pt"]) throws {
+                             to path: String, metadata: [String: String] = ["format": "pt"], dtype: String = "F32") throws {
+  precondition(["F32", "F16", "BF16"].contains(dtype), "writeSafeTensors: dtype \(dtype)")
   var header: [String: Any] = ["__metadata__": metadata]
   var offset = 0
   // one list in key order: each entry's dtype, shape, size and raw bytes
   var entries: [(key: String, dtype: String, shape: [Int], bytes: Data)] = []
-  for (key, t) in tensors { entries.append((key, "F32", t.shape, Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: t.data), count: 4 * t.count, deallocator: .none))) }
+  for (key, t) in tensors {
+    let p = t.data, n = t.count
+    switch dtype {
+    case "F16":
+      entries.append((key, dtype, t.shape, Data((0..<n).flatMap { i -> [UInt8] in let b = Float16(p[i]).bitPattern; return [UInt8(b & 0xFF), UInt8(b >> 8)] })))
+    case "BF16":
+      entries.append((key, dtype, t.shape, Data((0..<n).flatMap { i -> [UInt8] in let b = bfloat16Bits(p[i]); return [UInt8(b & 0xFF), UInt8(b >> 8)] })))
+    default:
+      entries.append((key, "F32", t.shape, Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: p), count: 4 * n, deallocator: .none)))
+    }
+  }
   for (key, values) in ints { entries.append((key, "I32", [values.count], values.withUnsafeBytes { Data($0) })) }
   let sorted = entries.sorted { $0.key < $1.key }
   for e in sorted {
@@ -179,4 +190,11 @@ public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], int32 i
     unlink(tmp)
     throw CheckpointError.unreadable(path: path, reason: "cannot rename temporary file into place")
   }
+}
+
+/// fp32 -> bf16 bits, rounding to nearest even (NaN kept quiet), as torch and ggml convert.
+func bfloat16Bits(_ x: Float) -> UInt16 {
+  let u = x.bitPattern
+  if u & 0x7FFF_FFFF > 0x7F80_0000 { return UInt16(u >> 16) | 0x40 }
+  return UInt16(truncatingIfNeeded: (UInt64(u) + 0x7FFF + UInt64((u >> 16) & 1)) >> 16)
 }

@@ -27,3 +27,30 @@ public enum DecoderCheckpoint {
     url.pathExtension.lowercased() == "gguf" ? try ByteLevelBPETokenizer(gguf: GGUFFile(path: url.path)) : try ByteLevelBPETokenizer(folder: url)
   }
 }
+
+extension DecoderCheckpoint {
+  /// A Hugging Face folder transformers loads: config.json, model.safetensors (F32, F16 or BF16; no
+  /// lm_head.weight when tied), tokenizer.json, tokenizer_config.json (with the chat template),
+  /// generation_config.json. Written beside `folder` first, then renamed into place.
+  public static func save(_ model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, to folder: URL, dtype: String = "F32") throws {
+    let fm = FileManager.default
+    let tmp = folder.deletingLastPathComponent().appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())")
+    try? fm.removeItem(at: tmp)
+    try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+    var config = model.config.json()
+    config["torch_dtype"] = ["F32": "float32", "F16": "float16", "BF16": "bfloat16"][dtype] ?? "float32"
+    config["bos_token_id"] = tokenizer.bosId ?? model.config.bosTokenId
+    if let eos = tokenizer.eosId { config["eos_token_id"] = eos }
+    try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
+    try writeSafeTensors(model.namedParameters(), to: tmp.appendingPathComponent("model.safetensors").path, dtype: dtype)
+    try tokenizer.tokenizerJSON().write(to: tmp.appendingPathComponent("tokenizer.json"))
+    try tokenizer.tokenizerConfigJSON().write(to: tmp.appendingPathComponent("tokenizer_config.json"))
+    var generation: [String: Any] = ["do_sample": false]
+    if let eos = tokenizer.eosId { generation["eos_token_id"] = eos }
+    if let bos = tokenizer.bosId { generation["bos_token_id"] = bos }
+    if let pad = tokenizer.padId { generation["pad_token_id"] = pad }
+    try JSONSerialization.data(withJSONObject: generation, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("generation_config.json"))
+    if fm.fileExists(atPath: folder.path) { try fm.removeItem(at: folder) }
+    try fm.moveItem(at: tmp, to: folder)
+  }
+}

@@ -19,6 +19,10 @@ public final class ByteLevelBPETokenizer: @unchecked Sendable {
   public var modelMaxLength: Int
 
   let vocab: [String: Int]
+  /// The merges in rank order, as given (for writing tokenizer.json back).
+  public let mergeList: [(String, String)]
+  /// User-defined tokens matched whole but not special.
+  public let addedIds: Set<Int>
   /// (left id << 32 | right id) -> (rank, merged id).
   let merges: [UInt64: (rank: Int32, id: Int32)]
   /// The token of each byte's character, -1 where the vocabulary has none.
@@ -34,6 +38,7 @@ public final class ByteLevelBPETokenizer: @unchecked Sendable {
               modelMaxLength: Int = 8192, source: String) throws {
     self.tokens = tokens; self.preTokenizer = preTokenizer; self.bosId = bosId; self.eosId = eosId; self.padId = padId; self.unkId = unkId
     self.addsBOS = addsBOS; self.chatTemplate = chatTemplate; self.modelMaxLength = modelMaxLength
+    mergeList = merges; addedIds = Set(added)
     var vocab: [String: Int] = [:]
     for (id, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = id }
     self.vocab = vocab

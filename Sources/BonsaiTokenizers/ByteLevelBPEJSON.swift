@@ -63,3 +63,40 @@ extension ByteLevelBPETokenizer {
     throw TokenizerError.unsupported(path: path, key: "pre_tokenizer", value: String(desc.prefix(160)))
   }
 }
+
+extension ByteLevelBPETokenizer {
+  /// tokenizer.json as `tokenizers` writes a byte-level BPE (what transformers' TokenizersBackend loads).
+  public func tokenizerJSON() throws -> Data {
+    var vocab: [String: Int] = [:]
+    for (id, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = id }
+    let added = (specialIds.union(addedIds)).sorted().map { id -> [String: Any] in
+      ["id": id, "content": tokens[id], "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": specialIds.contains(id)]
+    }
+    let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
+    let pre: [String: Any] = preTokenizer == .gpt2 ? byteLevel
+      : ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]]
+    var single: [[String: Any]] = [["Sequence": ["id": "A", "type_id": 0]]]
+    var specials: [String: Any] = [:]
+    if addsBOS, let bos = bosId {
+      single.insert(["SpecialToken": ["id": tokens[bos], "type_id": 0]], at: 0)
+      specials[tokens[bos]] = ["id": tokens[bos], "ids": [bos], "tokens": [tokens[bos]]]
+    }
+    let json: [String: Any] = [
+      "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added, "normalizer": NSNull(), "pre_tokenizer": pre,
+      "post_processor": ["type": "TemplateProcessing", "single": single, "pair": single + [["Sequence": ["id": "B", "type_id": 1]]], "special_tokens": specials],
+      "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
+      "model": ["type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(), "end_of_word_suffix": NSNull(),
+                "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": mergeList.map { [$0.0, $0.1] }],
+    ]
+    return try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .withoutEscapingSlashes])
+  }
+
+  /// tokenizer_config.json: special token names, the chat template, the length limit.
+  public func tokenizerConfigJSON() throws -> Data {
+    var c: [String: Any] = ["tokenizer_class": "TokenizersBackend", "backend": "tokenizers", "model_max_length": modelMaxLength,
+                            "clean_up_tokenization_spaces": false]
+    for (key, id) in [("bos_token", bosId), ("eos_token", eosId), ("pad_token", padId), ("unk_token", unkId)] { if let id { c[key] = tokens[id] } }
+    if let chatTemplate { c["chat_template"] = chatTemplate }
+    return try JSONSerialization.data(withJSONObject: c, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+  }
+}

@@ -34,4 +34,24 @@ final class TinyDecoderTests: XCTestCase {
       XCTAssertLessThan(worst, 1e-5, name)
     }
   }
+
+  func testSavedFolderReadsBackTheSame() throws {
+    let folder = try XCTUnwrap(Bundle.module.url(forResource: "tiny-qwen2", withExtension: nil, subdirectory: "Fixtures"))
+    let (model, tokenizer) = try DecoderCheckpoint.load(folder)
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("bonsai-convert-\(getpid())")
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let x = TokenBatch(batch: 1, tokens: 5, ids: [5, 70, 120, 33, 2])
+    let before = withoutGrad { model(x) }.scalars
+    for dtype in ["F32", "BF16", "F16"] {
+      try DecoderCheckpoint.save(model, tokenizer: tokenizer, to: tmp, dtype: dtype)
+      let (again, tok2) = try DecoderCheckpoint.load(tmp)
+      var expected = model.config  // the saved config also names the tokenizer's bos and eos
+      expected.bosTokenId = tokenizer.bosId; expected.eosTokenIds = tokenizer.eosId.map { [$0] } ?? []
+      XCTAssertEqual(again.config, expected)
+      XCTAssertEqual(tok2.encode("naïve café — Zürich, 日本語 😀<|im_end|>"), tokenizer.encode("naïve café — Zürich, 日本語 😀<|im_end|>"))
+      let after = withoutGrad { again(x) }.scalars
+      let worst = zip(before, after).map { abs($0 - $1) }.max()!
+      if dtype == "F32" { XCTAssertEqual(worst, 0, "F32 round trip is exact") } else { XCTAssertLessThan(worst, 0.05, dtype) }
+    }
+  }
 }
