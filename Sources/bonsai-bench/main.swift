@@ -2,6 +2,9 @@
 //   bonsai-bench --model DIR --batch 32 --tokens 64 --mode forward|train --threads 2 --steps 5
 //   bonsai-bench --sgemm
 //   bonsai-bench --kernels --threads 1     (ns per element of the SIMD kernels: GELU, softmax, layer norm, AdamW)
+//   bonsai-bench --decoder FILE.gguf|DIR --mode prefill|generate|train --batch B --tokens T --new 128 --threads 2
+//     prefill: one forward of B x T tokens; generate: B prompts of T tokens, then --new greedy tokens each
+//     (KV cache; tokens/s counts new tokens); train: forward + backward of the causal-LM loss on B x T
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
 import COMP
@@ -77,6 +80,39 @@ if CommandLine.arguments.contains("--attention") {
   }
   let flops: Double = 2 * 2 * 32 * 12 * 64 * 64 * 32
   print(String(format: "{\"attention_ms\": %.2f, \"attention_gflops\": %.1f, \"linear_384_ms\": %.2f}", best * 1000, flops / best / 1e9, bestLinear * 1000))
+  exit(0)
+}
+if CommandLine.arguments.contains("--decoder") {
+  let B = Int(arg("batch", "1"))!, T = Int(arg("tokens", "16"))!, steps = Int(arg("steps", "3"))!, new = Int(arg("new", "128"))!
+  let mode = arg("mode", "generate")
+  do {
+    let (model, tokenizer) = try DecoderCheckpoint.load(URL(fileURLWithPath: arg("decoder", "")))
+    let prompts = (0..<B).map { b in (0..<T).map { 17 + Int(mix64(UInt64(b * T + $0)) % 40000) } }
+    let batch = TokenBatch(batch: B, tokens: T, ids: prompts.flatMap { $0 })
+    var times: [Double] = []
+    for step in 0..<(steps + 1) {
+      let t0 = now()
+      switch mode {
+      case "prefill": _ = withoutGrad { model(batch) }
+      case "train":
+        let loss = LlamaForCausalLM.nextTokenLoss(logits: model(batch), batch: batch)
+        loss.backward()
+        Tensor.clearGrad(model.namedParameters().map(\.tensor))
+      default:
+        var o = GenerationOptions()
+        o.maxNewTokens = new; o.eosIds = [-1]  // never stop early
+        _ = Generator(model: model, tokenizer: tokenizer).generate(prompts, options: o)
+      }
+      if step > 0 { times.append(now() - t0) }
+    }
+    let median = times.sorted()[times.count / 2]
+    let tokens = mode == "generate" ? B * new : B * T
+    print(String(format: "{\"impl\": \"bonsai\", \"mode\": \"%@\", \"threads\": %d, \"batch\": %d, \"tokens\": %d, \"new\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f, \"peak_rss_mib\": %.0f}",
+                 mode, Engine.threads, B, T, mode == "generate" ? new : 0, median, Double(tokens) / median, peakRSSMiB()))
+  } catch {
+    FileHandle.standardError.write("error: \(error.localizedDescription)\n".data(using: .utf8)!)
+    exit(1)
+  }
   exit(0)
 }
 let folder = URL(fileURLWithPath: arg("model", ""))
