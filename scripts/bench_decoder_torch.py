@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""transformers' side of scripts/bench-decoder.sh: SmolLM2 from its GGUF (fp32), one configuration per process.
+    bench_decoder_torch.py MODE THREADS BATCH TOKENS NEW   (MODE: prefill | generate | train)"""
+import json, os, sys, time, resource
+mode, threads, B, T, new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+import torch, transformers
+torch.set_num_threads(threads)
+HOME = os.environ.get("BONSAI_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bonsai"))
+model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(HOME, "models/smollm2"), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                                                          dtype=torch.float32)
+g = torch.Generator().manual_seed(0)
+ids = torch.randint(17, 40000, (B, T), generator=g)
+times = []
+for step in range(3):
+    t0 = time.perf_counter()
+    if mode == "prefill":
+        model.eval()
+        with torch.no_grad(): model(input_ids=ids)
+    elif mode == "train":
+        model.train(); model.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+    else:
+        model.eval()
+        with torch.no_grad():
+            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new, do_sample=False)
+    if step > 0: times.append(time.perf_counter() - t0)
+median = sorted(times)[len(times) // 2]
+tokens = B * new if mode == "generate" else B * T
+print(json.dumps({"impl": "transformers", "mode": mode, "threads": threads, "batch": B, "tokens": T, "new": new if mode == "generate" else 0,
+                  "seconds": round(median, 4), "tokens_per_s": round(tokens / median, 1),
+                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
