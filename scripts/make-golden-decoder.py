@@ -37,7 +37,7 @@ CONVERSATIONS = [[{"role": "user", "content": "What is 2+2?"}],
 
 def tokenizer_golden():
     mg = importlib.util.module_from_spec(spec); spec.loader.exec_module(mg)
-    import transformers
+    import transformers, tokenizers
     tok = transformers.AutoTokenizer.from_pretrained(GGUF_DIR, gguf_file=GGUF_FILE)
     sets = {"polarity": mg.csv_texts(os.path.join(HOME, "data/polarity.csv")),
             "reviews": mg.csv_texts(os.path.join(HOME, "data/reviews.csv")), "bbc": mg.bbc_texts(), "tweets": mg.tweets_texts()}
@@ -50,12 +50,30 @@ def tokenizer_golden():
     for text in CASES:
         ids = tok(text, add_special_tokens=True)["input_ids"]
         out["cases"].append({"text": text, "ids": ids, "decoded": tok.decode(ids)})
-    texts = mg.messy_strings(mg.UNICODE_COUNT, mg.UNICODE_SEED)
+    texts = texts_unicode = mg.messy_strings(mg.UNICODE_COUNT, mg.UNICODE_SEED)
     out["unicode"] = {"seed": mg.UNICODE_SEED, "count": len(texts), "ids": tok(texts, add_special_tokens=True)["input_ids"]}
     for conv in CONVERSATIONS:
         for gen in (True, False):
             text = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=gen)
             out["chat"].append({"messages": conv, "add_generation_prompt": gen, "text": text, "ids": tok(text, add_special_tokens=False)["input_ids"]})
+    # the same vocabulary behind the Llama-3 and Qwen2 splits (transformers' GGUF_PRE_TOKENIZER_SPLITS), for the
+    # hand-written versions of those regexes
+    from tokenizers import Regex, pre_tokenizers
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import _LLAMA3_SPLIT, _QWEN2_SPLIT
+    out["splits"] = {}
+    for name, pattern in [("llama3", _LLAMA3_SPLIT), ("qwen2", _QWEN2_SPLIT)]:
+        backend = tokenizers.Tokenizer.from_str(tok.backend_tokenizer.to_str())
+        backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+                                                         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        entry = {"pattern": pattern, "cases": [], "sets": {}}
+        for text in CASES + ["Hello WORLD'S 'Re .dots\tTabs\r\n\r\n  x 12345678 ١٢٣ ½ 3.14", "a\n\n b \n\t\nc"]:
+            entry["cases"].append({"text": text, "ids": [e for e in backend.encode(text, add_special_tokens=False).ids]})
+        for set_name, texts in list(sets.items()) + [("unicode", texts_unicode)]:
+            ids = [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+            lines = [",".join(map(str, i)) + "\n" for i in ids]
+            entry["sets"][set_name] = {"count": len(texts), "tokens": sum(map(len, ids)),
+                                       "chunks": [mg.fnv1a64("".join(lines[i:i + mg.CHUNK]).encode()) for i in range(0, len(lines), mg.CHUNK)]}
+        out["splits"][name] = entry
     out["special"] = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id, "unk": tok.unk_token_id}
     with open(os.path.join(ROOT, "Tests/BonsaiTokenizersTests/Fixtures/smollm2-tokenizer-golden.json"), "w") as f:
         json.dump(out, f, ensure_ascii=False)

@@ -28,7 +28,7 @@ extension ByteLevelBPETokenizer {
     let types = f.metadata["tokenizer.ggml.token_type"]?.array?.compactMap(\.int) ?? []
     let pre = f.metadata["tokenizer.ggml.pre"]?.string ?? "default"
     guard let split = ByteLevelPreTokenizer.forGGUF(pre) else {
-      throw TokenizerError.unsupported(path: f.path, key: "tokenizer.ggml.pre", value: pre + " (supported: gpt2, smollm, default)")
+      throw TokenizerError.unsupported(path: f.path, key: "tokenizer.ggml.pre", value: pre + " (supported: gpt2, smollm, default, llama-bpe, llama3, qwen2)")
     }
     func id(_ key: String) -> Int? { f.metadata[key]?.int.flatMap { $0 >= 0 && $0 < tokens.count ? $0 : nil } }
     try self.init(tokens: tokens, merges: merges, special: types.indices.filter { types[$0] == 3 }, added: types.indices.filter { types[$0] == 4 },
@@ -40,8 +40,11 @@ extension ByteLevelBPETokenizer {
 }
 
 extension ByteLevelPreTokenizer {
-  /// The split transformers installs for a GGUF's tokenizer.ggml.pre (none of its own for these: GPT-2's regex).
+  /// The split transformers installs for a GGUF's tokenizer.ggml.pre (GPT-2's regex where it has none of its own).
   static func forGGUF(_ pre: String) -> ByteLevelPreTokenizer? {
-    ["default", "gpt2", "smollm"].contains(pre) ? .gpt2 : nil
+    if ["default", "gpt2", "smollm"].contains(pre) { return .gpt2 }
+    if ["llama3", "llama-v3", "llama-bpe", "falcon3", "smaug-bpe", "dbrx"].contains(pre) { return .llama3 }
+    if ["qwen2", "deepseek-r1-qwen"].contains(pre) { return .qwen2 }
+    return nil
   }
 }

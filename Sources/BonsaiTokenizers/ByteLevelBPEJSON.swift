@@ -59,6 +59,12 @@ extension ByteLevelBPETokenizer {
        parts[1]["type"] as? String == "ByteLevel", parts[1]["use_regex"] as? Bool ?? true, parts[1]["add_prefix_space"] as? Bool != true {
       return .gpt2IndividualDigits
     }
+    if type == "Sequence", let parts = p["pretokenizers"] as? [[String: Any]], parts.count == 2, parts[0]["type"] as? String == "Split",
+       let pattern = (parts[0]["pattern"] as? [String: Any])?["Regex"] as? String, parts[0]["behavior"] as? String == "Isolated",
+       parts[1]["type"] as? String == "ByteLevel", parts[1]["use_regex"] as? Bool == false,
+       let split = ByteLevelPreTokenizer.allCases.first(where: { $0.splitPattern == pattern }) {
+      return split
+    }
     let desc = String(decoding: (try? JSONSerialization.data(withJSONObject: p, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
     throw TokenizerError.unsupported(path: path, key: "pre_tokenizer", value: String(desc.prefix(160)))
   }
@@ -73,8 +79,14 @@ extension ByteLevelBPETokenizer {
       ["id": id, "content": tokens[id], "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": specialIds.contains(id)]
     }
     let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
-    let pre: [String: Any] = preTokenizer == .gpt2 ? byteLevel
-      : ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]]
+    let pre: [String: Any]
+    switch preTokenizer {
+    case .gpt2: pre = byteLevel
+    case .gpt2IndividualDigits: pre = ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]]
+    case .llama3, .qwen2:
+      pre = ["type": "Sequence", "pretokenizers": [["type": "Split", "pattern": ["Regex": preTokenizer.splitPattern!], "behavior": "Isolated", "invert": false],
+                                                   ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false]]]
+    }
     var single: [[String: Any]] = [["Sequence": ["id": "A", "type_id": 0]]]
     var specials: [String: Any] = [:]
     if addsBOS, let bos = bosId {

@@ -6,16 +6,31 @@
 // bytes_to_unicode alphabet maps each UTF-8 byte to one printable character.
 
 /// How text is cut into words before BPE.
-public enum ByteLevelPreTokenizer: String, Sendable {
+public enum ByteLevelPreTokenizer: String, Sendable, CaseIterable {
   /// GPT-2's regex (what transformers builds from a GGUF whose tokenizer.ggml.pre it has no split for).
   case gpt2
   /// Every \p{N} character on its own first, then GPT-2's regex (SmolLM2's tokenizer.json, llama.cpp "smollm").
   case gpt2IndividualDigits
+  /// Llama 3's split: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  case llama3
+  /// Qwen2's: the same with single digits (\p{N} instead of \p{N}{1,3}).
+  case qwen2
+
+  /// The regex a tokenizer.json Split holds for this pre-tokenizer (nil: no Split).
+  public var splitPattern: String? {
+    switch self {
+    case .llama3: return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    case .qwen2: return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    default: return nil
+    }
+  }
 
   /// The words of `text` as ranges of its Unicode scalars.
   func split(_ s: [Unicode.Scalar]) -> [Range<Int>] {
     switch self {
     case .gpt2: return gpt2Words(s, 0..<s.count)
+    case .llama3: return llama3Words(s, maxDigits: 3)
+    case .qwen2: return llama3Words(s, maxDigits: 1)
     case .gpt2IndividualDigits:
       var out: [Range<Int>] = [], start = 0
       for i in s.indices where isNumber(s[i]) {
@@ -76,6 +91,43 @@ func gpt2Words(_ s: [Unicode.Scalar], _ range: Range<Int>) -> [Range<Int>] {
     let end = run(from: i, isSpace)
     if end == n || end - i == 1 { out.append(i..<end) } else { out.append(i..<(end - 1)) }
     i = end == n || end - i == 1 ? end : end - 1
+  }
+  return out
+}
+
+/// Llama 3's (and Qwen2's) split, leftmost alternative first as Oniguruma takes it.
+func llama3Words(_ s: [Unicode.Scalar], maxDigits: Int) -> [Range<Int>] {
+  var out: [Range<Int>] = []
+  let n = s.count
+  var i = 0
+  func newline(_ c: Unicode.Scalar) -> Bool { c == "\r" || c == "\n" }
+  func run(from k: Int, _ accept: (Unicode.Scalar) -> Bool) -> Int { var k = k; while k < n && accept(s[k]) { k += 1 }; return k }
+  func lower(_ c: Unicode.Scalar) -> Unicode.Scalar { c.value >= 0x41 && c.value <= 0x5A ? Unicode.Scalar(c.value + 32)! : c }
+  while i < n {
+    // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+    if s[i] == "'" && i + 1 < n {
+      let a = lower(s[i + 1]), b: Unicode.Scalar? = i + 2 < n ? lower(s[i + 2]) : nil
+      if a == "s" || a == "t" || a == "m" || a == "d" { out.append(i..<(i + 2)); i += 2; continue }
+      if (a == "r" && b == "e") || (a == "v" && b == "e") || (a == "l" && b == "l") { out.append(i..<(i + 3)); i += 3; continue }
+    }
+    let c = s[i]
+    // [^\r\n\p{L}\p{N}]?\p{L}+
+    if isLetter(c) { let e = run(from: i, isLetter); out.append(i..<e); i = e; continue }
+    if !newline(c) && !isNumber(c) && i + 1 < n && isLetter(s[i + 1]) { let e = run(from: i + 1, isLetter); out.append(i..<e); i = e; continue }
+    // \p{N}{1,maxDigits}
+    if isNumber(c) { var e = i; while e < n && e - i < maxDigits && isNumber(s[e]) { e += 1 }; out.append(i..<e); i = e; continue }
+    // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+    let j = c == " " ? i + 1 : i
+    if j < n && !isSpace(s[j]) && !isLetter(s[j]) && !isNumber(s[j]) {
+      var e = run(from: j) { !isSpace($0) && !isLetter($0) && !isNumber($0) }
+      e = run(from: e, newline)
+      out.append(i..<e); i = e; continue
+    }
+    // '\s*[\r\n]+': up to the last \r or \n of the whitespace run
+    let end = run(from: i, isSpace)
+    if let last = (i..<end).last(where: { newline(s[$0]) }) { out.append(i..<(last + 1)); i = last + 1; continue }
+    // '\s+(?!\S)', then '\s+'
+    if end == n || end - i == 1 { out.append(i..<end); i = end } else { out.append(i..<(end - 1)); i = end - 1 }
   }
   return out
 }

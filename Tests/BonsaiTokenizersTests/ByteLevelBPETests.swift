@@ -20,6 +20,9 @@ struct DecoderTokenizerGolden: Decodable {
   let unicode: Unicode
   let special: Special
   let chat: [Chat]
+  struct Split: Decodable { let pattern: String; let cases: [Case2]; let sets: [String: Set] }
+  struct Case2: Decodable { let text: String; let ids: [Int] }
+  let splits: [String: Split]
 }
 
 final class ByteLevelBPETests: XCTestCase {
@@ -105,6 +108,43 @@ final class ByteLevelBPETests: XCTestCase {
     }
     XCTAssertThrowsError(try ChatTemplate("{% for m in messages %}{{ m.content }}{% endfor %}", source: "x.gguf")) {
       XCTAssertTrue($0.localizedDescription.hasPrefix("x.gguf: chat template not supported"), $0.localizedDescription)
+    }
+  }
+
+  /// Llama 3's and Qwen2's split regexes, written by hand, against `tokenizers` running them (Oniguruma) on
+  /// SmolLM2's vocabulary: explicit cases, every data set, the 3000 generated strings.
+  func testLlama3AndQwen2Splits() throws {
+    let (base, golden) = try setup()
+    let url = try XCTUnwrap(Bundle.module.url(forResource: "unicode-golden", withExtension: "json", subdirectory: "Fixtures"))
+    let sets: [(String, [String])] = [("polarity", try texts("data/polarity.csv")), ("reviews", try texts("data/reviews.csv")),
+                                      ("bbc", try texts("data/bbc")), ("tweets", try tweetTexts()),
+                                      ("unicode", try JSONDecoder().decode(UnicodeGolden.self, from: Data(contentsOf: url)).texts)]
+    for (name, split) in [("llama3", ByteLevelPreTokenizer.llama3), ("qwen2", .qwen2)] {
+      let g = try XCTUnwrap(golden.splits[name])
+      XCTAssertEqual(split.splitPattern, g.pattern, "\(name): the pattern transformers installs")
+      let tok = try ByteLevelBPETokenizer(tokens: base.tokens, merges: base.mergeList, special: Array(base.specialIds), preTokenizer: split, source: name)
+      for c in g.cases { XCTAssertEqual(tok.encode(c.text), c.ids, "\(name): \(c.text.debugDescription)") }
+      // written as tokenizer.json (Split + ByteLevel) and read back
+      let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bonsai-split-\(name)-\(getpid())")
+      try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+      defer { try? FileManager.default.removeItem(at: dir) }
+      try tok.tokenizerJSON().write(to: dir.appendingPathComponent("tokenizer.json"))
+      XCTAssertEqual(try ByteLevelBPETokenizer(folder: dir).preTokenizer, split)
+      for (set, texts) in sets {
+        let want = try XCTUnwrap(g.sets[set])
+        XCTAssertEqual(texts.count, want.count)
+        var tokens = 0
+        for (c, start) in stride(from: 0, to: texts.count, by: golden.chunk).enumerated() {
+          var bytes: [UInt8] = []
+          for t in texts[start..<min(start + golden.chunk, texts.count)] {
+            let ids = tok.encode(t)
+            tokens += ids.count
+            bytes += Array((ids.map(String.init).joined(separator: ",") + "\n").utf8)
+          }
+          XCTAssertEqual(fnv1a64(bytes), want.chunks[c], "\(name)/\(set): texts \(start)..<\(start + golden.chunk) differ from tokenizers")
+        }
+        XCTAssertEqual(tokens, want.tokens, "\(name)/\(set): total token count")
+      }
     }
   }
 }
