@@ -61,22 +61,13 @@ public final class GGUFFile: @unchecked Sendable {
   public let tensorsByName: [String: GGUFTensor]
   public let alignment: Int
   public let dataOffset: Int
-  private let base: UnsafeRawPointer
-  private let length: Int
+  private let mapping: MappedFile
+  private var base: UnsafeRawPointer { mapping.base }
 
   public init(path: String) throws {
     self.path = path
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw CheckpointError.unreadable(path: path, reason: "cannot open (\(String(cString: strerror(errno))))") }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw CheckpointError.unreadable(path: path, reason: "cannot stat") }
-    length = Int(st.st_size)
-    guard length >= 24 else { throw CheckpointError.corruptGGUF(path: path, reason: "\(length) bytes, shorter than the 24-byte header") }
-    guard let m = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
-      throw CheckpointError.unreadable(path: path, reason: "mmap failed")
-    }
-    base = UnsafeRawPointer(m)
+    mapping = try MappedFile(path: path, minimumLength: 24) { CheckpointError.corruptGGUF(path: path, reason: "\($0) bytes, shorter than the 24-byte header") }
+    let length = mapping.length, base = mapping.base
     do {
       var r = Reader(base: base, length: length, path: path)
       guard try r.bytes(4) == Array("GGUF".utf8) else {
@@ -137,13 +128,8 @@ public final class GGUFFile: @unchecked Sendable {
         throw CheckpointError.corruptGGUF(path: path, reason: "tensors '\(a.name)' and '\(b.name)' overlap")
       }
       tensors = list; tensorsByName = byName
-    } catch {
-      munmap(UnsafeMutableRawPointer(mutating: base), length)
-      throw error
     }
   }
-
-  deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
 
   /// The tensor's bytes as stored (blocks of its type).
   public func rawBytes(_ t: GGUFTensor) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base + t.offset, count: t.byteCount) }

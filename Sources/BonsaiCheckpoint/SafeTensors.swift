@@ -17,23 +17,17 @@ public final class SafeTensorsFile: @unchecked Sendable {
   public let path: String
   public let tensors: [String: TensorInfo]
   public let metadata: [String: String]
-  private let base: UnsafeRawPointer
-  private let length: Int
+  private let mapping: MappedFile
+  private var base: UnsafeRawPointer { mapping.base }
+  private var length: Int { mapping.length }
   private let dataStart: Int
 
   public init(path: String) throws {
     self.path = path
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw CheckpointError.unreadable(path: path, reason: "cannot open (\(String(cString: strerror(errno))))") }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw CheckpointError.unreadable(path: path, reason: "cannot stat") }
-    length = Int(st.st_size)
-    guard length >= 8 else { throw CheckpointError.corrupt(path: path, reason: "file is \(length) bytes, shorter than the 8-byte header length") }
-    guard let m = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
-      throw CheckpointError.unreadable(path: path, reason: "mmap failed")
+    mapping = try MappedFile(path: path, minimumLength: 8) {
+      CheckpointError.corrupt(path: path, reason: "file is \($0) bytes, shorter than the 8-byte header length")
     }
-    base = UnsafeRawPointer(m)
+    let base = mapping.base, length = mapping.length
     do {
       let headerLength = Int(clamping: base.loadUnaligned(as: UInt64.self).littleEndian)
       guard headerLength <= 100_000_000, 8 + headerLength <= length else {
@@ -71,13 +65,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
       }
       tensors = infos
       metadata = meta
-    } catch {
-      munmap(UnsafeMutableRawPointer(mutating: base), length)
-      throw error
     }
   }
-
-  deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
 
   static func elementSize(_ dtype: String) -> Int? {
     switch dtype {

@@ -27,8 +27,8 @@ public struct RotaryFrequencies: Sendable {
     inverse = inv
   }
 
-  /// cos and sin tables [positions.count, D/2].
-  public func table(_ positions: [Int]) -> (cos: [Float], sin: [Float]) {
+  /// cos and sin of every (position, pair): computed once per forward pass, shared by q and k of every layer.
+  public func table(_ positions: [Int]) -> RotaryTable {
     let h = inverse.count
     var c = [Float](repeating: 0, count: positions.count * h), s = c
     for (r, p) in positions.enumerated() {
@@ -37,16 +37,22 @@ public struct RotaryFrequencies: Sendable {
         c[r * h + i] = Foundation.cos(angle); s[r * h + i] = Foundation.sin(angle)
       }
     }
-    return (c, s)
+    return RotaryTable(cos: c, sin: s, rows: positions.count, half: h)
   }
 }
 
+/// cos and sin [rows, D/2] for rows at given positions.
+public struct RotaryTable: Sendable {
+  public let cos: [Float], sin: [Float]
+  public let rows: Int, half: Int
+}
+
 extension Tensor {
-  /// Rotates every head of x [N, H*D] (row r at `positions[r]`).
-  public func rotary(positions: [Int], heads: Int, frequencies: RotaryFrequencies) -> Tensor {
-    let n = positions.count, d = 2 * frequencies.inverse.count, half = d / 2
+  /// Rotates every head of x [N, H*D], row r by the angles of `table` row r.
+  public func rotary(_ table: RotaryTable, heads: Int) -> Tensor {
+    let n = table.rows, half = table.half, d = 2 * half
     precondition(count == n * heads * d, "rotary: \(shape) for \(n) positions x \(heads) heads x \(d)")
-    let (cos, sin) = frequencies.table(positions)
+    let cos = table.cos, sin = table.sin
     let out = Tensor(uninitialized: shape)
     rotate(out.mutableData, data, cos, sin, rows: n, heads: heads, half: half, inverse: false)
     let target = gradTarget

@@ -21,11 +21,13 @@ public final class LlamaAttention: Module {
     _heads = c.numAttentionHeads; _kvHeads = c.numKeyValueHeads; _headDim = c.headDim
   }
 
-  /// h [B*T, C] -> [B*T, C]; `positions` [B*T], `causal` the [H, T, T] mask, `keyMask` B*T additive values.
-  func callAsFunction(_ h: Tensor, batch: Int, tokens: Int, positions: [Int], frequencies: RotaryFrequencies, causal: Tensor,
-                      keyMask: [Float]?) -> Tensor {
-    let q = q_proj(h).rotary(positions: positions, heads: _heads, frequencies: frequencies)
-    var k = k_proj(h).rotary(positions: positions, heads: _kvHeads, frequencies: frequencies), v = v_proj(h)
+  /// h [B*T, C] -> [B*T, C], rows rotated by `rotary` [B*T], `causal` the [H, T, T] mask, `keyMask` B*T
+  /// additive values; `store` sees the rotated keys and the values [B*T, K*D] (a KV cache's prefill).
+  func callAsFunction(_ h: Tensor, batch: Int, tokens: Int, rotary: RotaryTable, causal: Tensor, keyMask: [Float]?,
+                      store: ((Tensor, Tensor) -> Void)? = nil) -> Tensor {
+    let q = q_proj(h).rotary(rotary, heads: _heads)
+    var k = k_proj(h).rotary(rotary, heads: _kvHeads), v = v_proj(h)
+    store?(k, v)
     if _kvHeads < _heads { k = repeatHeads(k); v = repeatHeads(v) }
     let shape = AttentionShape(batch: batch, tokens: tokens, heads: _heads, headSize: _headDim)
     let context = Tensor.attention(query: q, key: k, value: v, shape: shape, keyMask: keyMask, positionBias: causal)
@@ -98,23 +100,33 @@ public final class LlamaForCausalLM: Module {
   /// Every layer's input and the final normed states, each [B*T, C] (transformers' hidden_states), and
   /// the logits [B*T, V]. `positions` default to 0..<T in every row; padding (attention mask 0) is masked as keys.
   public func forward(_ x: TokenBatch, positions: [Int]? = nil) -> (hidden: [Tensor], logits: Tensor) {
+    let pos = positions ?? (0..<(x.batch * x.tokens)).map { $0 % x.tokens }
+    let hidden = hiddenStates(x, positions: pos)
+    return (hidden, head(hidden.last!))
+  }
+
+  /// The embedding output, every layer's output and (last) the final normed states, each [B*T, C];
+  /// `store(layer, keys, values)` sees each layer's rotated keys and values.
+  func hiddenStates(_ x: TokenBatch, positions: [Int], store: ((Int, Tensor, Tensor) -> Void)? = nil) -> [Tensor] {
     let (B, T) = (x.batch, x.tokens), c = _config
-    let pos = positions ?? (0..<(B * T)).map { $0 % T }
-    precondition(pos.count == B * T, "LlamaForCausalLM: \(pos.count) positions for \(B) x \(T) tokens")
+    precondition(positions.count == B * T, "LlamaForCausalLM: \(positions.count) positions for \(B) x \(T) tokens")
     let causal = LlamaForCausalLM.causalMask(tokens: T, heads: c.numAttentionHeads)
     let keyMask = x.attentionMask.contains(0) ? x.additiveMask : nil
+    let rotary = _frequencies.table(positions)
     var h = model.embed_tokens(x.ids)
     var hidden = [h]
-    for layer in model.layers {
-      h = h + layer.self_attn(layer.input_layernorm(h), batch: B, tokens: T, positions: pos, frequencies: _frequencies, causal: causal, keyMask: keyMask)
+    for (l, layer) in model.layers.enumerated() {
+      h = h + layer.self_attn(layer.input_layernorm(h), batch: B, tokens: T, rotary: rotary, causal: causal, keyMask: keyMask,
+                              store: store.map { s in { s(l, $0, $1) } })
       h = h + layer.mlp(layer.post_attention_layernorm(h))
       hidden.append(h)
     }
-    h = model.norm(h)
-    hidden[hidden.count - 1] = h
-    let logits = lm_head.map { $0(h) } ?? h.linear(weight: model.embed_tokens.weight, bias: nil)
-    return (hidden, logits)
+    hidden[hidden.count - 1] = model.norm(h)
+    return hidden
   }
+
+  /// Logits [N, V] of final states [N, C] (the LM head, or the embedding when tied).
+  func head(_ h: Tensor) -> Tensor { lm_head.map { $0(h) } ?? h.linear(weight: model.embed_tokens.weight, bias: nil) }
 
   /// Logits [B*T, V].
   public func callAsFunction(_ x: TokenBatch, positions: [Int]? = nil) -> Tensor { forward(x, positions: positions).logits }

@@ -44,22 +44,8 @@ extension LlamaForCausalLM {
     }
     let x = TokenBatch(batch: B, tokens: T, ids: flat, attentionMask: mask)
     let logits = withoutGrad { () -> Tensor in
-      let causal = LlamaForCausalLM.causalMask(tokens: T, heads: c.numAttentionHeads)
-      let keyMask = mask.contains(0) ? x.additiveMask : nil
-      var h = model.embed_tokens(flat)
-      for (l, layer) in model.layers.enumerated() {
-        let a = layer.input_layernorm(h), attn = layer.self_attn
-        let q = attn.q_proj(a).rotary(positions: positions, heads: c.numAttentionHeads, frequencies: _frequencies)
-        let k = attn.k_proj(a).rotary(positions: positions, heads: c.numKeyValueHeads, frequencies: _frequencies), v = attn.v_proj(a)
-        cache.store(layer: l, keys: k, values: v, tokens: T)
-        let kk = c.numKeyValueHeads < c.numAttentionHeads ? attn.repeatHeads(k) : k, vv = c.numKeyValueHeads < c.numAttentionHeads ? attn.repeatHeads(v) : v
-        let shape = AttentionShape(batch: B, tokens: T, heads: c.numAttentionHeads, headSize: c.headDim)
-        let context = Tensor.attention(query: q, key: kk, value: vv, shape: shape, keyMask: keyMask, positionBias: causal)
-        h = h + attn.o_proj(context.reshaped(to: [B * T, c.numAttentionHeads * c.headDim]))
-        h = h + layer.mlp(layer.post_attention_layernorm(h))
-      }
-      let last = model.norm(h.gatherRows((0..<B).map { $0 * T + T - 1 }))
-      return lm_head.map { $0(last) } ?? last.linear(weight: model.embed_tokens.weight, bias: nil)
+      let h = hiddenStates(x, positions: positions) { l, k, v in cache.store(layer: l, keys: k, values: v, tokens: T) }.last!
+      return head(h.gatherRows((0..<B).map { $0 * T + T - 1 }))
     }
     cache.length = T
     return (cache, logits)
@@ -72,19 +58,17 @@ extension LlamaForCausalLM {
     let positions = cache.nextPosition
     for b in 0..<B { cache.real[b].append(true); cache.nextPosition[b] += 1 }
     return withoutGrad { () -> Tensor in
+      let rotary = _frequencies.table(positions)
       var h = model.embed_tokens(tokens)
       for (l, layer) in model.layers.enumerated() {
         let a = layer.input_layernorm(h), attn = layer.self_attn
-        let q = attn.q_proj(a).rotary(positions: positions, heads: c.numAttentionHeads, frequencies: _frequencies)
-        let k = attn.k_proj(a).rotary(positions: positions, heads: c.numKeyValueHeads, frequencies: _frequencies), v = attn.v_proj(a)
-        cache.append(layer: l, keys: k, values: v)
-        let context = cache.attend(layer: l, queries: q, heads: c.numAttentionHeads, headSize: c.headDim, length: cache.length + 1)
-        h = h + attn.o_proj(context)
+        let q = attn.q_proj(a).rotary(rotary, heads: c.numAttentionHeads)
+        cache.append(layer: l, keys: attn.k_proj(a).rotary(rotary, heads: c.numKeyValueHeads), values: attn.v_proj(a))
+        h = h + attn.o_proj(cache.attend(layer: l, queries: q, heads: c.numAttentionHeads, headSize: c.headDim, length: cache.length + 1))
         h = h + layer.mlp(layer.post_attention_layernorm(h))
       }
       cache.length += 1
-      let last = model.norm(h)
-      return lm_head.map { $0(last) } ?? last.linear(weight: model.embed_tokens.weight, bias: nil)
+      return head(model.norm(h))
     }
   }
 }
@@ -120,19 +104,19 @@ extension LlamaKVCache {
       parallelFor(batch * H) { range in
         var scores = [Float](repeating: 0, count: L)
         for bh in range {
-          let b = bh / H, h = bh % H, kvh = h / group
+          let b = bh / H, h = bh % H, kvh = h / group, real = self.real[b]
           let qr = qp + (b * H + h) * D
           var m = -Float.infinity
-          for j in 0..<L where real[b][j] {
+          for j in 0..<L where real[j] {
             let kr = kb.baseAddress! + ((b * capacity + j) * K + kvh) * D
             var s: Float = 0
             for d in 0..<D { s += qr[d] * kr[d] }
             scores[j] = s * scale; m = max(m, scores[j])
           }
           var total: Float = 0
-          for j in 0..<L where real[b][j] { scores[j] = Foundation.exp(scores[j] - m); total += scores[j] }
+          for j in 0..<L where real[j] { scores[j] = Foundation.exp(scores[j] - m); total += scores[j] }
           let o = op + (b * H + h) * D
-          for j in 0..<L where real[b][j] {
+          for j in 0..<L where real[j] {
             let w = scores[j] / total, vr = vb.baseAddress! + ((b * capacity + j) * K + kvh) * D
             for d in 0..<D { o[d] += w * vr[d] }
           }

@@ -48,9 +48,10 @@ extension LlamaForCausalLM {
   /// HF row h*D + j*D/2 + i = GGUF row h*D + 2i + j, within each of `heads` heads of D rows.
   static func unpermuteRows(_ w: Tensor, heads: Int) {
     let rows = w.shape[0], cols = w.shape[1], d = rows / heads, half = d / 2
-    let src = [Float](UnsafeBufferPointer(start: w.data, count: w.count)), dst = w.mutableData
+    let src = Tensor(uninitialized: w.shape)
+    src.copyValues(from: w)
     for h in 0..<heads { for j in 0..<2 { for i in 0..<half {
-      (dst + (h * d + j * half + i) * cols).update(from: src.withUnsafeBufferPointer { $0.baseAddress! + (h * d + 2 * i + j) * cols }, count: cols)
+      (w.mutableData + (h * d + j * half + i) * cols).update(from: src.data + (h * d + 2 * i + j) * cols, count: cols)
     } } }
   }
 

@@ -99,18 +99,30 @@ struct Generate: ParsableCommand {
       let generator = Generator(model: model, tokenizer: tokenizer)
       let stream = isatty(2) != 0 && batchSize == 1
       for start in stride(from: 0, to: prompts.count, by: batchSize) {
-        var shown: [Int] = []
+        let text = TextStream(tokenizer: tokenizer, to: .standardError)
         let results = generator.generate(Array(prompts[start..<min(start + batchSize, prompts.count)]), options: sampling.options) { _, id in
-          guard stream else { return }
-          let before = tokenizer.decode(shown, skipSpecialTokens: true)
-          shown.append(id)
-          let after = tokenizer.decode(shown, skipSpecialTokens: true)
-          if after.hasPrefix(before) { FileHandle.standardError.write(String(after.dropFirst(before.count)).data(using: .utf8)!) }
+          if stream { text.add(id) }
         }
         if stream { FileHandle.standardError.write("\n".data(using: .utf8)!) }
         for r in results { emit(try jsonLine(["text": r.text, "tokens": r.tokens, "finish_reason": r.finishReason])) }
       }
     }
+  }
+}
+
+/// Writes generated text as its tokens arrive, holding back a character whose UTF-8 bytes are not all there yet.
+final class TextStream {
+  let tokenizer: ByteLevelBPETokenizer, out: FileHandle
+  var ids: [Int] = [], printed = ""
+  init(tokenizer: ByteLevelBPETokenizer, to out: FileHandle) { self.tokenizer = tokenizer; self.out = out }
+
+  func add(_ id: Int) {
+    ids.append(id)
+    var text = tokenizer.decode(ids, skipSpecialTokens: true)
+    while text.hasSuffix("\u{FFFD}") { text.removeLast() }
+    guard text.hasPrefix(printed), text.count > printed.count else { return }
+    out.write(String(text.dropFirst(printed.count)).data(using: .utf8)!)
+    printed = text
   }
 }
 
@@ -141,13 +153,8 @@ struct Chat: ParsableCommand {
         history.append(ChatMessage(role: "user", content: line))
         let prompt = try decoder.ids(template.render(history, addGenerationPrompt: true), line: n, tokenizer: tokenizer,
                                      limit: max(1, model.config.maxPositionEmbeddings - sampling.maxNewTokens))
-        var shown: [Int] = []
-        let reply = generator.generate([prompt], options: sampling.options) { _, id in
-          let before = tokenizer.decode(shown, skipSpecialTokens: true)
-          shown.append(id)
-          let after = tokenizer.decode(shown, skipSpecialTokens: true)
-          if after.hasPrefix(before) { FileHandle.standardOutput.write(String(after.dropFirst(before.count)).data(using: .utf8)!) }
-        }[0]
+        let text = TextStream(tokenizer: tokenizer, to: .standardOutput)
+        let reply = generator.generate([prompt], options: sampling.options) { _, id in text.add(id) }[0]
         FileHandle.standardOutput.write("\n".data(using: .utf8)!)
         history.append(ChatMessage(role: "assistant", content: reply.text))
       }

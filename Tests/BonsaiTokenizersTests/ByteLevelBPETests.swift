@@ -53,19 +53,23 @@ final class ByteLevelBPETests: XCTestCase {
 
   func check(_ name: String, _ texts: [String]) throws {
     let (tok, golden) = try setup()
-    let want = try XCTUnwrap(golden.sets[name])
-    XCTAssertEqual(texts.count, want.count, "\(name): number of texts")
+    assertChunks(tok, texts, try XCTUnwrap(golden.sets[name]), chunk: golden.chunk, "smollm2/\(name)")
+  }
+
+  /// The texts' ids, FNV-1a hashed per chunk as the fixture script hashes them, and the total token count.
+  func assertChunks(_ tok: ByteLevelBPETokenizer, _ texts: [String], _ want: DecoderTokenizerGolden.Set, chunk: Int, _ label: String) {
+    XCTAssertEqual(texts.count, want.count, "\(label): number of texts")
     var tokens = 0
-    for (c, start) in stride(from: 0, to: texts.count, by: golden.chunk).enumerated() {
+    for (c, start) in stride(from: 0, to: texts.count, by: chunk).enumerated() {
       var bytes: [UInt8] = []
-      for t in texts[start..<min(start + golden.chunk, texts.count)] {
+      for t in texts[start..<min(start + chunk, texts.count)] {
         let ids = tok.encode(t)
         tokens += ids.count
         bytes += Array((ids.map(String.init).joined(separator: ",") + "\n").utf8)
       }
-      XCTAssertEqual(fnv1a64(bytes), want.chunks[c], "smollm2/\(name): texts \(start)..<\(start + golden.chunk) differ from transformers")
+      XCTAssertEqual(fnv1a64(bytes), want.chunks[c], "\(label): texts \(start)..<\(start + chunk) differ from the reference")
     }
-    XCTAssertEqual(tokens, want.tokens, "smollm2/\(name): total token count")
+    XCTAssertEqual(tokens, want.tokens, "\(label): total token count")
   }
 
   func testAllDataSets() throws {
@@ -130,21 +134,7 @@ final class ByteLevelBPETests: XCTestCase {
       defer { try? FileManager.default.removeItem(at: dir) }
       try tok.tokenizerJSON().write(to: dir.appendingPathComponent("tokenizer.json"))
       XCTAssertEqual(try ByteLevelBPETokenizer(folder: dir).preTokenizer, split)
-      for (set, texts) in sets {
-        let want = try XCTUnwrap(g.sets[set])
-        XCTAssertEqual(texts.count, want.count)
-        var tokens = 0
-        for (c, start) in stride(from: 0, to: texts.count, by: golden.chunk).enumerated() {
-          var bytes: [UInt8] = []
-          for t in texts[start..<min(start + golden.chunk, texts.count)] {
-            let ids = tok.encode(t)
-            tokens += ids.count
-            bytes += Array((ids.map(String.init).joined(separator: ",") + "\n").utf8)
-          }
-          XCTAssertEqual(fnv1a64(bytes), want.chunks[c], "\(name)/\(set): texts \(start)..<\(start + golden.chunk) differ from tokenizers")
-        }
-        XCTAssertEqual(tokens, want.tokens, "\(name)/\(set): total token count")
-      }
+      for (set, texts) in sets { assertChunks(tok, texts, try XCTUnwrap(g.sets[set]), chunk: golden.chunk, "\(name)/\(set)") }
     }
   }
 }
