@@ -19,11 +19,13 @@ extension Tensor {
   /// - Parameters:
   ///   - keyMask: B*T additive values (0 keep, a large negative number for padding), or nil.
   ///   - positionBias: optional [H, T, T] tensor added to the scores (MPNet's relative bias), differentiable.
+  ///   - causal: query i attends to keys 0...i only (a decoder). Scores above the diagonal are never
+  ///     computed: rows go in blocks of 64, each against the keys up to its last row (~half the work at T=512).
   ///   - dropout: probability applied to the attention probabilities when `rng` is non-nil.
   /// - Returns: context [B, T, H*D].
   public static func attention(
     query q: Tensor, key k: Tensor, value v: Tensor, shape s: AttentionShape,
-    keyMask: [Float]?, positionBias: Tensor? = nil, dropout p: Float = 0, rng: RandomSource? = nil
+    keyMask: [Float]?, positionBias: Tensor? = nil, causal: Bool = false, dropout p: Float = 0, rng: RandomSource? = nil
   ) -> Tensor {
     let (B, T, H, D, C) = (s.batch, s.tokens, s.heads, s.headSize, s.channels)
     precondition(q.count == B * T * C && k.count == B * T * C && v.count == B * T * C,
@@ -39,6 +41,7 @@ extension Tensor {
     let pq = q.data, pk = k.data, pv = v.data, po = out.mutableData
     let bias = positionBias?.data
     let maskValues = keyMask ?? []
+    let blocks = AttentionBlock.split(tokens: T, causal: causal)
     withSingleThreadedGEMM { parallelFor(B * H) { range in
       let scratch = Storage(count: T * T, zeroed: false), probsBuffer = Storage(count: T * T, zeroed: false)
       do {
@@ -46,14 +49,17 @@ extension Tensor {
           let b = bh / H, h = bh % H
           let off = b * T * C + h * D
           let S = probsBuffer.pointer
-          attentionProbabilities(S, pq + off, pk + off, bias.map { $0 + h * T * T }, keyMask == nil ? nil : maskValues, b * T,
-                                 tokens: T, headSize: D, channels: C, scale: scale)
-          var P = UnsafePointer(S)
-          if let mask {
-            applyMaskSerial(scratch.pointer, S, mask.pointer + bh * T * T, scale: keep, count: T * T)
-            P = UnsafePointer(scratch.pointer)
+          for blk in blocks {
+            let (r0, n, keys) = (blk.rows.lowerBound, blk.rows.count, blk.keys)
+            attentionProbabilities(S, pq + off, pk + off, bias.map { $0 + h * T * T }, keyMask == nil ? nil : maskValues, b * T,
+                                   block: blk, causal: causal, tokens: T, headSize: D, channels: C, scale: scale)
+            var P = UnsafePointer(S)
+            if let mask {
+              applyMaskSerial(scratch.pointer, S, mask.pointer + bh * T * T, scale: keep, block: blk, tokens: T)
+              P = UnsafePointer(scratch.pointer)
+            }
+            gemm(.no, .no, m: n, n: D, k: keys, P + r0 * T, lda: T, pv + off, ldb: C, po + off + r0 * C, ldc: C)
           }
-          gemm(.no, .no, m: T, n: D, k: T, P, lda: T, pv + off, ldb: C, po + off, ldc: C)
         }
       }
     } }
@@ -70,23 +76,28 @@ extension Tensor {
           for bh in range {
             let b = bh / H, h = bh % H
             let off = b * T * C + h * D
-            attentionProbabilities(probsBuffer.pointer, pq + off, pk + off, bias.map { $0 + h * T * T }, keyMask == nil ? nil : maskValues,
-                                   b * T, tokens: T, headSize: D, channels: C, scale: scale)
-            let P = UnsafePointer(probsBuffer.pointer)
-            var Pdrop = P
-            if let mask {
-              applyMaskSerial(Pd.pointer, P, mask.pointer + bh * T * T, scale: keep, count: T * T)
-              Pdrop = UnsafePointer(Pd.pointer)
+            for blk in blocks {
+              let (r0, n, keys) = (blk.rows.lowerBound, blk.rows.count, blk.keys)
+              attentionProbabilities(probsBuffer.pointer, pq + off, pk + off, bias.map { $0 + h * T * T }, keyMask == nil ? nil : maskValues,
+                                     b * T, block: blk, causal: causal, tokens: T, headSize: D, channels: C, scale: scale)
+              let P = UnsafePointer(probsBuffer.pointer)
+              var Pdrop = P
+              if let mask {
+                applyMaskSerial(Pd.pointer, P, mask.pointer + bh * T * T, scale: keep, block: blk, tokens: T)
+                Pdrop = UnsafePointer(Pd.pointer)
+              }
+              let dPr = dP.pointer + r0 * T, gr = pg + off + r0 * C
+              // dV += Pd^T dCtx
+              if let gv { gemm(.yes, .no, m: keys, n: D, k: n, Pdrop + r0 * T, lda: T, gr, ldb: C, beta: 1, gv + off, ldc: C) }
+              // dPd = dCtx V^T, then through dropout and softmax: dS = P * (dP - rowsum(dP * P))
+              gemm(.no, .yes, m: n, n: keys, k: D, gr, lda: C, pv + off, ldb: C, dPr, ldc: T)
+              if let mask { applyMaskSerial(dP.pointer, dP.pointer, mask.pointer + bh * T * T, scale: keep, block: blk, tokens: T) }
+              softmaxBackwardInPlace(dPr, P + r0 * T, rows: n, cols: keys, stride: T)
+              if let gq { gemm(.no, .no, m: n, n: D, k: keys, alpha: scale, dPr, lda: T, pk + off, ldb: C, beta: 1, gq + off + r0 * C, ldc: C) }
+              if let gk { gemm(.yes, .no, m: keys, n: D, k: n, alpha: scale, dPr, lda: T, pq + off + r0 * C, ldb: C, beta: 1, gk + off, ldc: C) }
             }
-            // dV += Pd^T dCtx
-            if let gv { gemm(.yes, .no, m: T, n: D, k: T, Pdrop, lda: T, pg + off, ldb: C, beta: 1, gv + off, ldc: C) }
-            // dPd = dCtx V^T, then through dropout and softmax: dS = P * (dP - rowsum(dP * P))
-            gemm(.no, .yes, m: T, n: T, k: D, pg + off, lda: C, pv + off, ldb: C, dP.pointer, ldc: T)
-            if let mask { applyMaskSerial(dP.pointer, dP.pointer, mask.pointer + bh * T * T, scale: keep, count: T * T) }
-            softmaxBackwardInPlace(dP.pointer, P, rows: T, cols: T)
+            // entries right of a block's keys stay 0 (never written)
             if let dScores { (dScores.pointer + bh * T * T).update(from: dP.pointer, count: T * T) }
-            if let gq { gemm(.no, .no, m: T, n: D, k: T, alpha: scale, dP.pointer, lda: T, pk + off, ldb: C, beta: 1, gq + off, ldc: C) }
-            if let gk { gemm(.yes, .no, m: T, n: D, k: T, alpha: scale, dP.pointer, lda: T, pq + off, ldb: C, beta: 1, gk + off, ldc: C) }
           }
         }
       } }
@@ -100,27 +111,38 @@ extension Tensor {
 
 // MARK: serial row kernels used inside a (batch, head) work item
 
-/// P[T, T] = softmax(scale * q k^T + bias + keyMask) for one (batch, head); q and k are [T, C] views at
-/// the head's offset.
+/// Rows of one (batch, head) computed together, against keys 0..<keys.
+struct AttentionBlock {
+  let rows: Range<Int>, keys: Int
+  static let causalRows = 64
+
+  /// One block of every row and key, or (causal) blocks of 64 rows, each against the keys up to its last row.
+  static func split(tokens T: Int, causal: Bool) -> [AttentionBlock] {
+    guard causal else { return [AttentionBlock(rows: 0..<T, keys: T)] }
+    return stride(from: 0, to: T, by: causalRows).map { r0 in
+      let r1 = Swift.min(r0 + causalRows, T)
+      return AttentionBlock(rows: r0..<r1, keys: r1)
+    }
+  }
+}
+
+/// P[rows, 0..<keys] (row stride T) = softmax(scale * q k^T + bias + keyMask) for one (batch, head); q and
+/// k are [T, C] views at the head's offset. Causal: row i's softmax covers keys 0...i, the rest is 0.
 @inline(__always)
 func attentionProbabilities(
   _ P: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-  _ keyMask: [Float]?, _ maskBase: Int, tokens T: Int, headSize D: Int, channels C: Int, scale: Float
+  _ keyMask: [Float]?, _ maskBase: Int, block: AttentionBlock, causal: Bool, tokens T: Int, headSize D: Int, channels C: Int,
+  scale: Float
 ) {
-  gemm(.no, .yes, m: T, n: T, k: D, alpha: scale, q, lda: C, k, ldb: C, P, ldc: T)
-  addBiasAndMask(P, bias, keyMask, maskBase, T)
-  softmaxRowsSerial(P, rows: T, cols: T)
-}
-
-/// S[T, T] += bias[T, T] (if any) + keyMask[base + j] broadcast over rows (if any).
-@inline(__always)
-func addBiasAndMask(_ S: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, _ keyMask: [Float]?, _ base: Int, _ T: Int) {
-  if let bias { for i in 0..<T * T { S[i] += bias[i] } }
-  if let keyMask {
-    keyMask.withUnsafeBufferPointer { m in
-      let mp = m.baseAddress! + base
-      for i in 0..<T { let row = S + i * T; for j in 0..<T { row[j] += mp[j] } }
-    }
+  let (r0, n, keys) = (block.rows.lowerBound, block.rows.count, block.keys)
+  let S = P + r0 * T
+  gemm(.no, .yes, m: n, n: keys, k: D, alpha: scale, q + r0 * C, lda: C, k, ldb: C, S, ldc: T)
+  for i in block.rows {
+    let row = P + i * T, width = causal ? i + 1 : keys
+    if let bias { let br = bias + i * T; for j in 0..<width { row[j] += br[j] } }
+    if let keyMask { keyMask.withUnsafeBufferPointer { m in let mp = m.baseAddress! + maskBase; for j in 0..<width { row[j] += mp[j] } } }
+    softmaxRowsSerial(row, rows: 1, cols: width)
+    for j in width..<keys { row[j] = 0 }
   }
 }
 
@@ -143,11 +165,11 @@ func softmaxRowsSerial(_ x: UnsafeMutablePointer<Float>, rows: Int, cols d: Int)
   }
 }
 
-/// g[T, T] <- P * (g - rowsum(g * P))
+/// g[rows, cols] <- P * (g - rowsum(g * P)), rows `stride` apart.
 @inline(__always)
-func softmaxBackwardInPlace(_ g: UnsafeMutablePointer<Float>, _ P: UnsafePointer<Float>, rows: Int, cols d: Int) {
+func softmaxBackwardInPlace(_ g: UnsafeMutablePointer<Float>, _ P: UnsafePointer<Float>, rows: Int, cols d: Int, stride: Int) {
   for row in 0..<rows {
-    let gr = g + row * d, pr = P + row * d
+    let gr = g + row * stride, pr = P + row * stride
     var dv = V16(), dot: Float = 0, j = 0
     while j + 16 <= d { dv += load16(gr, j) * load16(pr, j); j += 16 }
     while j < d { dot += gr[j] * pr[j]; j += 1 }
@@ -158,7 +180,9 @@ func softmaxBackwardInPlace(_ g: UnsafeMutablePointer<Float>, _ P: UnsafePointer
   }
 }
 
+/// y = x * mask * scale over one block's rows and keys (row stride T).
 @inline(__always)
-func applyMaskSerial(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ mask: UnsafePointer<UInt8>, scale: Float, count n: Int) {
-  for i in 0..<n { y[i] = mask[i] != 0 ? x[i] * scale : 0 }
+func applyMaskSerial(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ mask: UnsafePointer<UInt8>, scale: Float,
+                     block: AttentionBlock, tokens T: Int) {
+  for r in block.rows { for i in (r * T)..<(r * T + block.keys) { y[i] = mask[i] != 0 ? x[i] * scale : 0 } }
 }

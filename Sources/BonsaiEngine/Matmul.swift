@@ -31,11 +31,8 @@ extension Tensor {
       let pb = b.data
       for r in 0..<rows { (y + r * outF).update(from: pb, count: outF) }
     }
-    if rows <= 8 && !GradMode.isEnabled {
-      // decoding one token per sequence: stream W once, a few dot products per row (GEMM libraries pack W first)
-      if b == nil { y.update(repeating: 0, count: rows * outF) }
-      smallLinear(y, data, w.data, rows: rows, outFeatures: outF, inFeatures: inF)
-      return out
+    if rows <= SmallLinear.maxRows && !GradMode.isEnabled {
+      return Tensor.linearProducts(self, [(w, b)])[0]
     }
     gemm(.no, .yes, m: rows, n: outF, k: inF, data, lda: inF, w.data, ldb: inF, beta: b == nil ? 0 : 1, y, ldc: outF)
     let inputs = b.map { [self, w, $0] } ?? [self, w]
@@ -108,51 +105,6 @@ extension Tensor {
           gemm(.yes, .no, m: k, n: n, k: m, self.data + i * m * k, lda: k, gi, ldb: n, beta: 1,
                gb.mutableData + (shared ? 0 : i * k * n), ldc: n)
         }
-      }
-    }
-  }
-}
-
-/// y[M, O] += x[M, I] W[O, I]^T for a few rows M (at most 8): each row of W is read once and dotted with
-/// every x row (SIMD16, two accumulators per pair of rows), rows of W split over threads.
-func smallLinear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, rows m: Int, outFeatures n: Int,
-                 inFeatures k: Int) {
-  parallelFor(n, grain: 32) { range in
-    if m == 1 {  // one sequence: four independent accumulators over the row
-      for o in range {
-        let wr = w + o * k
-        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16(), j = 0
-        while j + 64 <= k {
-          a0 += load16(wr, j) * load16(x, j); a1 += load16(wr, j + 16) * load16(x, j + 16)
-          a2 += load16(wr, j + 32) * load16(x, j + 32); a3 += load16(wr, j + 48) * load16(x, j + 48)
-          j += 64
-        }
-        while j + 16 <= k { a0 += load16(wr, j) * load16(x, j); j += 16 }
-        var s = hsum((a0 + a1) + (a2 + a3))
-        while j < k { s += wr[j] * x[j]; j += 1 }
-        y[o] += s
-      }
-      return
-    }
-    for o in range {
-      let wr = w + o * k
-      var r = 0
-      while r < m {
-        let x0 = x + r * k, x1 = x + Swift.min(r + 1, m - 1) * k
-        var a0 = V16(), a1 = V16(), b0 = V16(), b1 = V16()
-        var j = 0
-        while j + 32 <= k {
-          let w0 = load16(wr, j), w1 = load16(wr, j + 16)
-          a0 += w0 * load16(x0, j); a1 += w1 * load16(x0, j + 16)
-          b0 += w0 * load16(x1, j); b1 += w1 * load16(x1, j + 16)
-          j += 32
-        }
-        while j + 16 <= k { let w0 = load16(wr, j); a0 += w0 * load16(x0, j); b0 += w0 * load16(x1, j); j += 16 }
-        var s0 = hsum(a0 + a1), s1 = hsum(b0 + b1)
-        while j < k { s0 += wr[j] * x0[j]; s1 += wr[j] * x1[j]; j += 1 }
-        y[r * n + o] += s0
-        if r + 1 < m { y[(r + 1) * n + o] += s1 }
-        r += 2
       }
     }
   }

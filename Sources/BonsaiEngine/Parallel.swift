@@ -3,6 +3,7 @@
 // Dispatch threads cost ~10% of a training step). Chunking depends only on the thread count, so
 // results (including reductions) are deterministic for a given seed and thread count.
 import Foundation
+import Synchronization
 #if canImport(COMP)
 import COMP
 #endif
@@ -93,5 +94,27 @@ public func parallelFor(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) 
   let chunks = min(threads, n)
   withoutActuallyEscaping(body) { body in
     runParallel(ParallelJob(n: n, chunks: chunks, body: body))
+  }
+}
+
+/// Hands out chunk indices one at a time to whichever thread asks first.
+final class ChunkCounter: @unchecked Sendable {
+  let next = Atomic<Int>(0)
+  func take() -> Int { next.wrappingAdd(1, ordering: .relaxed).oldValue }
+}
+
+/// Runs `body(chunk)` for every chunk in `0..<n`, each taken by the first free thread: for memory-bound
+/// work, where two threads sharing the memory bus finish equal halves at unequal times. Which thread runs
+/// a chunk varies; what a chunk computes must not depend on it.
+public func parallelChunks(_ n: Int, _ body: (Int) -> Void) {
+  let threads = Engine.threads
+  if threads == 1 || n < 2 || inParallelRegion { for c in 0..<n { body(c) }; return }
+  let counter = ChunkCounter()
+  parallelFor(threads) { _ in
+    while true {
+      let c = counter.take()
+      if c >= n { break }
+      body(c)
+    }
   }
 }

@@ -21,16 +21,16 @@ public final class LlamaAttention: Module {
     _heads = c.numAttentionHeads; _kvHeads = c.numKeyValueHeads; _headDim = c.headDim
   }
 
-  /// h [B*T, C] -> [B*T, C], rows rotated by `rotary` [B*T], `causal` the [H, T, T] mask, `keyMask` B*T
-  /// additive values; `store` sees the rotated keys and the values [B*T, K*D] (a KV cache's prefill).
-  func callAsFunction(_ h: Tensor, batch: Int, tokens: Int, rotary: RotaryTable, causal: Tensor, keyMask: [Float]?,
+  /// h [B*T, C] -> [B*T, C] under a causal mask, rows rotated by `rotary` [B*T], `keyMask` B*T additive
+  /// values; `store` sees the rotated keys and the values [B*T, K*D] (a KV cache's prefill).
+  func callAsFunction(_ h: Tensor, batch: Int, tokens: Int, rotary: RotaryTable, keyMask: [Float]?,
                       store: ((Tensor, Tensor) -> Void)? = nil) -> Tensor {
     let q = q_proj(h).rotary(rotary, heads: _heads)
     var k = k_proj(h).rotary(rotary, heads: _kvHeads), v = v_proj(h)
     store?(k, v)
     if _kvHeads < _heads { k = repeatHeads(k); v = repeatHeads(v) }
     let shape = AttentionShape(batch: batch, tokens: tokens, heads: _heads, headSize: _headDim)
-    let context = Tensor.attention(query: q, key: k, value: v, shape: shape, keyMask: keyMask, positionBias: causal)
+    let context = Tensor.attention(query: q, key: k, value: v, shape: shape, keyMask: keyMask, causal: true)
     return o_proj(context.reshaped(to: [batch * tokens, _heads * _headDim]))
   }
 
@@ -110,13 +110,12 @@ public final class LlamaForCausalLM: Module {
   func hiddenStates(_ x: TokenBatch, positions: [Int], store: ((Int, Tensor, Tensor) -> Void)? = nil) -> [Tensor] {
     let (B, T) = (x.batch, x.tokens), c = _config
     precondition(positions.count == B * T, "LlamaForCausalLM: \(positions.count) positions for \(B) x \(T) tokens")
-    let causal = LlamaForCausalLM.causalMask(tokens: T, heads: c.numAttentionHeads)
     let keyMask = x.attentionMask.contains(0) ? x.additiveMask : nil
     let rotary = _frequencies.table(positions)
     var h = model.embed_tokens(x.ids)
     var hidden = [h]
     for (l, layer) in model.layers.enumerated() {
-      h = h + layer.self_attn(layer.input_layernorm(h), batch: B, tokens: T, rotary: rotary, causal: causal, keyMask: keyMask,
+      h = h + layer.self_attn(layer.input_layernorm(h), batch: B, tokens: T, rotary: rotary, keyMask: keyMask,
                               store: store.map { s in { s(l, $0, $1) } })
       h = h + layer.mlp(layer.post_attention_layernorm(h))
       hidden.append(h)
@@ -130,14 +129,6 @@ public final class LlamaForCausalLM: Module {
 
   /// Logits [B*T, V].
   public func callAsFunction(_ x: TokenBatch, positions: [Int]? = nil) -> Tensor { forward(x, positions: positions).logits }
-
-  /// [H, T, T]: 0 where key <= query, a large negative number above the diagonal. (Finite, so that a
-  /// row whose keys are all padding still has a defined softmax.)
-  static func causalMask(tokens t: Int, heads: Int) -> Tensor {
-    var m = [Float](repeating: 0, count: t * t)
-    for i in 0..<t { for j in (i + 1)..<max(t, i + 1) { m[i * t + j] = -1e9 } }
-    return Tensor((0..<heads).flatMap { _ in m }, shape: [heads, t, t])
-  }
 
   /// Mean cross-entropy of every next token (transformers' `labels=ids` loss): position t predicts id t+1
   /// where both are real tokens; padding and each row's last position are not scored.

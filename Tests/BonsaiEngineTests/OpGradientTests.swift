@@ -115,6 +115,41 @@ final class OpGradientTests: XCTestCase {
     assertClose(fused, ref.scalars, shape: [2, 5, 8], atol: 1e-5)
   }
 
+  func testCausalAttentionEqualsAnExplicitMask() {
+    // T = 150: blocks of 64, 64 and 22 rows; left padding on the second row; with bias and dropout
+    let (B, T, H, D) = (2, 150, 2, 8)
+    let s = AttentionShape(batch: B, tokens: T, heads: H, headSize: D)
+    let q = tensor([B, T, H * D], seed: 40), k = tensor([B, T, H * D], seed: 41), v = tensor([B, T, H * D], seed: 42)
+    let bias = tensor([H, T, T], seed: 43, scale: 0.5)
+    var keyMask = [Float](repeating: 0, count: B * T)
+    for t in 0..<7 { keyMask[T + t] = -1e9 }
+    var upper = [Float](repeating: 0, count: H * T * T)
+    for h in 0..<H { for i in 0..<T { for j in (i + 1)..<max(T, i + 1) { upper[(h * T + i) * T + j] = -1e9 } } }
+    let explicitMask = Tensor(upper, shape: [H, T, T])
+    for dropout: Float in [0, 0.2] {
+      func run(_ causal: Bool) -> [[Float]] {
+        for x in [q, k, v, bias] { x.grad = nil }
+        let b = causal ? bias : bias + explicitMask
+        let out = Tensor.attention(query: q, key: k, value: v, shape: s, keyMask: keyMask, positionBias: b, causal: causal,
+                                   dropout: dropout, rng: dropout > 0 ? RandomSource(seed: 9) : nil)
+        // rows 0..<7 of the second sequence are padding queries (every key they may see is masked): not compared
+        let padding = (T..<(T + 7)).flatMap { r in (r * H * D)..<((r + 1) * H * D) }
+        let w = tensor(out.shape, seed: 44, grad: false)
+        for i in padding { w.mutableData[i] = 0 }
+        (out * w).sum().backward()
+        return [(out * w).scalars] + [q, k, v, bias].map { $0.grad!.scalars }
+      }
+      let (fast, reference) = (run(true), run(false))
+      for (name, (a, b)) in zip(["output", "dq", "dk", "dv", "dbias"], zip(fast, reference)) {
+        let worst = zip(a, b).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 2e-5, "causal attention \(name), dropout \(dropout)")
+      }
+    }
+    let small = AttentionShape(batch: 1, tokens: 5, heads: 2, headSize: 4)
+    let q5 = tensor([1, 5, 8], seed: 45), k5 = tensor([1, 5, 8], seed: 46), v5 = tensor([1, 5, 8], seed: 47)
+    assertGradientsMatch([q5, k5, v5]) { Tensor.attention(query: q5, key: k5, value: v5, shape: small, keyMask: nil, causal: true) }
+  }
+
   func testLosses() {
     let logits = tensor([4, 3], seed: 26, scale: 2)
     assertGradientsMatch([logits]) { Tensor.crossEntropy(logits: logits, labels: [0, 2, -100, 1]).reshaped(to: [1]) }
