@@ -13,6 +13,8 @@ and the data sets (scripts/test.sh fetches them):
 --tiny:      Tests/BonsaiModelsTests/Fixtures/tiny-{llama,qwen2}/: small random checkpoints that transformers writes
              (Qwen2 with q/k/v biases; Llama with GQA, an untied head and Llama-3 rope scaling) with a small
              byte-level BPE tokenizer trained here, and tiny-decoders-golden.json (their logits and ids).
+--tiny-gguf: Tests/BonsaiModelsTests/Fixtures/tiny-llama3.gguf: the tiny Llama folder written as llama.cpp's converter
+             writes Llama 3 (q/k rows permuted, F32, Llama-3 rope scaling as the rope_freqs.weight divisors), no tokenizer.
 """
 import json, os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -200,8 +202,52 @@ def tiny_golden():
         json.dump(golden, f)
     print("wrote tiny decoders")
 
+def tiny_gguf():
+    """The conversion follows convert_hf_to_gguf.py's LlamaModel (permute, generate_extra_tensors)."""
+    import math, numpy as np, gguf
+    from safetensors.numpy import load_file
+    folder = os.path.join(OUT, "tiny-llama")
+    c = json.load(open(os.path.join(folder, "config.json")))
+    w = load_file(os.path.join(folder, "model.safetensors"))
+    heads, kv, d = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
+    def permute(x, n):
+        return x.reshape(n, 2, x.shape[0] // n // 2, *x.shape[1:]).swapaxes(1, 2).reshape(x.shape)
+    rope = c["rope_parameters"]
+    writer = gguf.GGUFWriter(os.path.join(OUT, "tiny-llama3.gguf"), "llama")
+    writer.add_block_count(c["num_hidden_layers"]); writer.add_context_length(c["max_position_embeddings"])
+    writer.add_embedding_length(c["hidden_size"]); writer.add_feed_forward_length(c["intermediate_size"])
+    writer.add_head_count(heads); writer.add_head_count_kv(kv); writer.add_key_length(d); writer.add_value_length(d)
+    writer.add_rope_dimension_count(d); writer.add_rope_freq_base(rope["rope_theta"])
+    writer.add_layer_norm_rms_eps(c["rms_norm_eps"]); writer.add_vocab_size(c["vocab_size"])
+    names = {"input_layernorm.weight": "attn_norm", "post_attention_layernorm.weight": "ffn_norm", "self_attn.q_proj.weight": "attn_q",
+             "self_attn.k_proj.weight": "attn_k", "self_attn.v_proj.weight": "attn_v", "self_attn.o_proj.weight": "attn_output",
+             "mlp.gate_proj.weight": "ffn_gate", "mlp.up_proj.weight": "ffn_up", "mlp.down_proj.weight": "ffn_down"}
+    base, freqs = rope["rope_theta"], None
+    freqs = 1.0 / (base ** (np.arange(0, d, 2, dtype=np.float32) / d))
+    factor, low, high, old = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"], rope["original_max_position_embeddings"]
+    factors = []
+    for f in freqs:
+        wavelen = 2 * math.pi / f
+        if wavelen < old / high: factors.append(1)
+        elif wavelen > old / low: factors.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    writer.add_tensor("rope_freqs.weight", np.array(factors, dtype=np.float32))
+    writer.add_tensor("token_embd.weight", w["model.embed_tokens.weight"])
+    for l in range(c["num_hidden_layers"]):
+        for key, name in names.items():
+            x = w[f"model.layers.{l}.{key}"]
+            if name == "attn_q": x = permute(x, heads)
+            if name == "attn_k": x = permute(x, kv)
+            writer.add_tensor(f"blk.{l}.{name}.weight", np.ascontiguousarray(x))
+    writer.add_tensor("output_norm.weight", w["model.norm.weight"]); writer.add_tensor("output.weight", w["lm_head.weight"])
+    writer.write_header_to_file(); writer.write_kv_data_to_file(); writer.write_tensors_to_file(); writer.close()
+    print("wrote tiny-llama3.gguf, rope_freqs", factors)
+
 if __name__ == "__main__":
-    args = sys.argv[1:] or ["--tokenizer", "--model", "--tiny"]
+    args = sys.argv[1:] or ["--tokenizer", "--model", "--tiny", "--tiny-gguf"]
     if "--tokenizer" in args: tokenizer_golden()
     if "--model" in args: model_golden()
     if "--tiny" in args: tiny_golden()
+    if "--tiny-gguf" in args: tiny_gguf()

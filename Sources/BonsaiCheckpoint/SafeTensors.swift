@@ -12,60 +12,113 @@ public struct TensorInfo: Equatable, Sendable {
   public let end: Int
 }
 
-/// A memory-mapped safetensors file. Tensors are read (and converted to fp32) on demand.
+/// A memory-mapped safetensors file, or the shards of one checkpoint listed by a
+/// `model.safetensors.index.json` (`weight_map`: key -> file), read as one. Tensors are read (and
+/// converted to fp32) on demand.
 public final class SafeTensorsFile: @unchecked Sendable {
+  /// The file, or the index of a sharded checkpoint.
   public let path: String
   public let tensors: [String: TensorInfo]
   public let metadata: [String: String]
-  private let mapping: MappedFile
-  private var base: UnsafeRawPointer { mapping.base }
-  private var length: Int { mapping.length }
-  private let dataStart: Int
+  private let shards: [Shard]
+  /// Key -> index in `shards` (for sharded checkpoints).
+  private let shardOf: [String: Int]
 
-  public init(path: String) throws {
-    self.path = path
-    mapping = try MappedFile(path: path, minimumLength: 8) {
+  /// One mapped file: its header parsed and validated, offsets relative to `dataStart`.
+  struct Shard {
+    let path: String, mapping: MappedFile, dataStart: Int
+    let tensors: [String: TensorInfo], metadata: [String: String]
+  }
+
+  public convenience init(path: String) throws {
+    let shard = try SafeTensorsFile.parse(path)
+    self.init(path: path, shards: [shard], tensors: shard.tensors, metadata: shard.metadata, shardOf: [:])
+  }
+
+  private init(path: String, shards: [Shard], tensors: [String: TensorInfo], metadata: [String: String], shardOf: [String: Int]) {
+    self.path = path; self.shards = shards; self.tensors = tensors; self.metadata = metadata; self.shardOf = shardOf
+  }
+
+  /// The weights in a Hugging Face folder: `NAME.safetensors`, or else the shards that
+  /// `NAME.safetensors.index.json` lists (as transformers writes checkpoints over its shard size).
+  public convenience init(folder: URL, name: String = "model") throws {
+    let single = folder.appendingPathComponent(name + ".safetensors").path
+    let indexPath = folder.appendingPathComponent(name + ".safetensors.index.json").path
+    guard !FileManager.default.fileExists(atPath: single), FileManager.default.fileExists(atPath: indexPath) else {
+      try self.init(path: single); return
+    }
+    guard let data = FileManager.default.contents(atPath: indexPath),
+          let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+          let map = obj["weight_map"] as? [String: String] else {
+      throw CheckpointError.corrupt(path: indexPath, reason: "not a JSON object with a \"weight_map\" of tensor names to file names")
+    }
+    let files = Array(Set(map.values)).sorted()
+    var shards: [Shard] = [], tensors: [String: TensorInfo] = [:], shardOf: [String: Int] = [:]
+    for (i, file) in files.enumerated() {
+      guard !file.contains("/") else { throw CheckpointError.corrupt(path: indexPath, reason: "shard '\(file)' is not a file name in the folder") }
+      let shard = try SafeTensorsFile.parse(folder.appendingPathComponent(file).path)
+      for (key, info) in shard.tensors {
+        guard map[key] == file else {
+          throw CheckpointError.corrupt(path: indexPath, reason: "tensor '\(key)' is in \(file) but the weight_map puts it in \(map[key] ?? "no file")")
+        }
+        tensors[key] = info; shardOf[key] = i
+      }
+      shards.append(shard)
+    }
+    if let missing = map.keys.sorted().first(where: { tensors[$0] == nil }) {
+      throw CheckpointError.missingKey(path: folder.appendingPathComponent(map[missing]!).path, key: missing)
+    }
+    self.init(path: indexPath, shards: shards, tensors: tensors, metadata: shards.first?.metadata ?? [:], shardOf: shardOf)
+  }
+
+  /// Maps and validates one file's header.
+  static func parse(_ path: String) throws -> Shard {
+    let mapping = try MappedFile(path: path, minimumLength: 8) {
       CheckpointError.corrupt(path: path, reason: "file is \($0) bytes, shorter than the 8-byte header length")
     }
     let base = mapping.base, length = mapping.length
-    do {
-      let headerLength = Int(clamping: base.loadUnaligned(as: UInt64.self).littleEndian)
-      guard headerLength <= 100_000_000, 8 + headerLength <= length else {
-        throw CheckpointError.corrupt(path: path, reason: "header length \(headerLength) exceeds the file size \(length)")
-      }
-      dataStart = 8 + headerLength
-      let header = Data(bytes: base + 8, count: headerLength)
-      guard let obj = (try? JSONSerialization.jsonObject(with: header)) as? [String: Any] else {
-        throw CheckpointError.corrupt(path: path, reason: "header is not a JSON object")
-      }
-      var infos: [String: TensorInfo] = [:]
-      var meta: [String: String] = [:]
-      for (key, value) in obj {
-        if key == "__metadata__" { meta = value as? [String: String] ?? [:]; continue }
-        guard let d = value as? [String: Any], let dtype = d["dtype"] as? String, let shape = d["shape"] as? [Int],
-              let offs = d["data_offsets"] as? [Int], offs.count == 2 else {
-          throw CheckpointError.badTensor(path: path, key: key, reason: "entry needs dtype, shape and two data_offsets")
-        }
-        guard let size = Self.elementSize(dtype) else { throw CheckpointError.badTensor(path: path, key: key, reason: "unsupported dtype \(dtype)") }
-        guard shape.allSatisfy({ $0 >= 0 }), offs[0] >= 0, offs[1] >= offs[0] else {
-          throw CheckpointError.badTensor(path: path, key: key, reason: "negative shape or offsets \(shape) \(offs)")
-        }
-        let bytes = shape.reduce(1, *) * size
-        guard offs[1] - offs[0] == bytes else {
-          throw CheckpointError.badTensor(path: path, key: key, reason: "\(offs[1] - offs[0]) bytes for \(dtype) \(shape), which needs \(bytes)")
-        }
-        guard dataStart + offs[1] <= length else {
-          throw CheckpointError.corrupt(path: path, reason: "tensor '\(key)' ends at byte \(dataStart + offs[1]), past the end of the file (\(length) bytes): truncated?")
-        }
-        infos[key] = TensorInfo(dtype: dtype, shape: shape, begin: offs[0], end: offs[1])
-      }
-      let sorted = infos.sorted { $0.value.begin < $1.value.begin }
-      for (a, b) in zip(sorted, sorted.dropFirst()) where b.value.begin < a.value.end {
-        throw CheckpointError.corrupt(path: path, reason: "tensors '\(a.key)' and '\(b.key)' overlap")
-      }
-      tensors = infos
-      metadata = meta
+    let headerLength = Int(clamping: base.loadUnaligned(as: UInt64.self).littleEndian)
+    guard headerLength <= 100_000_000, 8 + headerLength <= length else {
+      throw CheckpointError.corrupt(path: path, reason: "header length \(headerLength) exceeds the file size \(length)")
     }
+    let dataStart = 8 + headerLength
+    let header = Data(bytes: base + 8, count: headerLength)
+    guard let obj = (try? JSONSerialization.jsonObject(with: header)) as? [String: Any] else {
+      throw CheckpointError.corrupt(path: path, reason: "header is not a JSON object")
+    }
+    var infos: [String: TensorInfo] = [:]
+    var meta: [String: String] = [:]
+    for (key, value) in obj {
+      if key == "__metadata__" { meta = value as? [String: String] ?? [:]; continue }
+      guard let d = value as? [String: Any], let dtype = d["dtype"] as? String, let shape = d["shape"] as? [Int],
+            let offs = d["data_offsets"] as? [Int], offs.count == 2 else {
+        throw CheckpointError.badTensor(path: path, key: key, reason: "entry needs dtype, shape and two data_offsets")
+      }
+      guard let size = Self.elementSize(dtype) else { throw CheckpointError.badTensor(path: path, key: key, reason: "unsupported dtype \(dtype)") }
+      guard shape.allSatisfy({ $0 >= 0 }), offs[0] >= 0, offs[1] >= offs[0] else {
+        throw CheckpointError.badTensor(path: path, key: key, reason: "negative shape or offsets \(shape) \(offs)")
+      }
+      let bytes = shape.reduce(1, *) * size
+      guard offs[1] - offs[0] == bytes else {
+        throw CheckpointError.badTensor(path: path, key: key, reason: "\(offs[1] - offs[0]) bytes for \(dtype) \(shape), which needs \(bytes)")
+      }
+      guard dataStart + offs[1] <= length else {
+        throw CheckpointError.corrupt(path: path, reason: "tensor '\(key)' ends at byte \(dataStart + offs[1]), past the end of the file (\(length) bytes): truncated?")
+      }
+      infos[key] = TensorInfo(dtype: dtype, shape: shape, begin: offs[0], end: offs[1])
+    }
+    let sorted = infos.sorted { $0.value.begin < $1.value.begin }
+    for (a, b) in zip(sorted, sorted.dropFirst()) where b.value.begin < a.value.end {
+      throw CheckpointError.corrupt(path: path, reason: "tensors '\(a.key)' and '\(b.key)' overlap")
+    }
+    return Shard(path: path, mapping: mapping, dataStart: dataStart, tensors: infos, metadata: meta)
+  }
+
+  /// The file holding `key`, its entry, and where its bytes start.
+  private func locate(_ key: String) throws -> (path: String, info: TensorInfo, start: UnsafeRawPointer) {
+    guard let info = tensors[key] else { throw CheckpointError.missingKey(path: path, key: key) }
+    let shard = shards[shardOf[key] ?? 0]
+    return (shard.path, info, shard.mapping.base + shard.dataStart + info.begin)
   }
 
   static func elementSize(_ dtype: String) -> Int? {
@@ -80,11 +133,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
   /// A 1-D int32 tensor (sparse indices) as an array.
   public func int32s(_ key: String) throws -> [Int32] {
-    guard let info = tensors[key] else { throw CheckpointError.missingKey(path: path, key: key) }
+    let (path, info, src) = try locate(key)
     guard info.dtype == "I32" else { throw CheckpointError.badTensor(path: path, key: key, reason: "dtype \(info.dtype), expected I32") }
     let n = (info.end - info.begin) / 4
     return [Int32](unsafeUninitializedCapacity: n) { buf, count in
-      memcpy(buf.baseAddress!, base.advanced(by: dataStart + info.begin), 4 * n); count = n
+      memcpy(buf.baseAddress!, src, 4 * n); count = n
     }
   }
 
@@ -101,13 +154,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
   /// Reads tensor `key` straight into `t` (same shape), widening F16/BF16 to fp32.
   public func read(_ key: String, into t: Tensor) throws {
-    guard let info = tensors[key] else { throw CheckpointError.missingKey(path: path, key: key) }
+    let (path, info, src) = try locate(key)
     guard info.shape == t.shape else { throw CheckpointError.shapeMismatch(path: path, key: key, expected: t.shape, actual: info.shape) }
     guard ["F32", "F16", "BF16"].contains(info.dtype) else {
       throw CheckpointError.badTensor(path: path, key: key, reason: "dtype \(info.dtype) cannot be read as floating point (F32, F16, BF16)")
     }
     let n = info.shape.reduce(1, *)
-    let src = base + dataStart + info.begin, dst = t.mutableData
+    let dst = t.mutableData
     let width = info.dtype == "F32" ? 4 : 2
     // Copy in 8 MiB pieces and drop each piece's file pages from this process's resident set right
     // after: peak RSS at load is then the parameters plus 8 MiB, not parameters plus the file.
@@ -124,8 +177,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
       default: // F16
         for i in start..<end { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)) }
       }
-      let lo = (dataStart + info.begin + width * start) / page * page, hi = dataStart + info.begin + width * end
-      if hi > lo { madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, MADV_DONTNEED) }
+      let lo = Int(bitPattern: src + width * start) / page * page, hi = Int(bitPattern: src + width * end)
+      if hi > lo { madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED) }
       start = end
     }
   }

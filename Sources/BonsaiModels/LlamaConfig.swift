@@ -1,6 +1,7 @@
 // The configuration of a LLaMA-family decoder (transformers' LlamaConfig, Qwen2Config), from a
 // config.json or from GGUF metadata ({arch}.block_count, ...), and back to a config.json.
 import BonsaiCheckpoint
+import BonsaiEngine
 import Foundation
 
 public struct LlamaConfig: Sendable, Equatable {
@@ -91,7 +92,9 @@ public struct LlamaConfig: Sendable, Equatable {
               ropeTheta: Float(f.metadata["\(arch).rope.freq_base"]?.double ?? 10000), vocabSize: vocab,
               maxPositionEmbeddings: f.metadata["\(arch).context_length"]?.int ?? 2048, tieWordEmbeddings: f.tensorsByName["output.weight"] == nil)
     if f.tensorsByName["rope_freqs.weight"] != nil {
-      throw CheckpointError.unsupportedConfig(path: f.path, key: "rope_freqs.weight", value: "Llama-3 rope scaling stored as a tensor (not supported yet)")
+      let divisors = try f.dequantize("rope_freqs.weight").scalars
+      ropeLlama3 = try LlamaConfig.llama3Scaling(divisors: divisors, headDim: headDim, theta: ropeTheta,
+                                                 original: f.metadata["\(arch).rope.scaling.original_context_length"]?.int ?? 8192, path: f.path)
     }
     bosTokenId = f.metadata["tokenizer.ggml.bos_token_id"]?.int
     eosTokenIds = f.metadata["tokenizer.ggml.eos_token_id"]?.int.map { [$0] } ?? []
@@ -115,5 +118,37 @@ public struct LlamaConfig: Sendable, Equatable {
     if let bosTokenId { c["bos_token_id"] = bosTokenId }
     if !eosTokenIds.isEmpty { c["eos_token_id"] = eosTokenIds.count == 1 ? eosTokenIds[0] as Any : eosTokenIds as Any }
     return c
+  }
+}
+
+extension LlamaConfig {
+  /// llama.cpp's converter stores Llama-3 rope scaling as per-frequency divisors (`rope_freqs.weight`: angle =
+  /// position * theta^(-2i/D) / divisor[i]) without its parameters. They are recovered here: low 1 and high 4
+  /// (every Llama 3.x), the original context from metadata or 8192, the factor solved from the first divisor
+  /// that is not 1; then every divisor must match, else the file is refused. Divisors all 1: no scaling.
+  public static func llama3Scaling(divisors: [Float], headDim d: Int, theta: Float, original: Int, path: String) throws -> Llama3Scaling? {
+    func refuse(_ why: String) -> Error {
+      CheckpointError.unsupportedConfig(path: path, key: "rope_freqs.weight", value: why)
+    }
+    guard divisors.count == d / 2 else { throw refuse("\(divisors.count) values for a head size of \(d) (want \(d / 2))") }
+    let plain = RotaryFrequencies(headSize: d, theta: theta).inverse
+    let (low, high, context) = (Float(1), Float(4), Float(original))
+    var factor: Float?
+    for (f, divisor) in zip(plain, divisors) where abs(divisor - 1) > 1e-6 {
+      let wavelen = 2 * Float.pi / f
+      if wavelen > context / low { factor = divisor } else {
+        let smooth = (context / wavelen - low) / (high - low)
+        factor = (1 - smooth) / (1 / divisor - smooth)
+      }
+      break
+    }
+    guard var factor else { return nil }
+    if abs(factor - factor.rounded()) < 1e-3 { factor = factor.rounded() }
+    let s = Llama3Scaling(factor: factor, low: low, high: high, original: original)
+    let scaled = RotaryFrequencies(headSize: d, theta: theta, llama3: (s.factor, s.low, s.high, s.original)).inverse
+    for i in 0..<divisors.count where abs(plain[i] / scaled[i] - divisors[i]) > 1e-4 * divisors[i] {
+      throw refuse("divisor \(i) is \(divisors[i]), Llama-3 scaling (factor \(factor), low 1, high 4, original \(original)) gives \(plain[i] / scaled[i]): another scaling Bonsai cannot read")
+    }
+    return s
   }
 }

@@ -28,7 +28,7 @@ extension LlamaForCausalLM {
   public static func load(gguf f: GGUFFile) throws -> LlamaForCausalLM {
     let c = try LlamaConfig(gguf: f)
     let model = ParameterInit.deferred { LlamaForCausalLM(config: c) }
-    var used = Set<String>()
+    var used: Set<String> = ["rope_freqs.weight"]  // read into the config
     for (key, p) in model.namedParameters() {
       guard let name = LlamaForCausalLM.ggufName(key), let t = f.tensorsByName[name] else { throw CheckpointError.missingKey(path: f.path, key: LlamaForCausalLM.ggufName(key) ?? key) }
       guard t.shape == p.shape else { throw CheckpointError.shapeMismatch(path: f.path, key: name, expected: p.shape, actual: t.shape) }
@@ -55,7 +55,7 @@ extension LlamaForCausalLM {
     } } }
   }
 
-  /// A model from a Hugging Face folder: config.json and model.safetensors.
+  /// A model from a Hugging Face folder: config.json and model.safetensors (or its shards).
   public static func load(folder: URL) throws -> LlamaForCausalLM {
     let configURL = folder.appendingPathComponent("config.json")
     guard let data = FileManager.default.contents(atPath: configURL.path),
@@ -64,7 +64,7 @@ extension LlamaForCausalLM {
     }
     let c = try LlamaConfig(json: json, path: configURL.path)
     let model = ParameterInit.deferred { LlamaForCausalLM(config: c) }
-    let file = try SafeTensorsFile(path: folder.appendingPathComponent("model.safetensors").path)
+    let file = try SafeTensorsFile(folder: folder)
     let params = model.namedParameters()
     for (key, p) in params {
       guard file.tensors[key] != nil else { throw CheckpointError.missingKey(path: file.path, key: key) }

@@ -29,7 +29,7 @@ public enum ModelFolder {
   }
 
   static func weights(_ folder: URL) throws -> SafeTensorsFile {
-    try SafeTensorsFile(path: folder.appendingPathComponent("model.safetensors").path)
+    try SafeTensorsFile(folder: folder)
   }
 
   static func tokenizer(_ folder: URL) throws -> WordPieceTokenizer {

@@ -66,7 +66,7 @@ public enum Shrink {
   /// tokenizer files, and the copied tensors (bit-equal for F32 checkpoints).
   public static func makeStudent(teacher: URL, layers: [Int], output: URL, randomInit: Bool = false, seed: UInt64 = 0) throws {
     let fm = FileManager.default
-    let file = try SafeTensorsFile(path: teacher.appendingPathComponent("model.safetensors").path)
+    let file = try SafeTensorsFile(folder: teacher)
     let n = try layerCount(file)
     try validate(layers, teacherLayers: n)
     let configURL = teacher.appendingPathComponent("config.json")

@@ -37,7 +37,7 @@ struct ShrinkCommand: ParsableCommand {
   func run() throws {
     try runReportingErrors {
       let folder = try Assets.model(teacher)
-      let file = try SafeTensorsFile(path: folder.appendingPathComponent("model.safetensors").path)
+      let file = try SafeTensorsFile(folder: folder)
       let n = try Shrink.layerCount(file)
       let chosen: [Int]
       if let layers {

@@ -1,6 +1,7 @@
 // Small random checkpoints that transformers wrote (scripts/make-golden-decoder.py --tiny), read from their
 // Hugging Face folders: Qwen2 (q/k/v biases, tied head) and Llama (grouped-query attention, untied head,
 // Llama-3 rope scaling), each with a byte-level BPE tokenizer.json; ids and logits against transformers.
+import BonsaiCheckpoint
 import BonsaiEngine
 import BonsaiModels
 import BonsaiTokenizers
@@ -52,6 +53,66 @@ final class TinyDecoderTests: XCTestCase {
       let after = withoutGrad { again(x) }.scalars
       let worst = zip(before, after).map { abs($0 - $1) }.max()!
       if dtype == "F32" { XCTAssertEqual(worst, 0, "F32 round trip is exact") } else { XCTAssertLessThan(worst, 0.05, dtype) }
+    }
+  }
+
+  func testShardedSafetensorsFolderLoadsAsOne() throws {
+    let fixture = try XCTUnwrap(Bundle.module.url(forResource: "tiny-llama", withExtension: nil, subdirectory: "Fixtures"))
+    let fm = FileManager.default
+    let tmp = fm.temporaryDirectory.appendingPathComponent("bonsai-shards-\(getpid())")
+    defer { try? fm.removeItem(at: tmp) }
+    try? fm.removeItem(at: tmp)
+    try fm.copyItem(at: fixture, to: tmp)
+    let (model, _) = try DecoderCheckpoint.load(fixture)
+    // two shards and an index, as transformers' save_pretrained writes them over its shard size
+    let whole = try SafeTensorsFile(path: tmp.appendingPathComponent("model.safetensors").path)
+    let keys = whole.keys, names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    var map: [String: String] = [:]
+    for (i, part) in [keys[..<(keys.count / 2)], keys[(keys.count / 2)...]].enumerated() {
+      try writeSafeTensors(part.map { ($0, try whole.tensor($0)) }, to: tmp.appendingPathComponent(names[i]).path)
+      for k in part { map[k] = names[i] }
+    }
+    try fm.removeItem(at: tmp.appendingPathComponent("model.safetensors"))
+    func writeIndex(_ map: [String: String]) throws {
+      try JSONSerialization.data(withJSONObject: ["metadata": ["total_size": 0], "weight_map": map])
+        .write(to: tmp.appendingPathComponent("model.safetensors.index.json"))
+    }
+    try writeIndex(map)
+    let (sharded, _) = try DecoderCheckpoint.load(tmp)
+    let x = TokenBatch(batch: 1, tokens: 6, ids: [5, 70, 120, 33, 2, 9])
+    XCTAssertEqual(withoutGrad { sharded(x) }.scalars, withoutGrad { model(x) }.scalars)
+    // an index that disagrees with the shards is refused, naming the file
+    var wrong = map
+    wrong[keys[0]] = names[1]
+    try writeIndex(wrong)
+    XCTAssertThrowsError(try DecoderCheckpoint.load(tmp)) { error in
+      XCTAssertTrue("\(error.localizedDescription)".contains("model.safetensors.index.json"), "\(error.localizedDescription)")
+      XCTAssertTrue("\(error.localizedDescription)".contains(keys[0]), "\(error.localizedDescription)")
+    }
+    try writeIndex(map.merging(["model.extra.weight": "model-00003-of-00003.safetensors"]) { a, _ in a })
+    XCTAssertThrowsError(try DecoderCheckpoint.load(tmp)) { error in
+      XCTAssertTrue("\(error.localizedDescription)".contains("model-00003-of-00003.safetensors"), "\(error.localizedDescription)")
+    }
+  }
+
+  func testLlama3RopeScalingFromAGGUFsDivisors() throws {
+    // tiny-llama written as llama.cpp's converter writes Llama 3 (rope_freqs.weight, permuted q/k rows)
+    let url = try XCTUnwrap(Bundle.module.url(forResource: "tiny-decoders-golden", withExtension: "json", subdirectory: "Fixtures"))
+    let g = try XCTUnwrap(JSONDecoder().decode([String: Golden].self, from: Data(contentsOf: url))["llama"])
+    let path = try XCTUnwrap(Bundle.module.url(forResource: "tiny-llama3", withExtension: "gguf", subdirectory: "Fixtures")).path
+    let folder = try XCTUnwrap(Bundle.module.url(forResource: "tiny-llama", withExtension: nil, subdirectory: "Fixtures"))
+    let model = try LlamaForCausalLM.load(gguf: GGUFFile(path: path))
+    XCTAssertEqual(model.config.ropeLlama3, try DecoderCheckpoint.load(folder).0.config.ropeLlama3)
+    let B = g.ids.count, T = g.ids[0].count, V = model.config.vocabSize
+    let z = withoutGrad { model(TokenBatch(batch: B, tokens: T, ids: g.ids.flatMap { $0 }, attentionMask: g.mask.flatMap { $0 })) }.scalars
+    var worst = 0.0
+    for b in 0..<B { for t in 0..<T where g.mask[b][t] != 0 { for v in 0..<V { worst = max(worst, abs(Double(z[(b * T + t) * V + v]) - g.logits[b][t][v])) } } }
+    XCTAssertLessThan(worst, 1e-5, "GGUF with rope_freqs vs transformers on the folder")
+    // divisors that are not Llama-3 scaling are refused, naming the tensor
+    XCTAssertNil(try LlamaConfig.llama3Scaling(divisors: [1, 1, 1, 1], headDim: 8, theta: 10000, original: 8192, path: path))
+    XCTAssertEqual(try LlamaConfig.llama3Scaling(divisors: [1, 1, 1, 32], headDim: 8, theta: 10000, original: 4096, path: path)?.factor, 32)
+    XCTAssertThrowsError(try LlamaConfig.llama3Scaling(divisors: [1, 2, 1, 3], headDim: 8, theta: 10000, original: 8192, path: path)) { error in
+      XCTAssertTrue(error.localizedDescription.contains("rope_freqs.weight"), error.localizedDescription)
     }
   }
 }
