@@ -51,7 +51,7 @@ public final class LlamaMLP: Module {
     down_proj = Linear(c.intermediateSize, c.hiddenSize, bias: false, rng: rng)
   }
 
-  func callAsFunction(_ x: Tensor) -> Tensor { down_proj(gate_proj(x).silu() * up_proj(x)) }
+  func callAsFunction(_ x: Tensor) -> Tensor { down_proj(Tensor.swiglu(gate: gate_proj(x), up: up_proj(x))) }
 }
 
 public final class LlamaDecoderLayer: Module {

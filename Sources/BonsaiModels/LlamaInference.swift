@@ -67,7 +67,7 @@ extension LlamaForCausalLM {
         let q = qkv[0].rotary(rotary, heads: c.numAttentionHeads)
         h = h + attn.o_proj(cache.attend(layer: l, queries: q, heads: c.numAttentionHeads, headSize: c.headDim, length: cache.length + 1))
         let gateUp = products(layer.post_attention_layernorm(h), [mlp.gate_proj, mlp.up_proj])
-        h = h + mlp.down_proj(gateUp[0].silu() * gateUp[1])
+        h = h + mlp.down_proj(Tensor.swiglu(gate: gateUp[0], up: gateUp[1]))
       }
       cache.length += 1
       return head(model.norm(h))

@@ -115,6 +115,13 @@ final class OpGradientTests: XCTestCase {
     assertClose(fused, ref.scalars, shape: [2, 5, 8], atol: 1e-5)
   }
 
+  func testSwiGLU() {
+    // 37 values: two SIMD blocks and a scalar tail
+    let g = tensor([37], seed: 50, scale: 4), u = tensor([37], seed: 51)
+    assertGradientsMatch([g, u]) { Tensor.swiglu(gate: g, up: u) }
+    assertClose(Tensor.swiglu(gate: g, up: u), (g.silu() * u).scalars, shape: [37], atol: 1e-6)
+  }
+
   func testCausalAttentionEqualsAnExplicitMask() {
     // T = 150: blocks of 64, 64 and 22 rows; left padding on the second row; with bias and dropout
     let (B, T, H, D) = (2, 150, 2, 8)
