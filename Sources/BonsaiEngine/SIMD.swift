@@ -97,3 +97,21 @@ public func hmax(_ v: V16) -> Float {
 }
 
 import Foundation
+
+/// sum a[i] b[i] over n floats.
+@inlinable @inline(__always)
+public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+  var acc = V16(), i = 0
+  while i + 16 <= n { acc += load16(a, i) * load16(b, i); i += 16 }
+  var s = hsum(acc)
+  while i < n { s += a[i] * b[i]; i += 1 }
+  return s
+}
+
+/// y[i] += s x[i] over n floats.
+@inlinable @inline(__always)
+public func addScaled(_ y: UnsafeMutablePointer<Float>, _ s: Float, _ x: UnsafePointer<Float>, _ n: Int) {
+  var i = 0
+  while i + 16 <= n { store16(load16(y, i) + s * load16(x, i), y, i); i += 16 }
+  while i < n { y[i] += s * x[i]; i += 1 }
+}

@@ -51,7 +51,10 @@ public final class LlamaMLP: Module {
     down_proj = Linear(c.intermediateSize, c.hiddenSize, bias: false, rng: rng)
   }
 
-  func callAsFunction(_ x: Tensor) -> Tensor { down_proj(Tensor.swiglu(gate: gate_proj(x), up: up_proj(x))) }
+  func callAsFunction(_ x: Tensor) -> Tensor {
+    let gateUp = Linear.outputs(x, [gate_proj, up_proj])
+    return down_proj(Tensor.swiglu(gate: gateUp[0], up: gateUp[1]))
+  }
 }
 
 public final class LlamaDecoderLayer: Module {

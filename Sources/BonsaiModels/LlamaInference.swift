@@ -61,23 +61,17 @@ extension LlamaForCausalLM {
       let rotary = _frequencies.table(positions)
       var h = model.embed_tokens(tokens)
       for (l, layer) in model.layers.enumerated() {
-        let attn = layer.self_attn, mlp = layer.mlp
-        let qkv = products(layer.input_layernorm(h), [attn.q_proj, attn.k_proj, attn.v_proj])
+        let attn = layer.self_attn
+        let qkv = Linear.outputs(layer.input_layernorm(h), [attn.q_proj, attn.k_proj, attn.v_proj])
         cache.append(layer: l, keys: qkv[1].rotary(rotary, heads: c.numKeyValueHeads), values: qkv[2])
         let q = qkv[0].rotary(rotary, heads: c.numAttentionHeads)
         h = h + attn.o_proj(cache.attend(layer: l, queries: q, heads: c.numAttentionHeads, headSize: c.headDim, length: cache.length + 1))
-        let gateUp = products(layer.post_attention_layernorm(h), [mlp.gate_proj, mlp.up_proj])
-        h = h + mlp.down_proj(Tensor.swiglu(gate: gateUp[0], up: gateUp[1]))
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
       }
       cache.length += 1
       return head(model.norm(h))
     }
   }
-}
-
-/// The products of one input with several linear layers, in one parallel region.
-func products(_ x: Tensor, _ layers: [Linear]) -> [Tensor] {
-  Tensor.linearProducts(x, layers.map { ($0.weight, $0.bias) })
 }
 
 extension LlamaKVCache {
@@ -129,20 +123,4 @@ extension LlamaKVCache {
     } }
     return out
   }
-}
-
-/// sum a[i] b[i] over n floats.
-@inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-  var acc = V16(), i = 0
-  while i + 16 <= n { acc += load16(a, i) * load16(b, i); i += 16 }
-  var s = hsum(acc)
-  while i < n { s += a[i] * b[i]; i += 1 }
-  return s
-}
-
-/// y[i] += s x[i] over n floats.
-@inline(__always) func addScaled(_ y: UnsafeMutablePointer<Float>, _ s: Float, _ x: UnsafePointer<Float>, _ n: Int) {
-  var i = 0
-  while i + 16 <= n { store16(load16(y, i) + s * load16(x, i), y, i); i += 16 }
-  while i < n { y[i] += s * x[i]; i += 1 }
 }

@@ -40,8 +40,15 @@ public final class Linear: Module {
   public var adapter = AdapterSlot()
 
   /// x [..., in] -> [..., out]
-  public func callAsFunction(_ x: Tensor) -> Tensor {
-    let y = x.linear(weight: weight, bias: bias)
+  public func callAsFunction(_ x: Tensor) -> Tensor { withAdapter(x.linear(weight: weight, bias: bias), input: x) }
+
+  /// x through several layers that share it as input (q, k, v; gate, up): one parallel region when
+  /// decoding a few rows without gradient (`Tensor.linearProducts`), else one product each.
+  public static func outputs(_ x: Tensor, _ layers: [Linear]) -> [Tensor] {
+    zip(layers, Tensor.linearProducts(x, layers.map { ($0.weight, $0.bias) })).map { $0.withAdapter($1, input: x) }
+  }
+
+  func withAdapter(_ y: Tensor, input x: Tensor) -> Tensor {
     if let lora = adapter.lora { return y + lora(x) }
     return y
   }
