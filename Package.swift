@@ -5,6 +5,7 @@
 //   BonsaiEngine <- BonsaiCheckpoint (safetensors, configs)
 //   BonsaiTokenizers (no engine dependency)
 //   CBonsaiCPUCheck (start-up CPU check, C) <- BonsaiEngine, BonsaiTokenizers, BonsaiData
+//   CBonsaiQuant (kernels over GGUF's quantised blocks, C) <- BonsaiEngine
 //   BonsaiNN + BonsaiCheckpoint + BonsaiTokenizers <- BonsaiModels (BERT, MPNet) <- bonsai (CLI)
 import PackageDescription
 
@@ -33,7 +34,7 @@ let buildTargetFlags: [CSetting] = []
 let useOpenBLAS = Context.environment["BONSAI_BLAS"] == "openblas"
 let linuxOnly = TargetDependencyCondition.when(platforms: [Platform.linux])
 let engineDependencies: [Target.Dependency] = [
-  "CBonsaiCPUCheck",
+  "CBonsaiCPUCheck", "CBonsaiQuant",
   .target(name: "COMP", condition: linuxOnly),
   .target(name: useOpenBLAS ? "COpenBLAS" : "CDNNL", condition: linuxOnly),
 ]
@@ -55,6 +56,9 @@ let package = Package(
     .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
     .target(name: "CBonsaiBuildTarget", cSettings: buildTargetFlags + [.define("BONSAI_TARGET_CPU_NAME", to: targetCPU)]),
     .target(name: "CBonsaiCPUCheck", dependencies: ["CBonsaiBuildTarget"]),
+    // Kernels over GGUF block formats, vectorised for the build's CPU; no contraction into FMAs, so that
+    // dequantisation is bit for bit gguf's.
+    .target(name: "CBonsaiQuant", cSettings: buildTargetFlags + [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
     .target(name: "BonsaiEngine", dependencies: engineDependencies, swiftSettings: engineSettings),
     .target(name: "BonsaiNN", dependencies: ["BonsaiEngine"], swiftSettings: speed),
     .target(name: "BonsaiTokenizers", dependencies: ["CBonsaiCPUCheck"], swiftSettings: speed),

@@ -139,6 +139,16 @@ public final class GGUFFile: @unchecked Sendable {
     return t
   }
 
+  /// A 2-D tensor as it lies in the file, for products that read its blocks (Q8_0, Q4_0, Q4_1, F16, BF16,
+  /// F32); nil for other types. The matrix keeps this file mapped.
+  public func packed(_ t: GGUFTensor) -> PackedMatrix? {
+    guard t.dims.count == 2, let format = PackedFormat(rawValue: Int32(t.type.rawValue)) else { return nil }
+    return PackedMatrix(rows: t.dims[1], columns: t.dims[0], format: format, base: base + t.offset, owner: mapping)
+  }
+
+  /// Lets the pages of `t`'s bytes leave memory once they have been copied (they are re-read if used).
+  public func releasePages(of t: GGUFTensor) { mapping.release(offset: t.offset, count: t.byteCount) }
+
   /// The tensor in fp32, in its Hugging Face shape (dims reversed).
   public func dequantize(_ name: String) throws -> Tensor {
     let t = try tensor(named: name)

@@ -21,5 +21,14 @@ final class MappedFile: @unchecked Sendable {
     base = UnsafeRawPointer(m)
   }
 
+  /// Drops the whole pages inside bytes [offset, offset + count) from this process's memory (they are
+  /// read again from the file if touched): for data that was copied elsewhere.
+  func release(offset: Int, count: Int) {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let start = (offset + page - 1) / page * page, end = (offset + count) / page * page
+    guard end > start else { return }
+    _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+  }
+
   deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
 }

@@ -13,11 +13,12 @@ public enum DecoderCheckpoint {
     return LlamaConfig.architectures.contains(c["model_type"] as? String ?? "")
   }
 
-  /// The model (fp32) and its tokenizer.
-  public static func load(_ url: URL) throws -> (LlamaForCausalLM, ByteLevelBPETokenizer) {
+  /// The model and its tokenizer. A GGUF's matrices stay in their blocks with `keepingBlocks`
+  /// (`LlamaForCausalLM.load(gguf:keepingBlocks:)`), else every weight is fp32.
+  public static func load(_ url: URL, keepingBlocks: Bool = false) throws -> (LlamaForCausalLM, ByteLevelBPETokenizer) {
     if url.pathExtension.lowercased() == "gguf" {
       let f = try GGUFFile(path: url.path)
-      return (try LlamaForCausalLM.load(gguf: f), try ByteLevelBPETokenizer(gguf: f))
+      return (try LlamaForCausalLM.load(gguf: f, keepingBlocks: keepingBlocks), try ByteLevelBPETokenizer(gguf: f))
     }
     return (try LlamaForCausalLM.load(folder: url), try ByteLevelBPETokenizer(folder: url))
   }
@@ -42,7 +43,7 @@ extension DecoderCheckpoint {
     config["bos_token_id"] = tokenizer.bosId ?? model.config.bosTokenId
     if let eos = tokenizer.eosId { config["eos_token_id"] = eos }
     try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
-    try writeSafeTensors(model.namedParameters(), to: tmp.appendingPathComponent("model.safetensors").path, dtype: dtype)
+    try writeSafeTensors(model.materializedParameters(), to: tmp.appendingPathComponent("model.safetensors").path, dtype: dtype)
     try tokenizer.tokenizerJSON().write(to: tmp.appendingPathComponent("tokenizer.json"))
     try tokenizer.tokenizerConfigJSON().write(to: tmp.appendingPathComponent("tokenizer_config.json"))
     var generation: [String: Any] = ["do_sample": false]

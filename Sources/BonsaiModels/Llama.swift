@@ -128,7 +128,7 @@ public final class LlamaForCausalLM: Module {
   }
 
   /// Logits [N, V] of final states [N, C] (the LM head, or the embedding when tied).
-  func head(_ h: Tensor) -> Tensor { lm_head.map { $0(h) } ?? h.linear(weight: model.embed_tokens.weight, bias: nil) }
+  func head(_ h: Tensor) -> Tensor { lm_head.map { $0(h) } ?? model.embed_tokens.logits(h) }
 
   /// Logits [B*T, V].
   public func callAsFunction(_ x: TokenBatch, positions: [Int]? = nil) -> Tensor { forward(x, positions: positions).logits }

@@ -24,20 +24,48 @@ extension LlamaForCausalLM {
     return map[rest].map { "blk.\(layer).\($0)" }
   }
 
-  /// A model with every weight from `f` in fp32.
-  public static func load(gguf f: GGUFFile) throws -> LlamaForCausalLM {
+  /// A model with the weights of `f`. With `keepingBlocks`, every matrix stored as Q8_0, Q4_0, Q4_1,
+  /// F16, BF16 or F32 stays in the file's blocks (mapped, not copied; llama's q and k rows are copied in
+  /// Hugging Face order) and is multiplied in place; other matrices and every vector are converted to fp32.
+  /// Without it, every weight is converted to fp32 (exactly gguf's dequantisation).
+  public static func load(gguf f: GGUFFile, keepingBlocks: Bool = false) throws -> LlamaForCausalLM {
     let c = try LlamaConfig(gguf: f)
-    let model = ParameterInit.deferred { LlamaForCausalLM(config: c) }
+    let model = ParameterInit.placeholders { LlamaForCausalLM(config: c) }
     var used: Set<String> = ["rope_freqs.weight"]  // read into the config
-    for (key, p) in model.namedParameters() {
+    func source(_ key: String, shape: [Int]) throws -> GGUFTensor {
       guard let name = LlamaForCausalLM.ggufName(key), let t = f.tensorsByName[name] else { throw CheckpointError.missingKey(path: f.path, key: LlamaForCausalLM.ggufName(key) ?? key) }
-      guard t.shape == p.shape else { throw CheckpointError.shapeMismatch(path: f.path, key: name, expected: p.shape, actual: t.shape) }
-      try f.dequantize(t, into: p.mutableData)
-      // llama.cpp's convert_hf_to_gguf permutes llama's q and k rows: undo it (not for qwen2)
-      if c.modelType == "llama" && (key.hasSuffix("q_proj.weight") || key.hasSuffix("k_proj.weight")) {
-        LlamaForCausalLM.unpermuteRows(p, heads: key.hasSuffix("q_proj.weight") ? c.numAttentionHeads : c.numKeyValueHeads)
-      }
+      guard t.shape == shape else { throw CheckpointError.shapeMismatch(path: f.path, key: name, expected: shape, actual: t.shape) }
       used.insert(name)
+      return t
+    }
+    // llama.cpp's convert_hf_to_gguf permutes llama's q and k rows: undo it (not for qwen2)
+    func permutedHeads(_ key: String) -> Int? {
+      guard c.modelType == "llama" else { return nil }
+      return key.hasSuffix("q_proj.weight") ? c.numAttentionHeads : key.hasSuffix("k_proj.weight") ? c.numKeyValueHeads : nil
+    }
+    var matrices: Set<String> = []
+    for (key, m) in model.namedModules() {
+      let linear = m as? Linear, embedding = m as? Embedding
+      guard linear != nil || embedding != nil else { continue }
+      let wkey = key + ".weight"
+      matrices.insert(wkey)
+      let shape = linear.map { [$0.outFeatures, $0.inFeatures] } ?? [embedding!.count, embedding!.size]
+      let t = try source(wkey, shape: shape)
+      if keepingBlocks, var packed = f.packed(t) {
+        if let heads = permutedHeads(wkey) {
+          packed = packed.permutingRows(LlamaForCausalLM.unpermutedOrder(rows: shape[0], heads: heads))
+          f.releasePages(of: t)
+        }
+        linear?.pack(packed); embedding?.pack(packed)
+      } else {
+        linear?.allocateWeight(); embedding?.allocateWeight()
+        let w = linear?.weight ?? embedding!.weight
+        try f.dequantize(t, into: w.mutableData)
+        if let heads = permutedHeads(wkey) { LlamaForCausalLM.unpermuteRows(w, heads: heads) }
+      }
+    }
+    for (key, p) in model.namedParameters() where !matrices.contains(key) {
+      try f.dequantize(try source(key, shape: p.shape), into: p.mutableData)
     }
     if let extra = f.tensors.first(where: { !used.contains($0.name) }) {
       throw CheckpointError.unexpectedKey(path: f.path, key: extra.name)
@@ -45,14 +73,21 @@ extension LlamaForCausalLM {
     return model
   }
 
-  /// HF row h*D + j*D/2 + i = GGUF row h*D + 2i + j, within each of `heads` heads of D rows.
+  /// Row i of the Hugging Face matrix is row order[i] of llama.cpp's: within each of `heads` heads of D
+  /// rows, HF row j*D/2 + i is GGUF row 2i + j.
+  static func unpermutedOrder(rows: Int, heads: Int) -> [Int] {
+    let d = rows / heads, half = d / 2
+    var order = [Int](repeating: 0, count: rows)
+    for h in 0..<heads { for j in 0..<2 { for i in 0..<half { order[h * d + j * half + i] = h * d + 2 * i + j } } }
+    return order
+  }
+
+  /// Rows of `w` [rows, cols] from llama.cpp's order into Hugging Face's (`unpermutedOrder`).
   static func unpermuteRows(_ w: Tensor, heads: Int) {
-    let rows = w.shape[0], cols = w.shape[1], d = rows / heads, half = d / 2
-    let src = Tensor(uninitialized: w.shape)
-    src.copyValues(from: w)
-    for h in 0..<heads { for j in 0..<2 { for i in 0..<half {
-      (w.mutableData + (h * d + j * half + i) * cols).update(from: src.data + (h * d + 2 * i + j) * cols, count: cols)
-    } } }
+    let cols = w.shape[1], src = w.detached()
+    for (i, r) in unpermutedOrder(rows: w.shape[0], heads: heads).enumerated() {
+      (w.mutableData + i * cols).update(from: src.data + r * cols, count: cols)
+    }
   }
 
   /// A model from a Hugging Face folder: config.json and model.safetensors (or its shards).

@@ -5,11 +5,21 @@ import BonsaiEngine
 /// drawing 110M normal values for MPNet costs seconds and a transient copy of the weights.
 public enum ParameterInit {
   nonisolated(unsafe) public private(set) static var isDeferred = false
+  /// True while building modules whose Linear and Embedding weights will be packed (or allocated) by the loader.
+  nonisolated(unsafe) public private(set) static var weightsArePlaceholders = false
 
   /// Builds modules inside `body` with zero weights; call `initialize` on the keys left fresh afterwards.
   public static func deferred<R>(_ body: () throws -> R) rethrows -> R {
     isDeferred = true
     defer { isDeferred = false }
+    return try body()
+  }
+
+  /// Builds modules inside `body` with empty Linear and Embedding weights, for a loader that packs them
+  /// (`pack`) or allocates them (`allocateWeight`); other parameters are zeros, as in `deferred`.
+  public static func placeholders<R>(_ body: () throws -> R) rethrows -> R {
+    isDeferred = true; weightsArePlaceholders = true
+    defer { isDeferred = false; weightsArePlaceholders = false }
     return try body()
   }
 
@@ -25,13 +35,18 @@ public enum ParameterInit {
 }
 
 /// y = x W^T + b with W [out, in] (`nn.Linear`).
-public final class Linear: Module {
+public final class Linear: Module, PackedWeightHolder {
   public var weight: Tensor
   public var bias: Tensor?
+  public let inFeatures: Int, outFeatures: Int
+  /// The frozen weight in a GGUF block format, multiplied where it lies; `weight` is then an empty placeholder.
+  public private(set) var _packed: PackedMatrix?
 
   /// Initialised as transformers' BERT does: weights N(0, std), bias zero.
   public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, std: Float = 0.02, rng: RandomSource) {
-    weight = ParameterInit.isDeferred ? Tensor(zeros: [outFeatures, inFeatures], requiresGrad: true)
+    self.inFeatures = inFeatures; self.outFeatures = outFeatures
+    weight = ParameterInit.weightsArePlaceholders ? Tensor(zeros: [0])
+      : ParameterInit.isDeferred ? Tensor(zeros: [outFeatures, inFeatures], requiresGrad: true)
       : rng.normalTensor([outFeatures, inFeatures], std: std).requiringGrad()
     self.bias = bias ? Tensor(zeros: [outFeatures], requiresGrad: true) : nil
   }
@@ -39,13 +54,36 @@ public final class Linear: Module {
   /// A low-rank adapter added to the output (LoRA), when set.
   public var adapter = AdapterSlot()
 
+  public var packedWeight: PackedMatrix? { _packed }
+
+  /// Keeps the weight as `matrix` [out, in] (frozen), dropping any fp32 copy.
+  public func pack(_ matrix: PackedMatrix) {
+    precondition(matrix.rows == outFeatures && matrix.columns == inFeatures,
+                 "Linear.pack: [\(matrix.rows), \(matrix.columns)] for a layer [\(outFeatures), \(inFeatures)]")
+    _packed = matrix
+    weight = Tensor(zeros: [0])
+  }
+
+  /// An fp32 weight [out, in] for a layer built with placeholder weights and not packed.
+  public func allocateWeight() { weight = Tensor(zeros: [outFeatures, inFeatures], requiresGrad: true) }
+
   /// x [..., in] -> [..., out]
-  public func callAsFunction(_ x: Tensor) -> Tensor { withAdapter(x.linear(weight: weight, bias: bias), input: x) }
+  public func callAsFunction(_ x: Tensor) -> Tensor { withAdapter(product(x), input: x) }
+
+  func product(_ x: Tensor) -> Tensor {
+    if let p = _packed { return x.linear(packed: p, bias: bias) }
+    return x.linear(weight: weight, bias: bias)
+  }
 
   /// x through several layers that share it as input (q, k, v; gate, up): one parallel region when
   /// decoding a few rows without gradient (`Tensor.linearProducts`), else one product each.
   public static func outputs(_ x: Tensor, _ layers: [Linear]) -> [Tensor] {
-    zip(layers, Tensor.linearProducts(x, layers.map { ($0.weight, $0.bias) })).map { $0.withAdapter($1, input: x) }
+    let packed = layers.compactMap(\._packed)
+    let ys: [Tensor]
+    if packed.isEmpty { ys = Tensor.linearProducts(x, layers.map { ($0.weight, $0.bias) }) }
+    else if packed.count == layers.count { ys = Tensor.linearProducts(x, packed: zip(packed, layers).map { ($0, $1.bias) }) }
+    else { ys = layers.map { $0.product(x) } }
+    return zip(layers, ys).map { $0.withAdapter($1, input: x) }
   }
 
   func withAdapter(_ y: Tensor, input x: Tensor) -> Tensor {
@@ -53,9 +91,9 @@ public final class Linear: Module {
     return y
   }
 
-  /// gelu(x) W^T + b, fused when there is no adapter.
+  /// gelu(x) W^T + b, fused when there is no adapter and the weight is fp32.
   public func geluThen(_ x: Tensor) -> Tensor {
-    adapter.lora == nil ? x.geluLinear(weight: weight, bias: bias) : self(x.gelu())
+    adapter.lora == nil && _packed == nil ? x.geluLinear(weight: weight, bias: bias) : self(x.gelu())
   }
 }
 
@@ -75,16 +113,40 @@ public final class LayerNorm: Module {
 }
 
 /// A lookup table (`nn.Embedding`; key `weight`, shape [count, size]).
-public final class Embedding: Module {
+public final class Embedding: Module, PackedWeightHolder {
   public var weight: Tensor
+  public let count: Int, size: Int
+  /// The frozen table in a GGUF block format, read where it lies; `weight` is then an empty placeholder.
+  public private(set) var _packed: PackedMatrix?
 
   public init(_ count: Int, _ size: Int, std: Float = 0.02, rng: RandomSource) {
-    weight = ParameterInit.isDeferred ? Tensor(zeros: [count, size], requiresGrad: true)
+    self.count = count; self.size = size
+    weight = ParameterInit.weightsArePlaceholders ? Tensor(zeros: [0])
+      : ParameterInit.isDeferred ? Tensor(zeros: [count, size], requiresGrad: true)
       : rng.normalTensor([count, size], std: std).requiringGrad()
   }
 
+  public var packedWeight: PackedMatrix? { _packed }
+
+  /// Keeps the table as `matrix` [count, size] (frozen), dropping any fp32 copy.
+  public func pack(_ matrix: PackedMatrix) {
+    precondition(matrix.rows == count && matrix.columns == size, "Embedding.pack: [\(matrix.rows), \(matrix.columns)] for a table [\(count), \(size)]")
+    _packed = matrix
+    weight = Tensor(zeros: [0])
+  }
+
+  /// An fp32 table for an embedding built with a placeholder and not packed.
+  public func allocateWeight() { weight = Tensor(zeros: [count, size], requiresGrad: true) }
+
   /// ids (N) -> [N, size]
-  public func callAsFunction(_ ids: [Int]) -> Tensor { Tensor.embedding(weight, ids: ids) }
+  public func callAsFunction(_ ids: [Int]) -> Tensor {
+    _packed.map { Tensor.embedding($0, ids: ids) } ?? Tensor.embedding(weight, ids: ids)
+  }
+
+  /// h [N, size] -> h W^T [N, count]: the table as a tied output layer.
+  public func logits(_ h: Tensor) -> Tensor {
+    _packed.map { h.linear(packed: $0, bias: nil) } ?? h.linear(weight: weight, bias: nil)
+  }
 }
 
 /// Root-mean-square normalisation over the last axis (LLaMA's `LlamaRMSNorm`; key `weight`).

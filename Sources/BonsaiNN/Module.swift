@@ -3,6 +3,11 @@
 // self -> query -> weight. One walk over the tree drives loading, saving, freezing and optimizers.
 import BonsaiEngine
 
+/// A layer whose weight may be held in a GGUF block format instead of an fp32 tensor.
+public protocol PackedWeightHolder: AnyObject {
+  var packedWeight: PackedMatrix? { get }
+}
+
 /// A layer or model: a class whose stored `Tensor`, `Module` and `[Module]` properties form its parameters.
 open class Module {
   public init() {}
@@ -28,8 +33,31 @@ open class Module {
   /// The parameters that are being trained.
   public var trainableParameters: [Tensor] { namedParameters().map(\.tensor).filter(\.requiresGrad) }
 
-  /// Number of scalar parameters.
-  public var parameterCount: Int { namedParameters().reduce(0) { $0 + $1.tensor.count } }
+  /// Number of scalar parameters (packed weights counted by their elements).
+  public var parameterCount: Int {
+    namedParameters().reduce(0) { $0 + $1.tensor.count } + namedPackedWeights().reduce(0) { $0 + $1.matrix.rows * $1.matrix.columns }
+  }
+
+  /// Every module with its dotted key ("" for this one), parents first.
+  public func namedModules() -> [(key: String, module: Module)] {
+    var out: [(String, Module)] = []
+    walkModules(prefix: "") { out.append(($0, $1)) }
+    return out
+  }
+
+  /// The weights kept in a block format (`PackedWeightHolder`), keyed like their parameter ("....weight").
+  public func namedPackedWeights() -> [(key: String, matrix: PackedMatrix)] {
+    namedModules().compactMap { key, m in
+      (m as? PackedWeightHolder)?.packedWeight.map { (key.isEmpty ? "weight" : key + ".weight", $0) }
+    }
+  }
+
+  /// `namedParameters()` with every packed weight's placeholder replaced by its fp32 values (for writing
+  /// a checkpoint; allocates the dequantised copies).
+  public func materializedParameters() -> [(key: String, tensor: Tensor)] {
+    let packed = Dictionary(uniqueKeysWithValues: namedPackedWeights())
+    return namedParameters().map { key, t in (key, packed[key]?.dequantized() ?? t) }
+  }
 
   /// Switches dropout on (training) or off (evaluation) in this module and all sub-modules.
   public func train(_ on: Bool = true) {

@@ -4,7 +4,9 @@
 //   bonsai-bench --kernels --threads 1     (ns per element of the SIMD kernels: GELU, softmax, layer norm, AdamW)
 //   bonsai-bench --decoder FILE.gguf|DIR --mode prefill|generate|train --batch B --tokens T --new 128 --threads 2
 //     prefill: one forward of B x T tokens; generate: B prompts of T tokens, then --new greedy tokens each
-//     (KV cache; tokens/s counts new tokens); train: forward + backward of the causal-LM loss on B x T
+//     (KV cache; tokens/s counts new tokens, timed after the prompt as llama-bench's tg); generate-all: the
+//     same through `Generator`, prompt included; train: forward + backward of the causal-LM loss on B x T.
+//     A GGUF's matrices stay in their blocks, as `bonsai generate` keeps them; --fp32 converts them at load.
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
 import COMP
@@ -28,6 +30,15 @@ func peakRSSMiB() -> Double {
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
+func rssLine(_ tag: String) {
+  if ProcessInfo.processInfo.environment["BENCH_TRACE"] == nil { return }
+  let s = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+  let parts = s.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") || $0.hasPrefix("RssFile") || $0.hasPrefix("RssAnon") }
+  let mi = mallinfo2()
+  let heap = " heap arena \(mi.arena >> 20) mmap \(mi.hblkhd >> 20) used \(mi.uordblks >> 20) free \(mi.fordblks >> 20) MiB"
+  let live = liveStorageBytes.load(ordering: .relaxed) >> 20, peak = peakStorageBytes.load(ordering: .relaxed) >> 20
+  FileHandle.standardError.write("\(tag): \(parts.joined(separator: " ")) tensors live \(live) MiB peak \(peak) MiB cached \(BlockCache.cachedBytes >> 20) MiB\(heap)\n".data(using: .utf8)!)
+}
 Engine.threads = Int(arg("threads", "2"))!
 if CommandLine.arguments.contains("--sgemm") {
   print(String(format: "{\"sgemm_gflops\": %.1f, \"threads\": %d}", measureSGEMM(n: 1024, seconds: 1.0), Engine.threads))
@@ -86,7 +97,8 @@ if CommandLine.arguments.contains("--decoder") {
   let B = Int(arg("batch", "1"))!, T = Int(arg("tokens", "16"))!, steps = Int(arg("steps", "3"))!, new = Int(arg("new", "128"))!
   let mode = arg("mode", "generate")
   do {
-    let (model, tokenizer) = try DecoderCheckpoint.load(URL(fileURLWithPath: arg("decoder", "")))
+    let (model, tokenizer) = try DecoderCheckpoint.load(URL(fileURLWithPath: arg("decoder", "")),
+                                                        keepingBlocks: !CommandLine.arguments.contains("--fp32"))
     let prompts = (0..<B).map { b in (0..<T).map { 17 + Int(mix64(UInt64(b * T + $0)) % 40000) } }
     let batch = TokenBatch(batch: B, tokens: T, ids: prompts.flatMap { $0 })
     var times: [Double] = []
@@ -98,7 +110,16 @@ if CommandLine.arguments.contains("--decoder") {
         let loss = LlamaForCausalLM.nextTokenLoss(logits: model(batch), batch: batch)
         loss.backward()
         Tensor.clearGrad(model.namedParameters().map(\.tensor))
-      default:
+      case "generate":  // greedy steps after the prompt (llama-bench's tg: the prompt is not timed)
+        var (cache, logits) = model.prefill(ids: prompts, extra: new)
+        let t1 = now()
+        for _ in 0..<new {
+          let next = (0..<B).map { b in (0..<logits.shape[1]).max { logits.data[b * logits.shape[1] + $0] < logits.data[b * logits.shape[1] + $1] }! }
+          logits = model.step(next, cache: cache)
+        }
+        if step > 0 { times.append(now() - t1) }
+        continue
+      default:  // generate-all: prompt and new tokens, through the Generator (what `bonsai generate` does)
         var o = GenerationOptions()
         o.maxNewTokens = new; o.eosIds = [-1]  // never stop early
         _ = Generator(model: model, tokenizer: tokenizer).generate(prompts, options: o)
@@ -106,9 +127,12 @@ if CommandLine.arguments.contains("--decoder") {
       if step > 0 { times.append(now() - t0) }
     }
     let median = times.sorted()[times.count / 2]
-    let tokens = mode == "generate" ? B * new : B * T
-    print(String(format: "{\"impl\": \"bonsai\", \"mode\": \"%@\", \"threads\": %d, \"batch\": %d, \"tokens\": %d, \"new\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f, \"peak_rss_mib\": %.0f}",
-                 mode, Engine.threads, B, T, mode == "generate" ? new : 0, median, Double(tokens) / median, peakRSSMiB()))
+    let tokens = mode.hasPrefix("generate") ? B * new : B * T
+    rssLine("after \(mode)")
+    let packed = Set(model.namedPackedWeights().map { "\($0.matrix.format)" }).sorted().joined(separator: "+")
+    print(String(format: "{\"impl\": \"bonsai\", \"mode\": \"%@\", \"threads\": %d, \"batch\": %d, \"tokens\": %d, \"new\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f, \"peak_rss_mib\": %.0f, \"packed\": \"%@\", \"kernels\": \"%@\"}",
+                 mode, Engine.threads, B, T, mode.hasPrefix("generate") ? new : 0, median, Double(tokens) / median, peakRSSMiB(),
+                 packed.isEmpty ? "none" : packed, packedKernels))
   } catch {
     FileHandle.standardError.write("error: \(error.localizedDescription)\n".data(using: .utf8)!)
     exit(1)
@@ -118,15 +142,6 @@ if CommandLine.arguments.contains("--decoder") {
 let folder = URL(fileURLWithPath: arg("model", ""))
 let B = Int(arg("batch", "32"))!, T = Int(arg("tokens", "64"))!, steps = Int(arg("steps", "5"))!
 let mode = arg("mode", "forward")
-func rssLine(_ tag: String) {
-  if ProcessInfo.processInfo.environment["BENCH_TRACE"] == nil { return }
-  let s = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-  let parts = s.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") || $0.hasPrefix("RssFile") || $0.hasPrefix("RssAnon") }
-  let mi = mallinfo2()
-  let heap = " heap arena \(mi.arena >> 20) mmap \(mi.hblkhd >> 20) used \(mi.uordblks >> 20) free \(mi.fordblks >> 20) MiB"
-  let live = liveStorageBytes.load(ordering: .relaxed) >> 20, peak = peakStorageBytes.load(ordering: .relaxed) >> 20
-  FileHandle.standardError.write("\(tag): \(parts.joined(separator: " ")) tensors live \(live) MiB peak \(peak) MiB cached \(BlockCache.cachedBytes >> 20) MiB\(heap)\n".data(using: .utf8)!)
-}
 rssLine("start")
 do {
   let (model, _, _) = try ModelFolder.loadClassifier(folder, numLabels: 2, seed: 1)

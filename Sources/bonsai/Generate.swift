@@ -19,6 +19,8 @@ struct DecoderOptions: ParsableArguments {
   var model: String
   @Option(name: .long, help: "Threads for kernels and matrix products (default: all cores).") var threads: Int?
   @Flag(name: .long, help: "Refuse a prompt longer than the context instead of keeping its last tokens.") var noTruncate = false
+  @Flag(name: .long, help: "Convert a GGUF's weights to fp32 at load instead of multiplying from its Q8_0/Q4_0/Q4_1/F16/BF16 blocks (exact activations; 2-8x the memory, slower).")
+  var fp32 = false
 
   func validate() throws {
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
@@ -30,7 +32,7 @@ struct DecoderOptions: ParsableArguments {
     guard DecoderCheckpoint.isDecoder(url) else {
       throw InputError("--model \(model): not a decoder (a .gguf file, or a folder whose config.json has model_type \(LlamaConfig.architectures.joined(separator: " or ")))")
     }
-    return try DecoderCheckpoint.load(url)
+    return try DecoderCheckpoint.load(url, keepingBlocks: !fp32)
   }
 
   /// Ids of one input line, cut to `limit` tokens from the left (with a warning) unless --no-truncate.

@@ -1,0 +1,79 @@
+// A frozen weight matrix kept in one of ggml's block formats (as a GGUF file stores it, read in place
+// through its mapping): Q8_0, Q4_0, Q4_1 (blocks of 32 along a row, 8.5 / 4.5 / 5 bits per weight),
+// F16, BF16 and F32. Products read the blocks directly (PackedLinear.swift); nothing converts the whole
+// matrix to fp32.
+import CBonsaiQuant
+
+/// The block formats a `PackedMatrix` can hold, by ggml type id.
+public enum PackedFormat: Int32, Sendable, CaseIterable {
+  case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 8, bf16 = 30
+
+  /// Elements per block, and bytes per block.
+  public var blockSize: Int { isQuantized ? 32 : 1 }
+  public var blockBytes: Int {
+    switch self {
+    case .f32: return 4
+    case .f16, .bf16: return 2
+    case .q4_0: return 18
+    case .q4_1: return 20
+    case .q8_0: return 34
+    }
+  }
+  /// Formats whose products quantise the activations to 16 bits per block of 32 (llama.cpp: 8).
+  public var isQuantized: Bool { self == .q8_0 || self == .q4_0 || self == .q4_1 }
+}
+
+/// Bytes allocated for a matrix that does not live in a mapped file (rows copied in another order).
+final class PackedBuffer: @unchecked Sendable {
+  let pointer: UnsafeMutableRawPointer
+  init(bytes: Int) { pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64) }
+  deinit { pointer.deallocate() }
+}
+
+/// A [rows, columns] matrix in a block format; row r is `rowBytes` bytes at `base + r * rowBytes`.
+public final class PackedMatrix: @unchecked Sendable {
+  public let rows: Int, columns: Int
+  public let format: PackedFormat
+  public let base: UnsafeRawPointer
+  public var rowBytes: Int { columns / format.blockSize * format.blockBytes }
+  public var byteCount: Int { rows * rowBytes }
+  /// What keeps `base` valid (a mapped file, or a buffer of this matrix's own).
+  let owner: AnyObject
+
+  /// The matrix at `base`, kept valid by `owner`. `columns` must be a whole number of blocks.
+  public init(rows: Int, columns: Int, format: PackedFormat, base: UnsafeRawPointer, owner: AnyObject) {
+    precondition(rows > 0 && columns > 0 && columns % format.blockSize == 0,
+                 "PackedMatrix: \(rows) x \(columns) does not fit \(format) blocks of \(format.blockSize)")
+    precondition(format != .f32 || Int(bitPattern: base) % 4 == 0, "PackedMatrix: F32 data must be 4-byte aligned")
+    self.rows = rows; self.columns = columns; self.format = format; self.base = base; self.owner = owner
+  }
+
+  /// A copy whose row i is row `order[i]` of this matrix (whole rows, so blocks stay intact).
+  public func permutingRows(_ order: [Int]) -> PackedMatrix {
+    precondition(order.count == rows, "permutingRows: \(order.count) indices for \(rows) rows")
+    let buffer = PackedBuffer(bytes: byteCount), rb = rowBytes
+    for (i, r) in order.enumerated() { (buffer.pointer + i * rb).copyMemory(from: base + r * rb, byteCount: rb) }
+    return PackedMatrix(rows: rows, columns: columns, format: format, base: buffer.pointer, owner: buffer)
+  }
+
+  /// Rows `range` in fp32 into `out` (row stride `columns`): exactly the values gguf's dequantize gives.
+  public func dequantizeRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    precondition(range.lowerBound >= 0 && range.upperBound <= rows, "dequantizeRows: \(range) of \(rows) rows")
+    bq_dequantize_rows(format.rawValue, base.assumingMemoryBound(to: UInt8.self), rowBytes, Int32(columns), out,
+                       Int32(range.lowerBound), Int32(range.upperBound))
+  }
+
+  /// The whole matrix in fp32 [rows, columns].
+  public func dequantized() -> Tensor {
+    let t = Tensor(uninitialized: [rows, columns])
+    let out = t.mutableData, n = columns
+    parallelFor(rows, grain: max(1, 16384 / n)) { r in self.dequantizeRows(r, into: out + r.lowerBound * n) }
+    return t
+  }
+
+  /// The F32 matrix's own values, when its format is F32.
+  var floats: UnsafePointer<Float>? { format == .f32 ? base.assumingMemoryBound(to: Float.self) : nil }
+}
+
+/// Which kernels this build uses for packed products ("avx2" or "scalar").
+public var packedKernels: String { String(cString: bq_kernel_name()) }
