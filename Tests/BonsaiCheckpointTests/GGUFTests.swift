@@ -60,6 +60,7 @@ final class GGUFTests: XCTestCase {
     XCTAssertEqual(f.metadata["test.ints"]?.array?.compactMap(\.int), [1, -2, 3])
     XCTAssertEqual(f.tensors.map(\.name), tiny.tensors.map(\.name))
     let g = try golden()
+    var checked: Set<GGMLType> = []
     for (t, want) in zip(f.tensors, tiny.tensors) {
       XCTAssertEqual(t.type.rawValue, want.type_id); XCTAssertEqual(t.dims, want.dims)
       XCTAssertEqual(t.offset, want.offset); XCTAssertEqual(t.byteCount, want.bytes)
@@ -67,7 +68,12 @@ final class GGUFTests: XCTestCase {
       let values = try f.dequantize(t.name)
       let bits = try XCTUnwrap(g.generated.first { $0.type_id == want.type_id }).bits
       XCTAssertEqual(values.scalars.map(\.bitPattern), bits, t.name)
+      if let packed = f.packed(t) {  // the block kernels' dequantisation (prompts, training) is gguf's too
+        XCTAssertEqual(packed.dequantized().scalars.map(\.bitPattern), bits, "\(t.name) read in place")
+        checked.insert(t.type)
+      }
     }
+    XCTAssertEqual(checked, [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1], "every format the kernels read")
   }
 
   func testSmolLM2FileAndWholeTensors() throws {
@@ -93,6 +99,9 @@ final class GGUFTests: XCTestCase {
       let values = try f.dequantize(real.name)
       XCTAssertEqual(polyHash(UnsafeBufferPointer(start: values.data, count: values.count)), real.hash, "\(real.name): every element bit for bit")
       XCTAssertEqual(values.scalars.prefix(8).map(\.bitPattern), real.first, real.name)
+      guard t.dims.count == 2 else { XCTAssertNil(f.packed(t), "vectors are not packed"); continue }
+      let packed = try XCTUnwrap(f.packed(t)).dequantized()
+      XCTAssertEqual(polyHash(UnsafeBufferPointer(start: packed.data, count: packed.count)), real.hash, "\(real.name) read in place")
     }
   }
 
