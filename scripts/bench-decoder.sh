@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Decoder speed, side by side in one run (one configuration per process, sides alternating): SmolLM2-135M with
-# fp32 weights, prompt forward of 512 tokens, generation of 128 tokens after a 16-token prompt (batch 1 and 8),
-# a training step (forward + backward, 4 x 128); Bonsai vs transformers (PyTorch CPU, float32) at 1 and 2 threads
-# (one run), and llama.cpp's llama-bench on the same GGUF (Q4_1) and an F32 GGUF when LLAMA_BENCH (and
-# LLAMA_QUANTIZE, to make the F32 file) point at binaries you built yourself (nothing here builds llama.cpp):
-# ROUNDS (3) rounds of Bonsai and llama-bench back to back, medians. ONLY_LLAMA=1 skips transformers.
-#   [LLAMA_BENCH=... LLAMA_QUANTIZE=... ROUNDS=3] scripts/bench-decoder.sh   (needs the reference environment:
-#   shared/reference/, + gguf and accelerate)
-# Prints JSON lines and a table naming the CPU.
+# Decoder speed, side by side in one run (one configuration per process): SmolLM2-135M-Instruct in GGUF files of
+# the same weights in several formats (FORMATS, default "Q4_1 Q8_0 F16 F32": the fetched Q4_1 file and its
+# re-quantisations by llama.cpp's llama-quantize), Bonsai multiplying straight from each file's blocks:
+#   - transformers (PyTorch CPU, fp32, reading the Q4_1 GGUF dequantised), one run per configuration: prompt
+#     forward of 512 tokens, generation of 128 tokens after a 16-token prompt at batch 1 and 8, and a training
+#     step (4 x 128; Bonsai with --fp32 weights, since packed weights are frozen);
+#   - llama.cpp's llama-bench (pp512, tg128) on every file, in ROUNDS (3) rounds of Bonsai and llama-bench back to
+#     back (this VM's speed drifts by 10-30% over minutes, so the two sides are compared within a round; medians).
+# Bonsai's generation is timed after its prompt, as llama-bench's tg; transformers' includes its 16-token prompt.
+# Peak RSS is the process's VmHWM. llama.cpp is never built here: LLAMA_BENCH and LLAMA_QUANTIZE name binaries you
+# built yourself (without them only the transformers table is printed). ONLY_LLAMA=1 skips transformers.
+#   [LLAMA_BENCH=... LLAMA_QUANTIZE=... ROUNDS=3 FORMATS="Q4_1 Q8_0"] scripts/bench-decoder.sh
+#   (needs the reference environment: shared/reference/, + gguf and accelerate)
+# Prints JSON lines and the tables, naming the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
@@ -19,31 +24,40 @@ OUT=$(mktemp)
 cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs); fam=$(grep -m1 "cpu family" /proc/cpuinfo | cut -d: -f2 | xargs)
 mod=$(grep -m1 "^model\s" /proc/cpuinfo | cut -d: -f2 | xargs); avx512=$(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)
 echo "CPU: $cpu family $fam model $mod, AVX-512: $avx512" >&2
-for threads in $([ "${ONLY_LLAMA:-0}" = 1 ] || echo 1 2); do
-  for cfg in "prefill 1 512 0" "generate 1 16 128" "generate 8 16 128" "train 4 128 0"; do
-    set -- $cfg
-    .build/release/bonsai-bench --decoder "$GGUF" --mode $1 --batch $2 --tokens $3 --new ${4/0/128} --threads $threads --steps 2 | tee -a "$OUT"
-    "$PY" scripts/bench_decoder_torch.py $1 $threads $2 $3 $4 2>/dev/null | tee -a "$OUT"
-  done
-done
-# llama.cpp: ROUNDS rounds, each running Bonsai and llama-bench back to back on the same configuration (this VM's
-# speed drifts by 10-20% over minutes, so the two sides are compared within a round; medians are reported)
-if [ -n "${LLAMA_BENCH:-}" ]; then
-  files=("$GGUF")
-  if [ -n "${LLAMA_QUANTIZE:-}" ]; then
-    F32=$(dirname "$GGUF")/SmolLM2-135M-Instruct.F32.gguf
-    [ -f "$F32" ] || "$LLAMA_QUANTIZE" --allow-requantize "$GGUF" "$F32" F32 >/dev/null 2>&1
-    files+=("$F32")
+declare -A file
+for f in ${FORMATS:-Q4_1 Q8_0 F16 F32}; do
+  path=$(dirname "$GGUF")/SmolLM2-135M-Instruct.$f.gguf
+  if [ ! -f "$path" ]; then
+    [ -n "${LLAMA_QUANTIZE:-}" ] || { echo "skipping $f: no $path and no LLAMA_QUANTIZE to make it" >&2; continue; }
+    "$LLAMA_QUANTIZE" --allow-requantize "$GGUF" "$path" $f >/dev/null 2>&1
   fi
+  file[$f]=$path
+done
+bonsai() {  # FORMAT MODE BATCH TOKENS NEW THREADS [extra flags]
+  .build/release/bonsai-bench --decoder "${file[$1]}" --mode $2 --batch $3 --tokens $4 --new $5 --threads $6 --steps 2 "${@:7}" \
+    | sed "s/\"impl\": \"bonsai\"/\"impl\": \"bonsai\", \"format\": \"$1\", \"file_mib\": $(( $(stat -c %s "${file[$1]}") >> 20 ))/"
+}
+if [ "${ONLY_LLAMA:-0}" != 1 ]; then
+  for threads in 1 2; do
+    for cfg in "prefill 1 512 128" "generate 1 16 128" "generate 8 16 128"; do
+      set -- $cfg
+      for f in "${!file[@]}"; do bonsai $f $1 $2 $3 $4 $threads | tee -a "$OUT"; done
+      "$PY" scripts/bench_decoder_torch.py $1 $threads $2 $3 $4 2>/dev/null | tee -a "$OUT"
+    done
+    bonsai Q4_1 train 4 128 0 $threads --fp32 | tee -a "$OUT"
+    "$PY" scripts/bench_decoder_torch.py train $threads 4 128 0 2>/dev/null | tee -a "$OUT"
+  done
+fi
+if [ -n "${LLAMA_BENCH:-}" ]; then
   for round in $(seq ${ROUNDS:-3}); do
     for threads in 1 2; do
-      for cfg in "prefill 1 512 0" "generate 1 16 128"; do
-        set -- $cfg
-        .build/release/bonsai-bench --decoder "$GGUF" --mode $1 --batch $2 --tokens $3 --new ${4/0/128} --threads $threads --steps 2 \
-          | sed 's/"impl": "bonsai"/"impl": "bonsai-vs-llama.cpp"/' | tee -a "$OUT"
-      done
-      for f in "${files[@]}"; do
-        "$LLAMA_BENCH" -m "$f" -t $threads -p 512 -n 128 -r 3 -o jsonl 2>/dev/null | sed "s/^/{\"impl\": \"llama.cpp $(basename $f)\", \"raw\": /; s/$/}/" | tee -a "$OUT"
+      for f in "${!file[@]}"; do
+        for cfg in "prefill 1 512 128" "generate 1 16 128"; do
+          set -- $cfg
+          bonsai $f $1 $2 $3 $4 $threads | sed 's/"impl": "bonsai"/"impl": "bonsai-vs-llama.cpp"/' | tee -a "$OUT"
+        done
+        "$LLAMA_BENCH" -m "${file[$f]}" -t $threads -p 512 -n 128 -r 3 -o jsonl 2>/dev/null \
+          | sed "s/^/{\"impl\": \"llama.cpp\", \"format\": \"$f\", \"raw\": /; s/$/}/" | tee -a "$OUT"
       done
     done
   done
@@ -51,35 +65,43 @@ fi
 "$PY" - "$OUT" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-by, runs = {}, {}
+one, runs, rss = {}, {}, {}
 for r in rows:
-    if "mode" in r:
-        by[(r["impl"], r["mode"], r["threads"], r["batch"])] = r
-        if r["impl"] == "bonsai-vs-llama.cpp": runs.setdefault(("Bonsai", r["mode"], r["threads"]), []).append(r["tokens_per_s"])
+    if r["impl"] == "transformers": one[("transformers", "fp32", r["mode"], r["threads"], r["batch"])] = r
+    elif r["impl"] == "bonsai": one[("bonsai", r["format"], r["mode"], r["threads"], r["batch"])] = r
+    elif r["impl"] == "bonsai-vs-llama.cpp":
+        runs.setdefault(("Bonsai", r["format"], r["mode"], r["threads"]), []).append(r["tokens_per_s"])
+        rss.setdefault((r["format"], r["threads"]), (r["peak_rss_mib"], r["file_mib"]))
     elif "raw" in r:  # llama-bench: pp512 (n_gen 0) or tg128 (n_prompt 0)
         x = r["raw"]
-        kind = "F32" if "F32" in r["impl"] else "Q4_1"
-        runs.setdefault((kind, "prefill" if x["n_gen"] == 0 else "generate", x["n_threads"]), []).append(x["avg_ts"])
-print("| threads | measure | Bonsai | transformers | ratio |")
-print("|---|---|---|---|---|")
-for (impl, mode, t, b), r in sorted(by.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][3])):
-    if impl != "bonsai": continue
-    p = by.get(("transformers", mode, t, b))
-    what = {"prefill": "prompt forward, 512 tokens (tokens/s)", "generate": f"generation, batch {b}, 128 new (tokens/s)",
-            "train": "training step 4 x 128 (tokens/s)"}[mode]
-    cells = [str(t), what, f"{r['tokens_per_s']} (RSS {r['peak_rss_mib']} MiB)"]
-    cells += [f"{p['tokens_per_s']} (RSS {p['peak_rss_mib']} MiB)", f"{r['tokens_per_s'] / p['tokens_per_s']:.2f}x"] if p else ["-", "-"]
-    print("| " + " | ".join(cells) + " |")
-if runs:
-    print()
-    print("| threads | measure | Bonsai (fp32) | llama.cpp F32 | ratio | llama.cpp Q4_1 | rounds |")
-    print("|---|---|---|---|---|---|---|")
+        runs.setdefault(("llama.cpp", r["format"], "prefill" if x["n_gen"] == 0 else "generate", x["n_threads"]), []).append(x["avg_ts"])
+formats = [f for f in ("Q4_1", "Q8_0", "F16", "F32") if any(k[1] == f for k in one) or any(k[1] == f for k in runs)]
+if one:
+    print("| threads | measure | " + " | ".join(f"Bonsai {f}" for f in formats) + " | transformers fp32 | best ratio |")
+    print("|---|---|" + "---|" * (len(formats) + 2))
     for t in (1, 2):
-        for mode, what in (("generate", "generation, batch 1 (tokens/s)"), ("prefill", "prompt forward, 512 tokens (tokens/s)")):
-            med = {k: statistics.median(runs[(k, mode, t)]) if runs.get((k, mode, t)) else None for k in ("Bonsai", "F32", "Q4_1")}
-            if med["Bonsai"] is None: continue
-            ratio = f"{med['Bonsai'] / med['F32']:.2f}x" if med["F32"] else "-"
-            f32 = f"{med['F32']:.1f}" if med["F32"] else "-"
-            q41 = f"{med['Q4_1']:.1f}" if med["Q4_1"] else "-"
-            print(f"| {t} | {what} | {med['Bonsai']:.1f} | {f32} | {ratio} | {q41} | {len(runs[('Bonsai', mode, t)])} |")
+        for mode, b, what in (("prefill", 1, "prompt forward, 512 tokens"), ("generate", 1, "generation, batch 1"),
+                              ("generate", 8, "generation, batch 8"), ("train", 4, "training step 4 x 128 (Bonsai fp32)")):
+            p = one.get(("transformers", "fp32", mode, t, b))
+            cells = []
+            for f in formats:
+                r = one.get(("bonsai", f, mode, t, b))
+                cells.append(f"{r['tokens_per_s']} ({r['peak_rss_mib']} MiB)" if r else "-")
+            best = max((one[k]["tokens_per_s"] for k in one if k[0] == "bonsai" and k[2:] == (mode, t, b)), default=None)
+            ratio = f"{best / p['tokens_per_s']:.2f}x" if p and best else "-"
+            print(f"| {t} | {what} (tokens/s, peak RSS) | " + " | ".join(cells) + f" | {p['tokens_per_s'] if p else '-'}" + (f" ({p['peak_rss_mib']} MiB)" if p else "") + f" | {ratio} |")
+if runs:
+    n = max(len(v) for v in runs.values())
+    print()
+    print(f"| threads | format | generation b1: Bonsai | llama.cpp | ratio | prompt 512: Bonsai | llama.cpp | ratio | Bonsai peak RSS / file |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for t in (1, 2):
+        for f in formats:
+            med = {(k, m): statistics.median(runs[(k, f, m, t)]) for k in ("Bonsai", "llama.cpp") for m in ("generate", "prefill") if runs.get((k, f, m, t))}
+            if len(med) < 4: continue
+            g, p = med[("Bonsai", "generate")] / med[("llama.cpp", "generate")], med[("Bonsai", "prefill")] / med[("llama.cpp", "prefill")]
+            peak, size = rss[(f, t)]
+            print(f"| {t} | {f} | {med[('Bonsai', 'generate')]:.1f} | {med[('llama.cpp', 'generate')]:.1f} | {g:.2f}x | {med[('Bonsai', 'prefill')]:.1f} | "
+                  f"{med[('llama.cpp', 'prefill')]:.1f} | {p:.2f}x | {peak} / {size} MiB ({peak / size:.2f}x) |")
+    print(f"(medians of {n} rounds)")
 PY

@@ -28,6 +28,16 @@ func peakRSSMiB() -> Double {
   return 0
 }
 
+/// The most likely token of each row of logits [B, V].
+func greedy(_ logits: Tensor) -> [Int] {
+  let v = logits.shape[1], p = logits.data
+  return (0..<logits.shape[0]).map { b in
+    var best = 0
+    for j in 1..<v where p[b * v + j] > p[b * v + best] { best = j }
+    return best
+  }
+}
+
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 func rssLine(_ tag: String) {
@@ -69,6 +79,20 @@ if CommandLine.arguments.contains("--kernels") {
   let adam = AdamW([("w", p)], learningRate: 1e-4, weightDecay: 0.01)
   out.append(String(format: "\"adamw_22m\": %.3f", best(p.count) { adam.update() }))
   print("{" + out.joined(separator: ", ") + String(format: ", \"threads\": %d}", Engine.threads))
+  exit(0)
+}
+if CommandLine.arguments.contains("--packed") {
+  // one x [B, 576] times W [R, 576] in each packed format, W larger than the caches (GB/s of weights read)
+  let B = Int(arg("batch", "1"))!, R = Int(arg("rows", "65536"))!, C = 576
+  let w = RandomSource(seed: 1).normalTensor([R, C], std: 0.05), x = RandomSource(seed: 2).normalTensor([B, C], std: 1)
+  var out: [String] = []
+  for format in [PackedFormat.q4_1, .q8_0, .f16, .f32] {
+    let p = PackedMatrix(quantizing: w, to: format)
+    var best = 1e9
+    for _ in 0..<15 { let t0 = now(); _ = withoutGrad { x.linear(packed: p, bias: nil) }; best = min(best, now() - t0) }
+    out.append(String(format: "\"%@_ms\": %.2f, \"%@_gbs\": %.1f", "\(format)", best * 1000, "\(format)", Double(p.byteCount) / best / 1e9))
+  }
+  print("{" + out.joined(separator: ", ") + String(format: ", \"threads\": %d, \"batch\": %d}", Engine.threads, B))
   exit(0)
 }
 if CommandLine.arguments.contains("--attention") {
@@ -114,7 +138,7 @@ if CommandLine.arguments.contains("--decoder") {
         var (cache, logits) = model.prefill(ids: prompts, extra: new)
         let t1 = now()
         for _ in 0..<new {
-          let next = (0..<B).map { b in (0..<logits.shape[1]).max { logits.data[b * logits.shape[1] + $0] < logits.data[b * logits.shape[1] + $1] }! }
+          let next = greedy(logits)
           logits = model.step(next, cache: cache)
         }
         if step > 0 { times.append(now() - t1) }
