@@ -121,8 +121,10 @@ if CommandLine.arguments.contains("--decoder") {
   let B = Int(arg("batch", "1"))!, T = Int(arg("tokens", "16"))!, steps = Int(arg("steps", "3"))!, new = Int(arg("new", "128"))!
   let mode = arg("mode", "generate")
   do {
+    rssLine("start")
     let (model, tokenizer) = try DecoderCheckpoint.load(URL(fileURLWithPath: arg("decoder", "")),
                                                         keepingBlocks: !CommandLine.arguments.contains("--fp32"))
+    rssLine("loaded")
     let prompts = (0..<B).map { b in (0..<T).map { 17 + Int(mix64(UInt64(b * T + $0)) % 40000) } }
     let batch = TokenBatch(batch: B, tokens: T, ids: prompts.flatMap { $0 })
     var times: [Double] = []
