@@ -35,7 +35,7 @@ for f in ${FORMATS:-Q4_1 Q8_0 F16 F32}; do
 done
 bonsai() {  # FORMAT MODE BATCH TOKENS NEW THREADS [extra flags]
   .build/release/bonsai-bench --decoder "${file[$1]}" --mode $2 --batch $3 --tokens $4 --new $5 --threads $6 --steps 2 "${@:7}" \
-    | sed "s/\"impl\": \"bonsai\"/\"impl\": \"bonsai\", \"format\": \"$1\", \"file_mib\": $(( $(stat -c %s "${file[$1]}") >> 20 ))/"
+    | sed "s/\"impl\": \"bonsai\"/\"impl\": \"bonsai\", \"format\": \"$1\", \"file_mib\": $(( $(stat -L -c %s "${file[$1]}") >> 20 ))/"
 }
 if [ "${ONLY_LLAMA:-0}" != 1 ]; then
   for threads in 1 2; do
@@ -71,7 +71,7 @@ for r in rows:
     elif r["impl"] == "bonsai": one[("bonsai", r["format"], r["mode"], r["threads"], r["batch"])] = r
     elif r["impl"] == "bonsai-vs-llama.cpp":
         runs.setdefault(("Bonsai", r["format"], r["mode"], r["threads"]), []).append(r["tokens_per_s"])
-        rss.setdefault((r["format"], r["threads"]), (r["peak_rss_mib"], r["file_mib"]))
+        if r["mode"] == "generate": rss.setdefault((r["format"], r["threads"]), (r["peak_rss_mib"], r["file_mib"]))
     elif "raw" in r:  # llama-bench: pp512 (n_gen 0) or tg128 (n_prompt 0)
         x = r["raw"]
         runs.setdefault(("llama.cpp", r["format"], "prefill" if x["n_gen"] == 0 else "generate", x["n_threads"]), []).append(x["avg_ts"])
@@ -93,7 +93,7 @@ if one:
 if runs:
     n = max(len(v) for v in runs.values())
     print()
-    print(f"| threads | format | generation b1: Bonsai | llama.cpp | ratio | prompt 512: Bonsai | llama.cpp | ratio | Bonsai peak RSS / file |")
+    print(f"| threads | format | generation b1: Bonsai | llama.cpp | ratio | prompt 512: Bonsai | llama.cpp | ratio | Bonsai peak RSS generating / file |")
     print("|---|---|---|---|---|---|---|---|---|")
     for t in (1, 2):
         for f in formats:

@@ -71,28 +71,29 @@ extension Tensor {
       outputs.append(out)
       firstChunk.append(firstChunk.last! + (w.rows + SmallLinear.chunkRows - 1) / SmallLinear.chunkRows)
     }
-    var blocks: [bq_block_q16] = []
-    if layers.contains(where: { $0.weight.format.isQuantized }) {
-      blocks = [bq_block_q16](repeating: bq_block_q16(), count: rows * inF / 32)
-      blocks.withUnsafeMutableBufferPointer { bq_quantize_rows(x.data, Int32(rows), Int32(inF), inF, $0.baseAddress!) }
-    }
+    // the input once, quantised per block of 32 for the Q formats: codes, then (dx, sx) pairs both ways round
+    let pairs = Int(bq_pairs_per_row(Int32(inF))), quantized = layers.contains { $0.weight.format.isQuantized }
+    let scratch = Storage(count: quantized ? rows * inF / 2 + 2 * rows * pairs : 0, zeroed: false)
+    let codes = UnsafeMutableRawPointer(scratch.pointer).assumingMemoryBound(to: Int16.self)
+    let ds = scratch.pointer + rows * inF / 2
+    let activations = bq_activations(q: codes, ds: ds, sd: ds + rows * pairs)
+    if quantized { bq_quantize_rows(x.data, Int32(rows), Int32(inF), inF, activations) }
     let xp = x.data
-    blocks.withUnsafeBufferPointer { qb in
-      let q = UnsafeRawPointer(qb.baseAddress)
-      parallelChunks(firstChunk.last!) { c in
-        var i = 0
-        while firstChunk[i + 1] <= c { i += 1 }
-        let w = layers[i].weight, y = outputs[i].mutableData, start = (c - firstChunk[i]) * SmallLinear.chunkRows
-        let range = start..<Swift.min(start + SmallLinear.chunkRows, w.rows)
-        if let f = w.floats {
-          addProducts(y, xp, f, rows: rows, outFeatures: w.rows, inFeatures: inF, weightRows: range)
-        } else {
-          bq_matmul_rows(w.format.rawValue, w.base.assumingMemoryBound(to: UInt8.self), w.rowBytes, Int32(inF),
-                         w.format.isQuantized ? q : UnsafeRawPointer(xp), Int32(rows), y, w.rows,
-                         Int32(range.lowerBound), Int32(range.upperBound))
-        }
+    parallelChunks(firstChunk.last!) { c in
+      var i = 0
+      while firstChunk[i + 1] <= c { i += 1 }
+      let w = layers[i].weight, y = outputs[i].mutableData, start = (c - firstChunk[i]) * SmallLinear.chunkRows
+      let range = start..<Swift.min(start + SmallLinear.chunkRows, w.rows)
+      let bytes = w.base.assumingMemoryBound(to: UInt8.self), r0 = Int32(range.lowerBound), r1 = Int32(range.upperBound)
+      if let f = w.floats {
+        addProducts(y, xp, f, rows: rows, outFeatures: w.rows, inFeatures: inF, weightRows: range)
+      } else if w.format.isQuantized {
+        bq_matmul_q(w.format.rawValue, bytes, w.rowBytes, Int32(inF), activations, Int32(rows), y, w.rows, r0, r1)
+      } else {
+        bq_matmul_f(w.format.rawValue, bytes, w.rowBytes, Int32(inF), xp, Int32(rows), y, w.rows, r0, r1)
       }
     }
+    withExtendedLifetime(scratch) {}
     return outputs
   }
 

@@ -46,10 +46,10 @@ public enum Delta {
       for key in file.keys where key.hasSuffix(".lora_A.weight") {
         let name = String(key.dropLast(".lora_A.weight".count))
         guard let linear = linears[name] else { throw MethodError.deltaShape(path: delta.path, key: name, reason: "no such layer in the base") }
-        let lora = LoRA(inFeatures: linear.weight.shape[1], outFeatures: linear.weight.shape[0], rank: rank, alpha: alpha, rng: RandomSource(seed: 0))
+        let lora = LoRA(inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, rank: rank, alpha: alpha, rng: RandomSource(seed: 0))
         let a = try file.tensor(key), b = try file.tensor(name + ".lora_B.weight")
         guard a.shape == lora.A.shape, b.shape == lora.B.shape else {
-          throw MethodError.deltaShape(path: delta.path, key: name, reason: "adapter shapes \(a.shape), \(b.shape) do not fit a \(linear.weight.shape) weight at rank \(rank)")
+          throw MethodError.deltaShape(path: delta.path, key: name, reason: "adapter shapes \(a.shape), \(b.shape) do not fit a [\(linear.outFeatures), \(linear.inFeatures)] weight at rank \(rank)")
         }
         lora.A.mutableData.update(from: a.data, count: a.count); lora.B.mutableData.update(from: b.data, count: b.count)
         overrides[name + ".weight"] = lora.merged(into: linear.weight)

@@ -25,7 +25,7 @@ final class LoRAPlan: ParameterPlan {
     let rng = RandomSource(seed: config.seed &+ 41)
     var adapters: [(key: String, linear: Linear, lora: LoRA)] = []
     for (key, linear) in task.model.namedLinears() where !task.isHead(key) && targets.contains(where: { key.hasSuffix($0) }) {
-      let lora = LoRA(inFeatures: linear.weight.shape[1], outFeatures: linear.weight.shape[0], rank: l.rank, alpha: l.alpha, rng: rng)
+      let lora = LoRA(inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, rank: l.rank, alpha: l.alpha, rng: rng)
       linear.adapter.lora = lora
       adapters.append((key, linear, lora))
     }

@@ -59,32 +59,37 @@ const char *bq_kernel_name(void) {
 #endif
 }
 
-void bq_quantize_rows(const float *x, int rows, int in, size_t ld, bq_block_q16 *out) {
-  const int nb = in / 32;
+int bq_pairs_per_row(int in) { return (in / 32 + 3) / 4 * 8; }
+
+void bq_quantize_rows(const float *x, int rows, int in, size_t ld, bq_activations out) {
+  const int nb = in / 32, pairs = bq_pairs_per_row(in);
   for (int r = 0; r < rows; r++) {
+    float *ds = out.ds + (size_t)r * pairs, *sd = out.sd + (size_t)r * pairs;
+    for (int j = 2 * nb; j < pairs; j++) ds[j] = sd[j] = 0;
     for (int b = 0; b < nb; b++) {
       const float *v = x + (size_t)r * ld + (size_t)b * 32;
-      bq_block_q16 *o = out + (size_t)r * nb + b;
+      int16_t *q = out.q + (size_t)r * in + (size_t)b * 32;
       float amax = 0;
       for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(v[j]));
       const float d = amax / 32767, id = d != 0 ? 1 / d : 0;
       int sum = 0;
       for (int j = 0; j < 32; j++) {
-        float q = nearbyintf(v[j] * id);
-        q = q > 32767 ? 32767 : q < -32767 ? -32767 : q;
-        o->q[j] = (int16_t)q;
-        sum += (int)q;
+        float c = nearbyintf(v[j] * id);
+        c = c > 32767 ? 32767 : c < -32767 ? -32767 : c;
+        q[j] = (int16_t)c;
+        sum += (int)c;
       }
-      o->d = d;
-      o->s = d * (float)sum;
+      ds[2 * b] = sd[2 * b + 1] = d;
+      ds[2 * b + 1] = sd[2 * b] = d * (float)sum;
     }
   }
 }
 
-// ---- integer dot products of one weight row with quantised activations ------------------------------
-// Per block: sum_j w_j x_j = dw dx sum_j qw_j qx_j (Q8_0), dw (dx sum qw qx - 8 sx) (Q4_0, codes 0..15
-// offset by 8), dw dx sum qw qx + mw sx (Q4_1), where sx = dx sum qx. The integer sums are exact (at
-// most 4 * 128 * 32767 < 2^24 per lane, so also exact in fp32); each block's is scaled in fp32.
+// ---- integer dot products of weight rows with quantised activations --------------------------------
+// Per block: sum_j w_j x_j = dw dx P (Q8_0), dw (dx P - 8 sx) (Q4_0: codes 0..15 offset by 8),
+// dw dx P + mw sx (Q4_1), where P = sum_j qw_j qx_j is an exact integer and sx = dx sum_j qx_j.
+// Blocks go in fours: their (dw, mw) scales are converted together and multiplied by the activations'
+// (dx, sx) pairs at once; each block's P (8 partial sums) then takes its lane of that product.
 
 #if BQ_AVX2
 // A weight block as two vectors of 16 int16 codes (elements 0..15 and 16..31).
@@ -104,11 +109,30 @@ BQ_ALWAYS bq_codes bq_decode(const int type, const uint8_t *wb) {
   return c;
 }
 
-// 8 partial sums of the 32 products of codes and activations, in fp32.
-BQ_ALWAYS __m256 bq_products(bq_codes c, const bq_block_q16 *xb) {
-  const __m256i xa = _mm256_loadu_si256((const __m256i *)xb->q), xbv = _mm256_loadu_si256((const __m256i *)(xb->q + 16));
-  return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(c.a, xa), _mm256_madd_epi16(c.b, xbv)));
+// A block's 32 products as 8 partial sums in fp32 (exact: each is at most 4 * 128 * 32767 < 2^24).
+BQ_ALWAYS __m256 bq_products(bq_codes c, const int16_t *q) {
+  return _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(c.a, _mm256_loadu_si256((const __m256i *)q)),
+                                             _mm256_madd_epi16(c.b, _mm256_loadu_si256((const __m256i *)(q + 16)))));
 }
+
+BQ_ALWAYS uint32_t bq_u32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+// The first two fp16 values of k <= 4 consecutive blocks in fp32: [d0 m0 d1 m1 d2 m2 d3 m3] for Q4_1,
+// [d0 0 d1 0 ...] for the others (whose bytes after d are codes); 0 for missing blocks.
+BQ_ALWAYS __m256 bq_scales(const int type, const uint8_t *w, int bb, int k) {
+  __m128i v = _mm_cvtsi32_si128((int)bq_u32(w));
+  if (k > 1) v = _mm_insert_epi32(v, (int)bq_u32(w + bb), 1);
+  if (k > 2) v = _mm_insert_epi32(v, (int)bq_u32(w + 2 * bb), 2);
+  if (k > 3) v = _mm_insert_epi32(v, (int)bq_u32(w + 3 * bb), 3);
+  if (type != BQ_Q4_1) v = _mm_and_si128(v, _mm_set1_epi32(0xFFFF));
+  return _mm256_cvtph_ps(v);
+}
+
+BQ_ALWAYS __m256 bq_lane(__m256 v, int i) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(i)); }
 
 BQ_ALWAYS float bq_hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -117,49 +141,65 @@ BQ_ALWAYS float bq_hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// The offset term's weight per block: -8 dw (Q4_0), mw (Q4_1), none (Q8_0).
-BQ_ALWAYS float bq_offset(const int type, const uint8_t *wb, float dw) {
-  return type == BQ_Q4_0 ? -8 * dw : type == BQ_Q4_1 ? bq_half(wb + 2) : 0;
+// The k <= 4 blocks at w against activation codes q, given u = the blocks' scales times (dx, sx):
+// acc + sum over the blocks of (dw dx) P.
+BQ_ALWAYS __m256 bq_group(const int type, const bq_codes *c, int k, const int16_t *q, __m256 u, __m256 acc) {
+  acc = _mm256_fmadd_ps(bq_lane(u, 0), bq_products(c[0], q), acc);
+  if (k > 1) acc = _mm256_fmadd_ps(bq_lane(u, 2), bq_products(c[1], q + 32), acc);
+  if (k > 2) acc = _mm256_fmadd_ps(bq_lane(u, 4), bq_products(c[2], q + 64), acc);
+  if (k > 3) acc = _mm256_fmadd_ps(bq_lane(u, 6), bq_products(c[3], q + 96), acc);
+  return acc;
 }
 
-BQ_ALWAYS float bq_dot_one(const int type, const uint8_t *w, const bq_block_q16 *x, int nb) {
-  const int bb = bq_block_bytes(type);
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  float s0 = 0, s1 = 0;
-  int b = 0;
-  for (; b + 1 < nb; b += 2) {  // two chains, so that the FMA latency overlaps
-    const uint8_t *w0 = w + (size_t)b * bb, *w1 = w0 + bb;
-    const float d0 = bq_half(w0), d1 = bq_half(w1);
-    a0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * x[b].d), bq_products(bq_decode(type, w0), x + b), a0);
-    a1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * x[b + 1].d), bq_products(bq_decode(type, w1), x + b + 1), a1);
-    if (type != BQ_Q8_0) { s0 += bq_offset(type, w0, d0) * x[b].s; s1 += bq_offset(type, w1, d1) * x[b + 1].s; }
-  }
-  if (b < nb) {
-    const uint8_t *w0 = w + (size_t)b * bb;
-    const float d0 = bq_half(w0);
-    a0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * x[b].d), bq_products(bq_decode(type, w0), x + b), a0);
-    if (type != BQ_Q8_0) s0 += bq_offset(type, w0, d0) * x[b].s;
-  }
-  return bq_hsum(_mm256_add_ps(a0, a1)) + (s0 + s1);
+// The offset terms: Q4_1 keeps m sx in the odd lanes of `side` (the sum of u), Q4_0 keeps d sx in its even lanes.
+BQ_ALWAYS __m256 bq_side(const int type, __m256 side, __m256 sc, __m256 u, const float *sd) {
+  if (type == BQ_Q4_1) return _mm256_add_ps(side, u);
+  if (type == BQ_Q4_0) return _mm256_fmadd_ps(sc, _mm256_loadu_ps(sd), side);
+  return side;
 }
 
-// One weight row against m <= 8 activation rows: each weight block is decoded once.
-BQ_ALWAYS void bq_dot_many(const int type, const uint8_t *w, const bq_block_q16 *x, int nb, int m, float *y, size_t ldy) {
+BQ_ALWAYS float bq_finish(const int type, __m256 acc, __m256 side) {
+  float r = bq_hsum(acc);
+  if (type == BQ_Q4_1) r += bq_hsum(_mm256_and_ps(side, _mm256_castsi256_ps(_mm256_set_epi32(-1, 0, -1, 0, -1, 0, -1, 0))));
+  if (type == BQ_Q4_0) r -= 8 * bq_hsum(side);
+  return r;
+}
+
+// One weight row against one activation row, block by block (two chains, so that FMA latencies overlap):
+// for a single row this measures faster than the groups of four below.
+BQ_ALWAYS float bq_dot_one(const int type, const uint8_t *w, const int16_t *q, const float *ds, int nb) {
   const int bb = bq_block_bytes(type);
-  __m256 acc[8];
-  float side[8];
-  for (int i = 0; i < m; i++) { acc[i] = _mm256_setzero_ps(); side[i] = 0; }
+  __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  float side[2] = {0, 0};
   for (int b = 0; b < nb; b++) {
     const uint8_t *wb = w + (size_t)b * bb;
-    const float dw = bq_half(wb), ow = bq_offset(type, wb, dw);
-    const bq_codes c = bq_decode(type, wb);
+    const float dw = bq_half(wb);
+    a[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ds[2 * b]), bq_products(bq_decode(type, wb), q + (size_t)b * 32), a[b & 1]);
+    if (type == BQ_Q4_0) side[b & 1] -= 8 * dw * ds[2 * b + 1];
+    if (type == BQ_Q4_1) side[b & 1] += bq_half(wb + 2) * ds[2 * b + 1];
+  }
+  return bq_hsum(_mm256_add_ps(a[0], a[1])) + (side[0] + side[1]);
+}
+
+// One weight row against m <= 8 activation rows: each group of four weight blocks is decoded once.
+BQ_ALWAYS void bq_dot_rows(const int type, const uint8_t *w, bq_activations x, int in, int m, float *y, size_t ldy) {
+  const int bb = bq_block_bytes(type), nb = in / 32, pairs = bq_pairs_per_row(in);
+  __m256 acc[8], side[8];
+  for (int i = 0; i < m; i++) acc[i] = side[i] = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b += 4) {
+    const int k = nb - b < 4 ? nb - b : 4;
+    const uint8_t *wb = w + (size_t)b * bb;
+    const __m256 sc = bq_scales(type, wb, bb, k);
+    bq_codes c[4];
+    for (int j = 0; j < k; j++) c[j] = bq_decode(type, wb + j * bb);
     for (int i = 0; i < m; i++) {
-      const bq_block_q16 *xb = x + (size_t)i * nb + b;
-      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), bq_products(c, xb), acc[i]);
-      if (type != BQ_Q8_0) side[i] += ow * xb->s;
+      const size_t at = (size_t)i * pairs + 2 * (size_t)b;
+      const __m256 u = _mm256_mul_ps(sc, _mm256_loadu_ps(x.ds + at));
+      side[i] = bq_side(type, side[i], sc, u, x.sd + at);
+      acc[i] = bq_group(type, c, k, x.q + (size_t)i * in + (size_t)b * 32, u, acc[i]);
     }
   }
-  for (int i = 0; i < m; i++) y[(size_t)i * ldy] += bq_hsum(acc[i]) + side[i];
+  for (int i = 0; i < m; i++) y[(size_t)i * ldy] += bq_finish(type, acc[i], side[i]);
 }
 
 BQ_ALWAYS float bq_dot_float(const int type, const uint8_t *w, const float *x, int n) {
@@ -182,28 +222,28 @@ BQ_ALWAYS float bq_dot_float(const int type, const uint8_t *w, const float *x, i
 
 #else  // scalar
 
-BQ_ALWAYS float bq_dot_one(const int type, const uint8_t *w, const bq_block_q16 *x, int nb) {
-  const int bb = bq_block_bytes(type);
-  float sum = 0;
-  for (int b = 0; b < nb; b++) {
-    const uint8_t *wb = w + (size_t)b * bb;
-    const bq_block_q16 *xb = x + b;
-    const float dw = bq_half(wb);
-    int isum = 0;
-    if (type == BQ_Q8_0) {
-      for (int j = 0; j < 32; j++) isum += (int)(int8_t)wb[2 + j] * xb->q[j];
-      sum += dw * xb->d * (float)isum;
-    } else {
-      const uint8_t *q = wb + (type == BQ_Q4_0 ? 2 : 4);
-      for (int j = 0; j < 16; j++) isum += (q[j] & 0x0F) * xb->q[j] + (q[j] >> 4) * xb->q[j + 16];
-      sum += dw * xb->d * (float)isum + (type == BQ_Q4_0 ? -8 * dw : bq_half(wb + 2)) * xb->s;
+BQ_ALWAYS void bq_dot_rows(const int type, const uint8_t *w, bq_activations x, int in, int m, float *y, size_t ldy) {
+  const int bb = bq_block_bytes(type), nb = in / 32, pairs = bq_pairs_per_row(in);
+  for (int i = 0; i < m; i++) {
+    const int16_t *xq = x.q + (size_t)i * in;
+    const float *ds = x.ds + (size_t)i * pairs;
+    float sum = 0;
+    for (int b = 0; b < nb; b++) {
+      const uint8_t *wb = w + (size_t)b * bb;
+      const int16_t *q = xq + (size_t)b * 32;
+      const float dw = bq_half(wb);
+      int isum = 0;
+      if (type == BQ_Q8_0) {
+        for (int j = 0; j < 32; j++) isum += (int)(int8_t)wb[2 + j] * q[j];
+        sum += dw * ds[2 * b] * (float)isum;
+      } else {
+        const uint8_t *c = wb + (type == BQ_Q4_0 ? 2 : 4);
+        for (int j = 0; j < 16; j++) isum += (c[j] & 0x0F) * q[j] + (c[j] >> 4) * q[j + 16];
+        sum += dw * ds[2 * b] * (float)isum + (type == BQ_Q4_0 ? -8 * dw : bq_half(wb + 2)) * ds[2 * b + 1];
+      }
     }
+    y[(size_t)i * ldy] += sum;
   }
-  return sum;
-}
-
-BQ_ALWAYS void bq_dot_many(const int type, const uint8_t *w, const bq_block_q16 *x, int nb, int m, float *y, size_t ldy) {
-  for (int i = 0; i < m; i++) y[(size_t)i * ldy] += bq_dot_one(type, w, x + (size_t)i * nb, nb);
 }
 
 BQ_ALWAYS float bq_dot_float(const int type, const uint8_t *w, const float *x, int n) {
@@ -213,35 +253,42 @@ BQ_ALWAYS float bq_dot_float(const int type, const uint8_t *w, const float *x, i
 }
 #endif
 
-BQ_ALWAYS void bq_matmul_q(const int type, const uint8_t *w, size_t rowBytes, int nb, const bq_block_q16 *x, int m,
-                           float *y, size_t ldy, int r0, int r1) {
+BQ_ALWAYS void bq_matmul_typed(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m,
+                               float *y, size_t ldy, int r0, int r1) {
+  const int pairs = bq_pairs_per_row(in);
+#if BQ_AVX2
   if (m == 1) {
-    for (int r = r0; r < r1; r++) y[r] += bq_dot_one(type, w + (size_t)r * rowBytes, x, nb);
+    for (int r = r0; r < r1; r++) y[r] += bq_dot_one(type, w + (size_t)r * rowBytes, x.q, x.ds, in / 32);
     return;
   }
+#endif
   for (int i0 = 0; i0 < m; i0 += 8) {
     const int mi = m - i0 < 8 ? m - i0 : 8;
-    for (int r = r0; r < r1; r++) bq_dot_many(type, w + (size_t)r * rowBytes, x + (size_t)i0 * nb, nb, mi, y + (size_t)i0 * ldy + r, ldy);
+    const bq_activations xi = {x.q + (size_t)i0 * in, x.ds + (size_t)i0 * pairs, x.sd + (size_t)i0 * pairs};
+    for (int r = r0; r < r1; r++) bq_dot_rows(type, w + (size_t)r * rowBytes, xi, in, mi, y + (size_t)i0 * ldy + r, ldy);
   }
 }
 
-BQ_ALWAYS void bq_matmul_f(const int type, const uint8_t *w, size_t rowBytes, int in, const float *x, int m,
-                        float *y, size_t ldy, int r0, int r1) {
+void bq_matmul_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m,
+                 float *y, size_t ldy, int r0, int r1) {
+  switch (type) {
+  case BQ_Q8_0: bq_matmul_typed(BQ_Q8_0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_0: bq_matmul_typed(BQ_Q4_0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_1: bq_matmul_typed(BQ_Q4_1, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  default: break;
+  }
+}
+
+BQ_ALWAYS void bq_matmul_float(const int type, const uint8_t *w, size_t rowBytes, int in, const float *x, int m,
+                               float *y, size_t ldy, int r0, int r1) {
   for (int r = r0; r < r1; r++)
     for (int i = 0; i < m; i++) y[(size_t)i * ldy + r] += bq_dot_float(type, w + (size_t)r * rowBytes, x + (size_t)i * in, in);
 }
 
-void bq_matmul_rows(int type, const uint8_t *w, size_t rowBytes, int in, const void *x, int m,
-                    float *y, size_t ldy, int r0, int r1) {
-  const int nb = in / 32;
-  switch (type) {
-  case BQ_Q8_0: bq_matmul_q(BQ_Q8_0, w, rowBytes, nb, x, m, y, ldy, r0, r1); break;
-  case BQ_Q4_0: bq_matmul_q(BQ_Q4_0, w, rowBytes, nb, x, m, y, ldy, r0, r1); break;
-  case BQ_Q4_1: bq_matmul_q(BQ_Q4_1, w, rowBytes, nb, x, m, y, ldy, r0, r1); break;
-  case BQ_F16: bq_matmul_f(BQ_F16, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
-  case BQ_BF16: bq_matmul_f(BQ_BF16, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
-  default: break;
-  }
+void bq_matmul_f(int type, const uint8_t *w, size_t rowBytes, int in, const float *x, int m,
+                 float *y, size_t ldy, int r0, int r1) {
+  if (type == BQ_F16) bq_matmul_float(BQ_F16, w, rowBytes, in, x, m, y, ldy, r0, r1);
+  else if (type == BQ_BF16) bq_matmul_float(BQ_BF16, w, rowBytes, in, x, m, y, ldy, r0, r1);
 }
 
 // ---- dequantisation (gguf/quants.py's formulas: fp32 products then sums, no fused multiply-add) ------

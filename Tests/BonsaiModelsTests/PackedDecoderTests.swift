@@ -29,14 +29,17 @@ final class PackedDecoderTests: XCTestCase {
     let long = prompts.max { $0.count < $1.count }!
     XCTAssertGreaterThan(long.count, 8, "a prompt long enough for the GEMM path")
     let x = TokenBatch(batch: 1, tokens: long.count, ids: long)
-    XCTAssertLessThan(withoutGrad { maxDifference(packed(x), reference(x)) }, 1e-4, "\(name): prompt logits as the fp32 path's")
+    let prompt = withoutGrad { maxDifference(packed(x), reference(x)) }
+    XCTAssertLessThan(prompt, 1e-4, "\(name): prompt logits as the fp32 path's")
     let (cacheP, firstP) = packed.prefill(ids: [long], extra: 4)
     let (cacheR, firstR) = reference.prefill(ids: [long], extra: 4)
-    XCTAssertLessThan(maxDifference(firstP, firstR), 2e-3 * firstR.scalars.map(abs).max()!, "\(name): the last position's logits (one row: 16-bit activations)")
+    let last = maxDifference(firstP, firstR) / firstR.scalars.map(abs).max()!
+    XCTAssertLessThan(last, 5e-4, "\(name): the last position's logits (one row: 16-bit activations)")
     let next = [argmax(firstR)]
     let stepP = packed.step(next, cache: cacheP), stepR = reference.step(next, cache: cacheR)
-    let scale = stepR.scalars.map(abs).max()!
-    XCTAssertLessThan(maxDifference(stepP, stepR), 2e-3 * scale, "\(name): decoding logits within the 16-bit activation rounding")
+    let step = maxDifference(stepP, stepR) / stepR.scalars.map(abs).max()!
+    XCTAssertLessThan(step, 5e-4, "\(name): decoding logits within the 16-bit activation rounding")
+    print(String(format: "packed %@: prompt logits max abs %.2e; decoding logits max abs / largest %.2e, %.2e", name, prompt, last, step))
     var options = GenerationOptions()
     options.maxNewTokens = 64
     let a = Generator(model: packed, tokenizer: tokenizer).generate(prompts, options: options)
