@@ -5,7 +5,7 @@
 //   BonsaiEngine <- BonsaiCheckpoint (safetensors, configs)
 //   BonsaiTokenizers (no engine dependency)
 //   CBonsaiCPUCheck (start-up CPU check, C) <- BonsaiEngine, BonsaiTokenizers, BonsaiData
-//   CBonsaiQuant (kernels over GGUF's quantised blocks, C) <- BonsaiEngine
+//   CBonsaiQuant (kernels over GGUF's blocks, C: quant.c products, dequantize.c, blocks.h helpers) <- BonsaiEngine
 //   BonsaiNN + BonsaiCheckpoint + BonsaiTokenizers <- BonsaiModels (BERT, MPNet) <- bonsai (CLI)
 import PackageDescription
 

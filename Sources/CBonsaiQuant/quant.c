@@ -1,55 +1,8 @@
-// Kernels over ggml's block formats (see bonsai_quant.h). Compiled with the build's -march (Package.swift)
-// and -ffp-contract=off, so that dequantisation multiplies then adds exactly as gguf's numpy code does.
+// Products over ggml's block formats (see bonsai_quant.h), compiled with the build's -march (Package.swift).
 // With AVX2 + FMA + F16C (every x86-64 CPU of the last decade; AVX-512 machines run the same code) the
-// integer dot products use vpmaddubsw/vpmaddwd on 32 codes at a time; elsewhere the scalar loops below
-// are the whole implementation (and the reference the vector code is tested against).
-#include "bonsai_quant.h"
-#include <math.h>
-#include <string.h>
-
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#define BQ_AVX2 1
-#endif
-
-#define BQ_ALWAYS static inline __attribute__((always_inline))
-
-BQ_ALWAYS float bq_half_bits(uint16_t h) {
-#if BQ_AVX2
-  return _cvtsh_ss(h);
-#else
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-  if (e == 0) {
-    float f = (float)man * 5.9604644775390625e-8f;  // subnormal (or zero): man * 2^-24
-    memcpy(&bits, &f, 4);
-    bits |= sign;
-  } else if (e == 31) {
-    bits = sign | 0x7F800000u | (man << 13);
-  } else {
-    bits = sign | ((e + 112) << 23) | (man << 13);
-  }
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-#endif
-}
-
-BQ_ALWAYS float bq_half(const uint8_t *p) {
-  uint16_t h;
-  memcpy(&h, p, 2);
-  return bq_half_bits(h);
-}
-
-BQ_ALWAYS float bq_bf16(const uint8_t *p) {
-  uint16_t h;
-  memcpy(&h, p, 2);
-  uint32_t bits = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
-BQ_ALWAYS int bq_block_bytes(int type) { return type == BQ_Q8_0 ? 34 : type == BQ_Q4_0 ? 18 : 20; }
+// integer dot products use vpmaddwd on 16-bit codes; elsewhere the scalar loops below are the whole
+// implementation (and agree with the vector code to fp32 round-off).
+#include "blocks.h"
 
 const char *bq_kernel_name(void) {
 #if BQ_AVX2
@@ -289,37 +242,4 @@ void bq_matmul_f(int type, const uint8_t *w, size_t rowBytes, int in, const floa
                  float *y, size_t ldy, int r0, int r1) {
   if (type == BQ_F16) bq_matmul_float(BQ_F16, w, rowBytes, in, x, m, y, ldy, r0, r1);
   else if (type == BQ_BF16) bq_matmul_float(BQ_BF16, w, rowBytes, in, x, m, y, ldy, r0, r1);
-}
-
-// ---- dequantisation (gguf/quants.py's formulas: fp32 products then sums, no fused multiply-add) ------
-
-void bq_dequantize_rows(int type, const uint8_t *w, size_t rowBytes, int in, float *out, int r0, int r1) {
-  for (int r = r0; r < r1; r++) {
-    const uint8_t *p = w + (size_t)r * rowBytes;
-    float *y = out + (size_t)(r - r0) * in;
-    switch (type) {
-    case BQ_F32: memcpy(y, p, (size_t)in * 4); break;
-    case BQ_F16: for (int j = 0; j < in; j++) y[j] = bq_half(p + 2 * (size_t)j); break;
-    case BQ_BF16: for (int j = 0; j < in; j++) y[j] = bq_bf16(p + 2 * (size_t)j); break;
-    case BQ_Q8_0:
-      for (int b = 0; b < in / 32; b++, p += 34, y += 32) {
-        const float d = bq_half(p);
-        for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)p[2 + j] * d;
-      }
-      break;
-    case BQ_Q4_0:
-      for (int b = 0; b < in / 32; b++, p += 18, y += 32) {
-        const float d = bq_half(p);
-        for (int j = 0; j < 16; j++) { y[j] = d * (float)((p[2 + j] & 0x0F) - 8); y[j + 16] = d * (float)((p[2 + j] >> 4) - 8); }
-      }
-      break;
-    case BQ_Q4_1:
-      for (int b = 0; b < in / 32; b++, p += 20, y += 32) {
-        const float d = bq_half(p), m = bq_half(p + 2);
-        for (int j = 0; j < 16; j++) { y[j] = d * (float)(p[4 + j] & 0x0F) + m; y[j + 16] = d * (float)(p[4 + j] >> 4) + m; }
-      }
-      break;
-    default: break;
-    }
-  }
 }

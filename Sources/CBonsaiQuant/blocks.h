@@ -1,0 +1,53 @@
+// Helpers shared by the kernel files of CBonsaiQuant (not part of its public header): fp16/bf16 scalars and
+// block sizes, and whether this build has the AVX2 kernels.
+#ifndef BONSAI_QUANT_BLOCKS_H
+#define BONSAI_QUANT_BLOCKS_H
+#include "include/bonsai_quant.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define BQ_AVX2 1
+#endif
+
+#define BQ_ALWAYS static inline __attribute__((always_inline))
+
+BQ_ALWAYS float bq_half_bits(uint16_t h) {
+#if BQ_AVX2
+  return _cvtsh_ss(h);
+#else
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+  if (e == 0) {
+    float f = (float)man * 5.9604644775390625e-8f;  // subnormal (or zero): man * 2^-24
+    memcpy(&bits, &f, 4);
+    bits |= sign;
+  } else if (e == 31) {
+    bits = sign | 0x7F800000u | (man << 13);
+  } else {
+    bits = sign | ((e + 112) << 23) | (man << 13);
+  }
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+
+BQ_ALWAYS float bq_half(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return bq_half_bits(h);
+}
+
+BQ_ALWAYS float bq_bf16(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+BQ_ALWAYS int bq_block_bytes(int type) { return type == BQ_Q8_0 ? 34 : type == BQ_Q4_0 ? 18 : 20; }
+
+#endif
