@@ -1,5 +1,6 @@
 // ggml's tensor types and their dequantisation to fp32, bit for bit what the `gguf` Python package
-// (gguf/quants.py) computes: every product and sum in fp32, in its order, no fused multiply-add.
+// (gguf/quants.py) computes: every product and sum in fp32, in its order, no fused multiply-add. F32, F16,
+// BF16, Q8_0, Q4_0 and Q4_1 go through the engine's kernels (PackedFormat.dequantize); the others are here.
 // Blocks run along a row (ne[0]); a row of n elements is n / blockSize consecutive blocks.
 //   Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: 32 elements, one fp16 scale d (and min m), 4/5/8-bit codes
 //   Q4_K, Q5_K, Q6_K: 256 elements in sub-blocks of 32 (16 for Q6_K) with 6/8-bit sub-scales
@@ -69,6 +70,8 @@ public enum GGML {
   /// Dequantises `count` elements of `type` (a whole number of blocks) from `src` into `dst`.
   public static func dequantize(_ type: GGMLType, _ src: UnsafeRawPointer, count: Int, into dst: UnsafeMutablePointer<Float>) {
     precondition(count % type.blockSize == 0, "GGML.dequantize: \(count) elements of \(type) is not a whole number of blocks")
+    // the formats products read in place share the engine's dequantisation (CBonsaiQuant)
+    if let format = PackedFormat(rawValue: Int32(type.rawValue)) { return format.dequantize(src, count: count, into: dst) }
     let blocks = count / type.blockSize, bs = type.blockSize, bb = type.blockBytes
     parallelFor(blocks, grain: max(1, 16384 / bs)) { r in
       for b in r { dequantizeBlock(type, src + b * bb, dst + b * bs) }
@@ -78,24 +81,6 @@ public enum GGML {
   static func dequantizeBlock(_ type: GGMLType, _ p: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
     let q = p.assumingMemoryBound(to: UInt8.self)
     switch type {
-    case .f32: y[0] = Float(bitPattern: p.loadUnaligned(as: UInt32.self).littleEndian)
-    case .f16: y[0] = half(p, 0)
-    case .bf16: y[0] = Float(bitPattern: UInt32(p.loadUnaligned(as: UInt16.self).littleEndian) << 16)
-    case .q8_0:
-      let d = half(p, 0)
-      for j in 0..<32 { y[j] = Float(Int8(bitPattern: q[2 + j])) * d }
-    case .q4_0:
-      let d = half(p, 0)
-      for j in 0..<16 {
-        y[j] = d * Float(Int8(q[2 + j] & 0x0F) - 8)
-        y[j + 16] = d * Float(Int8(q[2 + j] >> 4) - 8)
-      }
-    case .q4_1:
-      let d = half(p, 0), m = half(p, 2)
-      for j in 0..<16 {
-        y[j] = d * Float(q[4 + j] & 0x0F) + m
-        y[j + 16] = d * Float(q[4 + j] >> 4) + m
-      }
     case .q5_0, .q5_1:
       let hasMin = type == .q5_1
       let d = half(p, 0), m: Float = hasMin ? half(p, 2) : 0

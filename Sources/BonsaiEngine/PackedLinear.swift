@@ -58,19 +58,7 @@ extension Tensor {
   public static func linearProducts(_ x: Tensor, packed layers: [(weight: PackedMatrix, bias: Tensor?)]) -> [Tensor] {
     let inF = x.shape.last!, rows = x.count / inF
     if rows > SmallLinear.maxRows || GradMode.isEnabled { return layers.map { x.linear(packed: $0.weight, bias: $0.bias) } }
-    var outputs: [Tensor] = [], firstChunk: [Int] = [0]
-    for (w, b) in layers {
-      precondition(w.columns == inF, "linear: packed weight [\(w.rows), \(w.columns)] for input \(x.shape)")
-      let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.rows])
-      if let b {
-        precondition(b.shape == [w.rows], "linear: bias \(b.shape) for packed weight [\(w.rows), \(w.columns)]")
-        for r in 0..<rows { (out.mutableData + r * w.rows).update(from: b.data, count: w.rows) }
-      } else {
-        out.mutableData.update(repeating: 0, count: out.count)
-      }
-      outputs.append(out)
-      firstChunk.append(firstChunk.last! + (w.rows + SmallLinear.chunkRows - 1) / SmallLinear.chunkRows)
-    }
+    for (w, _) in layers { precondition(w.columns == inF, "linear: packed weight [\(w.rows), \(w.columns)] for input \(x.shape)") }
     // the input once, quantised per block of 32 for the Q formats: codes, then (dx, sx) pairs both ways round
     let pairs = Int(bq_pairs_per_row(Int32(inF))), quantized = layers.contains { $0.weight.format.isQuantized }
     let scratch = Storage(count: quantized ? rows * inF / 2 + 2 * rows * pairs : 0, zeroed: false)
@@ -79,11 +67,8 @@ extension Tensor {
     let activations = bq_activations(q: codes, ds: ds, sd: ds + rows * pairs)
     if quantized { bq_quantize_rows(x.data, Int32(rows), Int32(inF), inF, activations) }
     let xp = x.data
-    parallelChunks(firstChunk.last!) { c in
-      var i = 0
-      while firstChunk[i + 1] <= c { i += 1 }
-      let w = layers[i].weight, y = outputs[i].mutableData, start = (c - firstChunk[i]) * SmallLinear.chunkRows
-      let range = start..<Swift.min(start + SmallLinear.chunkRows, w.rows)
+    let outputs = SmallLinear.products(x, outFeatures: layers.map(\.weight.rows), biases: layers.map(\.bias)) { i, range, y in
+      let w = layers[i].weight
       let bytes = w.base.assumingMemoryBound(to: UInt8.self), r0 = Int32(range.lowerBound), r1 = Int32(range.upperBound)
       if let f = w.floats {
         addProducts(y, xp, f, rows: rows, outFeatures: w.rows, inFeatures: inF, weightRows: range)

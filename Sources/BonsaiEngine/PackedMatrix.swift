@@ -75,5 +75,17 @@ public final class PackedMatrix: @unchecked Sendable {
   var floats: UnsafePointer<Float>? { format == .f32 ? base.assumingMemoryBound(to: Float.self) : nil }
 }
 
+extension PackedFormat {
+  /// `count` elements (whole blocks) at `src` in fp32 into `dst`, over the threads: gguf's values, bit for bit.
+  public func dequantize(_ src: UnsafeRawPointer, count: Int, into dst: UnsafeMutablePointer<Float>) {
+    precondition(count % blockSize == 0, "dequantize: \(count) elements of \(self) is not a whole number of blocks")
+    let bs = blockSize, bb = blockBytes
+    parallelFor(count / bs, grain: Swift.max(1, 16384 / bs)) { r in  // any run of whole blocks is one "row"
+      bq_dequantize_rows(rawValue, (src + r.lowerBound * bb).assumingMemoryBound(to: UInt8.self), r.count * bb,
+                         Int32(r.count * bs), dst + r.lowerBound * bs, 0, 1)
+    }
+  }
+}
+
 /// Which kernels this build uses for packed products ("avx2" or "scalar").
 public var packedKernels: String { String(cString: bq_kernel_name()) }

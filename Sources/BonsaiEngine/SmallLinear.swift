@@ -9,6 +9,32 @@ enum SmallLinear {
   static let maxRows = 8
   /// Rows of W per chunk handed to a thread.
   static let chunkRows = 32
+
+  /// Outputs [..., O_i] of x's rows through layers of O_i outputs, each starting at its bias (or 0), filled
+  /// by `body(layer, rows of its W, output)` over chunks of `chunkRows` rows of every layer, in one region.
+  static func products(_ x: Tensor, outFeatures: [Int], biases: [Tensor?],
+                       _ body: (Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> [Tensor] {
+    let rows = x.count / x.shape.last!
+    var outputs: [Tensor] = [], firstChunk: [Int] = [0]
+    for (outF, b) in zip(outFeatures, biases) {
+      let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outF])
+      if let b {
+        precondition(b.shape == [outF], "linear: bias \(b.shape) for \(outF) outputs")
+        for r in 0..<rows { (out.mutableData + r * outF).update(from: b.data, count: outF) }
+      } else {
+        out.mutableData.update(repeating: 0, count: rows * outF)
+      }
+      outputs.append(out)
+      firstChunk.append(firstChunk.last! + (outF + chunkRows - 1) / chunkRows)
+    }
+    parallelChunks(firstChunk.last!) { c in
+      var i = 0
+      while firstChunk[i + 1] <= c { i += 1 }
+      let start = (c - firstChunk[i]) * chunkRows
+      body(i, start..<Swift.min(start + chunkRows, outFeatures[i]), outputs[i].mutableData)
+    }
+    return outputs
+  }
 }
 
 extension Tensor {
@@ -17,29 +43,12 @@ extension Tensor {
   public static func linearProducts(_ x: Tensor, _ layers: [(weight: Tensor, bias: Tensor?)]) -> [Tensor] {
     let inF = x.shape.last!, rows = x.count / inF
     if rows > SmallLinear.maxRows || GradMode.isEnabled { return layers.map { x.linear(weight: $0.weight, bias: $0.bias) } }
-    var outputs: [Tensor] = [], firstChunk: [Int] = [0]
-    for (w, b) in layers {
-      precondition(w.rank == 2 && w.shape[1] == inF, "linear: weight \(w.shape) for input \(x.shape)")
-      let outF = w.shape[0]
-      let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outF])
-      if let b {
-        precondition(b.shape == [outF], "linear: bias \(b.shape) for weight \(w.shape)")
-        for r in 0..<rows { (out.mutableData + r * outF).update(from: b.data, count: outF) }
-      } else {
-        out.mutableData.update(repeating: 0, count: rows * outF)
-      }
-      outputs.append(out)
-      firstChunk.append(firstChunk.last! + (outF + SmallLinear.chunkRows - 1) / SmallLinear.chunkRows)
-    }
     let xp = x.data
-    parallelChunks(firstChunk.last!) { c in
-      var i = 0
-      while firstChunk[i + 1] <= c { i += 1 }
-      let w = layers[i].weight, outF = w.shape[0], start = (c - firstChunk[i]) * SmallLinear.chunkRows
-      addProducts(outputs[i].mutableData, xp, w.data, rows: rows, outFeatures: outF, inFeatures: inF,
-                  weightRows: start..<Swift.min(start + SmallLinear.chunkRows, outF))
+    for (w, _) in layers { precondition(w.rank == 2 && w.shape[1] == inF, "linear: weight \(w.shape) for input \(x.shape)") }
+    return SmallLinear.products(x, outFeatures: layers.map { $0.weight.shape[0] }, biases: layers.map(\.bias)) { i, range, y in
+      let w = layers[i].weight
+      addProducts(y, xp, w.data, rows: rows, outFeatures: w.shape[0], inFeatures: inF, weightRows: range)
     }
-    return outputs
   }
 }
 
