@@ -1,6 +1,7 @@
 // Where a decoder comes from: a GGUF file (weights, config and tokenizer all in it) or a Hugging Face
 // folder (config.json with model_type llama or qwen2, model.safetensors, tokenizer.json).
 import BonsaiCheckpoint
+import BonsaiEngine
 import BonsaiTokenizers
 import Foundation
 
@@ -33,7 +34,10 @@ extension DecoderCheckpoint {
   /// A Hugging Face folder transformers loads: config.json, model.safetensors (F32, F16 or BF16; no
   /// lm_head.weight when tied), tokenizer.json, tokenizer_config.json (with the chat template),
   /// generation_config.json. Written beside `folder` first, then renamed into place.
-  public static func save(_ model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, to folder: URL, dtype: String = "F32") throws {
+  /// `overrides` replace weights by key (merged LoRA); `extraFiles` writes more files or folders (by name,
+  /// each given its path) into the folder before it is renamed into place.
+  public static func save(_ model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, to folder: URL, dtype: String = "F32",
+                          overrides: [String: Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:]) throws {
     let fm = FileManager.default
     let tmp = folder.deletingLastPathComponent().appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())")
     try? fm.removeItem(at: tmp)
@@ -43,7 +47,8 @@ extension DecoderCheckpoint {
     config["bos_token_id"] = tokenizer.bosId ?? model.config.bosTokenId
     if let eos = tokenizer.eosId { config["eos_token_id"] = eos }
     try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
-    try writeSafeTensors(model.materializedParameters(), to: tmp.appendingPathComponent("model.safetensors").path, dtype: dtype)
+    let weights = model.materializedParameters().map { (key: $0.key, tensor: overrides[$0.key] ?? $0.tensor) }
+    try writeSafeTensors(weights, to: tmp.appendingPathComponent("model.safetensors").path, dtype: dtype)
     try tokenizer.tokenizerJSON().write(to: tmp.appendingPathComponent("tokenizer.json"))
     try tokenizer.tokenizerConfigJSON().write(to: tmp.appendingPathComponent("tokenizer_config.json"))
     var generation: [String: Any] = ["do_sample": false]
@@ -51,6 +56,7 @@ extension DecoderCheckpoint {
     if let bos = tokenizer.bosId { generation["bos_token_id"] = bos }
     if let pad = tokenizer.padId { generation["pad_token_id"] = pad }
     try JSONSerialization.data(withJSONObject: generation, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("generation_config.json"))
+    for (name, write) in extraFiles { try write(tmp.appendingPathComponent(name)) }
     if fm.fileExists(atPath: folder.path) { try fm.removeItem(at: folder) }
     try fm.moveItem(at: tmp, to: folder)
   }

@@ -108,6 +108,13 @@ public final class LlamaForCausalLM: Module {
     return (hidden, head(hidden.last!))
   }
 
+  /// Hidden states as `forward`, and logits [rows.count, V] at rows `rows` of [B*T] alone (a training
+  /// step's scored positions: the LM head is the largest matrix, and prompts need no logits).
+  public func forward(_ x: TokenBatch, logitRows rows: [Int]) -> (hidden: [Tensor], logits: Tensor) {
+    let hidden = hiddenStates(x, positions: (0..<(x.batch * x.tokens)).map { $0 % x.tokens })
+    return (hidden, head(hidden.last!.gatherRows(rows)))
+  }
+
   /// The embedding output, every layer's output and (last) the final normed states, each [B*T, C];
   /// `store(layer, keys, values)` sees each layer's rotated keys and values.
   func hiddenStates(_ x: TokenBatch, positions: [Int], store: ((Int, Tensor, Tensor) -> Void)? = nil) -> [Tensor] {

@@ -24,9 +24,9 @@ final class Evaluator: TrainingComponent {
     let dev = run.task.evaluate(run.task.devIndices)
     traceMemory("evaluated")
     let value = dev.value(metric) ?? dev.value("accuracy") ?? 0
-    run.metrics.recordEvaluation(step: report.step, evaluation: try dev.jsonObject(), curveValue: metric == "loss" ? 0 : value)
+    run.metrics.recordEvaluation(step: report.step, evaluation: try dev.jsonObject(), curveValue: Evaluator.lowerIsBetter(metric) ? 0 : value)
     run.progress.message("step \(report.step): " + dev.describe(metric: metric, value: value))
-    if state.bestMetric.map({ metric == "loss" ? value < $0 : value > $0 }) ?? true {
+    if state.bestMetric.map({ Evaluator.lowerIsBetter(metric) ? value < $0 : value > $0 }) ?? true {
       state.bestMetric = value; state.bestStep = report.step; state.evalsWithoutImprovement = 0
       try run.task.export(to: run.runDir.appendingPathComponent("best"), plan: run.plan)
     } else {
@@ -37,6 +37,9 @@ final class Evaluator: TrainingComponent {
       report.stop = true
     }
   }
+
+  /// Loss and perplexity improve downwards, every other metric upwards.
+  static func lowerIsBetter(_ metric: String) -> Bool { ["loss", "perplexity"].contains(metric) }
 
   public func saveState(to checkpoint: CheckpointWriter) throws { try checkpoint.write("early_stopping", json: state) }
 

@@ -13,6 +13,8 @@ public struct LoRAConfig: Codable, Sendable, Equatable {
   public var targets: [String]?
   public init() {}
   public static let defaultTargets = ["query", "value", "attn.q", "attn.v"]
+  /// For decoders: every attention and MLP projection (as QLoRA and most decoder recipes adapt).
+  public static let decoderTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 }
 
 final class LoRAPlan: ParameterPlan {
@@ -21,7 +23,7 @@ final class LoRAPlan: ParameterPlan {
 
   init(task: TrainingTask, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
     let l = config.lora ?? LoRAConfig()
-    let targets = l.targets ?? LoRAConfig.defaultTargets
+    let targets = l.targets ?? (task is LanguageModelTask ? LoRAConfig.decoderTargets : LoRAConfig.defaultTargets)
     let rng = RandomSource(seed: config.seed &+ 41)
     var adapters: [(key: String, linear: Linear, lora: LoRA)] = []
     for (key, linear) in task.model.namedLinears() where !task.isHead(key) && targets.contains(where: { key.hasSuffix($0) }) {
@@ -42,7 +44,21 @@ final class LoRAPlan: ParameterPlan {
   var adapterTensors: [(key: String, tensor: Tensor)] { LoRAPlan.tensors(adapters) }
 
   override func mergedWeights() -> [String: Tensor] {
-    Dictionary(uniqueKeysWithValues: adapters.map { ($0.key + ".weight", $0.lora.merged(into: $0.linear.weight)) })
+    Dictionary(uniqueKeysWithValues: adapters.map { ($0.key + ".weight", $0.lora.merged(into: $0.linear.packedWeight?.dequantized() ?? $0.linear.weight)) })
+  }
+
+  /// PEFT's adapter folder for a model without a new head: adapter_config.json and adapter_model.safetensors
+  /// with keys `base_model.model.KEY.lora_A.weight`, as `PeftModel.from_pretrained(base, folder)` reads them.
+  func writePEFTAdapter(to folder: URL, taskType: String) throws {
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let l = adapters.first?.lora
+    let modules = Array(Set(adapters.map { String($0.key.split(separator: ".").last!) })).sorted()
+    let cfg: [String: Any] = ["peft_type": "LORA", "task_type": taskType, "r": l?.rank ?? 0, "lora_alpha": l?.alpha ?? 0, "lora_dropout": 0.0,
+                              "target_modules": modules, "bias": "none", "fan_in_fan_out": false, "inference_mode": true,
+                              "base_model_name_or_path": NSNull(), "base_sha256": baseHash]
+    try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]).write(to: folder.appendingPathComponent("adapter_config.json"))
+    try writeSafeTensors(adapterTensors.map { (key: "base_model.model." + $0.key, tensor: $0.tensor) },
+                         to: folder.appendingPathComponent("adapter_model.safetensors").path, metadata: ["format": "pt"])
   }
 
   /// adapter_model.safetensors (head + adapters) and adapter_config.json, as PEFT writes them.

@@ -52,7 +52,11 @@ public class ParameterPlan: TrainingComponent {
     let kept = Set((trained.map(\.tensor) + sparse).map(ObjectIdentifier.init))
     for (_, t) in task.model.namedParameters() where !kept.contains(ObjectIdentifier(t)) { t.requiringGrad(false) }
     optimizer = AdamW(dense, learningRate: config.learningRate, weightDecay: config.weightDecay)
-    baseHash = method == "full" ? "" : try Assets.sha256(modelFolder.appendingPathComponent("model.safetensors"))
+    // a GGUF file is its own weights; a folder's are model.safetensors (or the first shard's index)
+    let weights = modelFolder.pathExtension.lowercased() == "gguf" ? modelFolder
+      : ["model.safetensors", "model.safetensors.index.json"].map { modelFolder.appendingPathComponent($0) }
+          .first { FileManager.default.fileExists(atPath: $0.path) } ?? modelFolder.appendingPathComponent("model.safetensors")
+    baseHash = method == "full" ? "" : try Assets.sha256(weights)
   }
 
   /// Trained scalars, and the bytes their gradients and optimizer state take (for the summary).

@@ -46,6 +46,17 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   /// "length-grouped", or "repeat-half" (each batch repeats half of the previous one, as DLB samples).
   public var batchSampler = "length-grouped"
 
+  /// "classification" or "causal-lm" (nil: causal-lm for a decoder, classification otherwise).
+  public var task: String?
+  /// Causal LM: "completion" (the completion or assistant tokens are the targets) or "all" (prompts too).
+  public var trainOn = "completion"
+  public var promptColumn: String?
+  public var completionColumn: String?
+  /// Causal LM: new tokens of the greedy generations that ROUGE and exact match score (0: none).
+  public var generationTokens = 32
+  /// Causal LM from a GGUF with LoRA: keep the frozen base in its quantised blocks (QLoRA's idea).
+  public var quantizedBase = false
+
   public init(model: String, data: String) { self.model = model; self.data = data }
 
   public init(from decoder: Decoder) throws {  // keys added later are optional, so older run folders still resume
@@ -70,6 +81,11 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     sift = try c.decodeIfPresent(SIFTConfig.self, forKey: .sift); lora = try c.decodeIfPresent(LoRAConfig.self, forKey: .lora)
     selfDistill = try c.decodeIfPresent(SelfDistillConfig.self, forKey: .selfDistill)
     batchSampler = try c.decodeIfPresent(String.self, forKey: .batchSampler) ?? "length-grouped"
+    task = try c.decodeIfPresent(String.self, forKey: .task); trainOn = try c.decodeIfPresent(String.self, forKey: .trainOn) ?? "completion"
+    promptColumn = try c.decodeIfPresent(String.self, forKey: .promptColumn)
+    completionColumn = try c.decodeIfPresent(String.self, forKey: .completionColumn)
+    generationTokens = try c.decodeIfPresent(Int.self, forKey: .generationTokens) ?? 32
+    quantizedBase = try c.decodeIfPresent(Bool.self, forKey: .quantizedBase) ?? false
   }
 
   enum CodingKeys: String, CodingKey {
@@ -79,5 +95,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     case devFraction = "dev_fraction", testFraction = "test_fraction", deduplicate, evalEvery = "eval_every", patience, metric
     case maxSteps = "max_steps", threads, distill, recordDynamics = "record_dynamics", dynamicsPass = "dynamics_pass"
     case trainSubset = "train_subset", method, sift, lora, selfDistill = "self_distill", batchSampler = "batch_sampler"
+    case task, trainOn = "train_on", promptColumn = "prompt_column", completionColumn = "completion_column"
+    case generationTokens = "generation_tokens", quantizedBase = "quantized_base"
   }
 }

@@ -4,6 +4,7 @@
 import BonsaiData
 import BonsaiEngine
 import BonsaiModels
+import BonsaiTokenizers
 import Foundation
 
 /// A training failure the user can act on.
@@ -12,6 +13,7 @@ public enum TrainingError: LocalizedError {
   case runExists(path: String)
   case badResume(path: String, reason: String)
   case interrupted(step: Int)
+  case unsupported(String)
 
   public var errorDescription: String? {
     switch self {
@@ -19,6 +21,7 @@ public enum TrainingError: LocalizedError {
       return "the loss became \(value) at step \(step); the last checkpoint is kept: lower --learning-rate or set --max-grad-norm, then --resume"
     case let .runExists(path): return "\(path) already holds a run: pass --overwrite to replace it or --resume to continue it"
     case let .badResume(path, reason): return "\(path): cannot resume: \(reason)"
+    case let .unsupported(reason): return reason
     case let .interrupted(step): return "stopped after step \(step) (BONSAI_TEST_STOP_AFTER_STEP); continue with --resume"
     }
   }
@@ -57,8 +60,71 @@ public final class Trainer {
     return FileManager.default.fileExists(atPath: best.path) ? best : runDir.appendingPathComponent("final")
   }
 
+  /// The run's task: causal-lm for a decoder (unless --task says otherwise), classification for an encoder.
+  func taskKind() throws -> String {
+    let decoder = DecoderCheckpoint.isDecoder(modelFolder)
+    let kind = config.task ?? (decoder ? "causal-lm" : "classification")
+    if kind == "causal-lm" && !decoder { throw TrainingError.unsupported("\(modelFolder.path) is not a decoder (llama or qwen2): --task causal-lm needs one") }
+    if kind == "classification" && decoder {
+      throw TrainingError.unsupported("\(modelFolder.path) is a decoder: Bonsai fine-tunes decoders as language models; give the labels as completions (e.g. --data polarity-instruct)")
+    }
+    return kind
+  }
+
   /// The run's components, from the configuration.
   func assemble(resume: Bool) throws -> TrainingRun {
+    var (task, terms) = try taskKind() == "causal-lm" ? languageModelTask(resume: resume) : classificationTask(resume: resume)
+    for make in extraLossTerms { if let term = try make(task) { terms.append(term) } }
+    let plan = try makePlan(task: task, extra: terms.flatMap(\.parameters))
+    if plan.method != "full" {
+      progress.message(String(format: "%@: %d trainable parameters (%.3f%% of %d)", plan.method, plan.trainableCount,
+                              100 * Double(plan.trainableCount) / Double(task.model.parameterCount), task.model.parameterCount))
+    }
+    let sampler: BatchSampler = config.selfDistill != nil || config.batchSampler == "repeat-half"
+      ? RepeatHalfSampler(indices: task.trainIndices, lengths: task.lengths, batchSize: config.batchSize, seed: config.seed)
+      : LengthGroupedSampler(indices: task.trainIndices, lengths: task.lengths, batchSize: config.batchSize, seed: config.seed)
+    let metrics = MetricsLog(url: runDir.appendingPathComponent("metrics.jsonl"), metricName: config.metric)
+    var observers: [TrainingComponent] = [ProgressObserver(), metrics]
+    if config.recordDynamics, let task = task as? ClassificationTask {
+      observers.append(DynamicsRecorder(task: task, pass: config.dynamicsPass, url: runDir.appendingPathComponent("dynamics.jsonl")))
+    }
+    observers.append(Evaluator(metric: config.metric, evalEvery: config.evalEvery, patience: config.patience))
+    return TrainingRun(config: config, runDir: runDir, progress: progress, task: task, lossTerms: terms, taskWeight: config.distill?.alphaCE ?? 1,
+                       plan: plan, sampler: sampler, metrics: metrics, observers: observers)
+  }
+
+  /// A decoder learning its data's completions (or texts, or chats' assistant turns).
+  func languageModelTask(resume: Bool) throws -> (TrainingTask, [LossTerm]) {
+    for (on, option) in [(config.distill != nil, "distill"), (config.selfDistill != nil, "--self-distill"), (config.recordDynamics, "--record-dynamics"),
+                         (config.trainSubset != nil, "--train-subset"), (config.method == "head", "--method head")] where on {
+      throw TrainingError.unsupported("\(option) is not available for decoders yet")
+    }
+    guard LanguageEvaluation.metrics.contains(config.metric) else {
+      throw TrainingError.unsupported("--metric \(config.metric) is not a language-model metric (\(LanguageEvaluation.metrics.joined(separator: ", ")))")
+    }
+    if config.quantizedBase && (config.method != "lora" || modelFolder.pathExtension.lowercased() != "gguf") {
+      throw TrainingError.unsupported("--quantized-base needs --method lora and a GGUF model")
+    }
+    let dataset = try LanguageDataset.load(path: config.data, columns: LanguageColumns(text: config.textColumn, prompt: config.promptColumn,
+                                                                                         completion: config.completionColumn))
+    let (model, tokenizer) = try DecoderCheckpoint.load(modelFolder, keepingBlocks: config.quantizedBase)
+    traceMemory("model loaded")
+    var template: ChatTemplate?
+    if dataset.format == "chat" {
+      guard let source = tokenizer.chatTemplate, let t = try? ChatTemplate(source, source: modelFolder.path) else {
+        throw LanguageDataError.noChatTemplate(path: dataset.path, model: modelFolder.path)
+      }
+      template = t
+    }
+    let encoder = LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: config.maxLength, trainOnAll: config.trainOn == "all")
+    let data = try LanguageModelData.prepare(dataset, encoder: encoder, config: config, runDir: runDir, resume: resume, progress: progress)
+    traceMemory("data prepared")
+    return (LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: runDir, generationTokens: config.generationTokens,
+                              metric: config.metric), [])
+  }
+
+  /// A sequence classifier with a new head, and the distillation terms the configuration asks for.
+  func classificationTask(resume: Bool) throws -> (TrainingTask, [LossTerm]) {
     // the data is read once: its labels (or the teacher's) size the new head, then it is split and tokenised
     let dataset = try Dataset.load(path: config.data, columns: ColumnSpec(text: config.textColumn, pair: config.pairColumn, label: config.labelColumn))
     let labelCount = try DistillationSetup.headLabelCount(config, dataset: dataset, studentFolder: modelFolder)
@@ -75,23 +141,7 @@ public final class Trainer {
     if let sd = config.selfDistill { terms.append(SelfDistillationTerm(config: sd)) }
     let task = ClassificationTask(classifier: model, tokenizer: tokenizer, data: data, recordedSplit: fileSplit, modelFolder: modelFolder,
                                   runDir: runDir, maxLength: config.maxLength)
-    for make in extraLossTerms { if let term = try make(task) { terms.append(term) } }
-    let plan = try makePlan(task: task, extra: terms.flatMap(\.parameters))
-    if plan.method != "full" {
-      progress.message(String(format: "%@: %d trainable parameters (%.3f%% of %d)", plan.method, plan.trainableCount,
-                              100 * Double(plan.trainableCount) / Double(model.parameterCount), model.parameterCount))
-    }
-    let sampler: BatchSampler = config.selfDistill != nil || config.batchSampler == "repeat-half"
-      ? RepeatHalfSampler(indices: task.trainIndices, lengths: task.lengths, batchSize: config.batchSize, seed: config.seed)
-      : LengthGroupedSampler(indices: task.trainIndices, lengths: task.lengths, batchSize: config.batchSize, seed: config.seed)
-    let metrics = MetricsLog(url: runDir.appendingPathComponent("metrics.jsonl"), metricName: config.metric)
-    var observers: [TrainingComponent] = [ProgressObserver(), metrics]
-    if config.recordDynamics {
-      observers.append(DynamicsRecorder(task: task, pass: config.dynamicsPass, url: runDir.appendingPathComponent("dynamics.jsonl")))
-    }
-    observers.append(Evaluator(metric: config.metric, evalEvery: config.evalEvery, patience: config.patience))
-    return TrainingRun(config: config, runDir: runDir, progress: progress, task: task, lossTerms: terms, taskWeight: config.distill?.alphaCE ?? 1,
-                       plan: plan, sampler: sampler, metrics: metrics, observers: observers)
+    return (task, terms)
   }
 
   func makePlan(task: TrainingTask, extra: [(key: String, tensor: Tensor)]) throws -> ParameterPlan {

@@ -19,6 +19,12 @@ struct DataOptions: ParsableArguments {
 
   @Option(name: .long, help: "Column with the label (default: 'label'; column 1 of a headerless label,text file).")
   var labelColumn: String?
+
+  @Option(name: .long, help: "Decoders: column (CSV/TSV) or field (JSONL) with the prompt (default: 'prompt').")
+  var promptColumn: String?
+
+  @Option(name: .long, help: "Decoders: column or field with the completion (default: 'completion').")
+  var completionColumn: String?
 }
 
 /// Training options shared by finetune and distill.
@@ -38,7 +44,7 @@ struct TrainingOptions: ParsableArguments {
   @Flag(name: .long, help: "Drop examples whose text repeats an earlier one (before splitting).") var dedup = false
   @Option(name: .long, help: "Evaluate on dev every N optimizer steps (default: each epoch).") var evalEvery = 0
   @Option(name: .long, help: "Stop after N evaluations without improvement (0: never).") var patience = 0
-  @Option(name: .long, help: "Dev metric for best checkpoint and early stopping: accuracy, macro_f1 or loss.") var metric = "accuracy"
+  @Option(name: .long, help: "Dev metric for best checkpoint and early stopping: accuracy, macro_f1 or loss (default accuracy); decoders: loss, perplexity, rouge1, rouge2, rougeL or exact_match (default loss).") var metric: String?
   @Option(name: .long, help: "Stop after this many optimizer steps.") var maxSteps: Int?
   @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
   @Flag(name: .long, help: "Record per-example training dynamics (dynamics.jsonl) for `bonsai datamap` and `select`.") var recordDynamics = false
@@ -58,7 +64,11 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "SIFT: comma-separated substrings of the sparse matrices' keys (default: attention and feed-forward).") var sparseTarget: String?
   @Option(name: .long, help: "LoRA: adapter rank r.") var rank = 8
   @Option(name: .long, help: "LoRA: scale numerator alpha (the update is alpha/r * B A).") var alpha: Float = 16
-  @Option(name: .long, help: "LoRA: comma-separated key suffixes of the adapted layers (default: query,value).") var target: String?
+  @Option(name: .long, help: "LoRA: comma-separated key suffixes of the adapted layers (default: query,value; decoders: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj).") var target: String?
+  @Option(name: .long, help: "classification or causal-lm (default: causal-lm for a decoder, classification otherwise).") var task: String?
+  @Option(name: .long, help: "Decoders: completion (the completion or assistant tokens are the targets) or all (prompts too).") var trainOn = "completion"
+  @Option(name: .long, help: "Decoders: new tokens of the greedy generations ROUGE and exact match score on test (and dev, for those metrics); 0: none.") var generationTokens = 32
+  @Flag(name: .long, help: "Decoders from a GGUF with --method lora: keep the frozen base in its quantised blocks (less memory).") var quantizedBase = false
   @Option(name: .long, help: "Run folder (default: runs/MODEL-DATA).") var output: String?
   @Option(name: .long, help: "Continue the run in this folder from its last checkpoint.") var resume: String?
   @Flag(name: .long, help: "Replace a run already in the output folder.") var overwrite = false
@@ -73,7 +83,11 @@ struct TrainingOptions: ParsableArguments {
     if devFraction < 0 || testFraction < 0 || devFraction + testFraction >= 1 {
       throw ValidationError("--dev-fraction and --test-fraction must be >= 0 and sum below 1")
     }
-    if !["accuracy", "macro_f1", "loss"].contains(metric) { throw ValidationError("--metric must be accuracy, macro_f1 or loss, got \(metric)") }
+    let metrics = ["accuracy", "macro_f1", "loss", "perplexity", "rouge1", "rouge2", "rougeL", "exact_match"]
+    if let m = metric, !metrics.contains(m) { throw ValidationError("--metric must be one of \(metrics.joined(separator: ", ")), got \(m)") }
+    if let t = task, !["classification", "causal-lm"].contains(t) { throw ValidationError("--task must be classification or causal-lm, got '\(t)'") }
+    if !["completion", "all"].contains(trainOn) { throw ValidationError("--train-on must be completion or all, got '\(trainOn)'") }
+    if generationTokens < 0 { throw ValidationError("--generation-tokens must be >= 0, got \(generationTokens)") }
     if let m = maxSteps, m < 1 { throw ValidationError("--max-steps must be at least 1, got \(m)") }
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
     if !["full", "head", "sift", "lora", "dynsdpb", "dlb"].contains(method) {
@@ -102,8 +116,11 @@ struct TrainingOptions: ParsableArguments {
     let (config, modelFolder) = try makeConfig(model: model, data: dataOptions, distill: distill)
     let runPath = resume ?? output ?? "runs/\(modelFolder.lastPathComponent)-\(URL(fileURLWithPath: config.data).deletingPathExtension().lastPathComponent)"
     let summary = try runTraining(config, modelFolder: modelFolder, runDir: URL(fileURLWithPath: runPath), resume: resume != nil, overwrite: overwrite)
-    let out: [String: Any]
-    if let test = summary["test"] as? [String: Any] {
+    var out: [String: Any]
+    if let test = summary["test"] as? [String: Any], config.task == "causal-lm" {
+      out = ["test_examples": summary["test_examples"] ?? 0, "run": runPath]
+      for (k, v) in test where k != "examples" && k != "tokens" { out["test_" + k] = v }
+    } else if let test = summary["test"] as? [String: Any] {
       out = ["test_accuracy": test["accuracy"] ?? 0, "test_macro_f1": test["macro_f1"] ?? 0,
              "test_examples": summary["test_examples"] ?? 0, "run": runPath]
     } else {
@@ -125,7 +142,15 @@ struct TrainingOptions: ParsableArguments {
     config.epochs = epochs; config.batchSize = batchSize; config.learningRate = learningRate; config.weightDecay = weightDecay
     config.warmupRatio = warmupRatio; config.maxGradNorm = maxGradNorm; config.gradientAccumulation = gradientAccumulation
     config.maxLength = maxLength; config.seed = seed; config.splitSeed = splitSeed; config.devFraction = devFraction; config.testFraction = testFraction
-    config.deduplicate = dedup; config.evalEvery = evalEvery; config.patience = patience; config.metric = metric
+    config.deduplicate = dedup; config.evalEvery = evalEvery; config.patience = patience
+    let decoder = DecoderCheckpoint.isDecoder(modelFolder)
+    config.task = task ?? (decoder ? "causal-lm" : "classification")
+    config.metric = metric ?? (config.task == "causal-lm" ? "loss" : "accuracy")
+    if config.task == "classification" && !["accuracy", "macro_f1", "loss"].contains(config.metric) {
+      throw ValidationError("--metric \(config.metric) is for decoders; a classifier selects on accuracy, macro_f1 or loss")
+    }
+    config.trainOn = trainOn; config.generationTokens = generationTokens; config.quantizedBase = quantizedBase
+    config.promptColumn = dataOptions.promptColumn; config.completionColumn = dataOptions.completionColumn
     config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
     config.recordDynamics = recordDynamics; config.dynamicsPass = dynamicsPass; config.trainSubset = trainSubset
     config.method = ["dynsdpb", "dlb"].contains(method) ? "full" : method
@@ -166,9 +191,9 @@ func runTraining(_ config: TrainConfig, modelFolder: URL, runDir: URL, resume: B
 
 struct Finetune: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Fine-tune a sequence classifier; writes a run folder and prints the test metrics.")
+    abstract: "Fine-tune a sequence classifier or a decoder (causal LM); writes a run folder and prints the test metrics.")
 
-  @Option(name: .long, help: "A model name (minilm, mpnet) or a Hugging Face model folder.")
+  @Option(name: .long, help: "A model name (minilm, mpnet, smollm2), a Hugging Face model folder or a decoder's GGUF file.")
   var model: String
   @OptionGroup var dataOptions: DataOptions
   @OptionGroup var training: TrainingOptions
