@@ -19,7 +19,7 @@ public enum AssetError: LocalizedError {
 
 public enum Assets {
   public static let modelNames = ["minilm", "mpnet", "smollm2"]
-  public static let dataNames = ["polarity", "reviews", "bbc", "tweets"]
+  public static let dataNames = ["polarity", "reviews", "bbc", "tweets", "bbc-headlines", "polarity-instruct", "tweets-instruct"]
 
   /// The cache folder.
   public static var home: URL {
@@ -54,7 +54,7 @@ public enum Assets {
   }
 
   static func dataPath(_ name: String) -> URL {
-    home.appendingPathComponent(name == "bbc" ? "data/bbc" : "data/\(name).csv")
+    home.appendingPathComponent(name == "bbc" ? "data/bbc" : derivedData[name] != nil ? "data/\(name).jsonl" : "data/\(name).csv")
   }
 
   /// Downloads and unpacks `name` unless it is already in the cache.
@@ -147,6 +147,8 @@ public enum Assets {
       }
       try Data(text.dropLast().utf8).write(to: src)
       try place(src, at: dataPath("tweets"))
+    case "bbc-headlines", "polarity-instruct", "tweets-instruct":
+      try derive(name, log: log)
     default:
       throw AssetError.unknown(name)
     }

@@ -42,7 +42,7 @@ extension ByteLevelBPETokenizer {
 extension ByteLevelPreTokenizer {
   /// The split transformers installs for a GGUF's tokenizer.ggml.pre (GPT-2's regex where it has none of its own).
   static func forGGUF(_ pre: String) -> ByteLevelPreTokenizer? {
-    if ["default", "gpt2", "smollm"].contains(pre) { return .gpt2 }
+    if ["default", "gpt2", "gpt-2", "smollm"].contains(pre) { return .gpt2 }
     if ["llama3", "llama-v3", "llama-bpe", "falcon3", "smaug-bpe", "dbrx"].contains(pre) { return .llama3 }
     if ["qwen2", "deepseek-r1-qwen"].contains(pre) { return .qwen2 }
     return nil

@@ -18,9 +18,13 @@ public final class LanguageModelTask: TrainingTask {
   let generationTokens: Int
   /// Whether dev evaluations generate (the selection metric is a generation metric).
   let devGenerates: Bool
+  /// --export-gguf: the matrix type of exports' model.gguf (nil: none).
+  let ggufType: String?
   public let lengths: [Int]
 
-  public init(model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, data: LanguageModelData, runDir: URL, generationTokens: Int, metric: String) {
+  public init(model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, data: LanguageModelData, runDir: URL, generationTokens: Int, metric: String,
+              ggufType: String? = nil) {
+    self.ggufType = ggufType
     lm = model; self.tokenizer = tokenizer; self.data = data; self.runDir = runDir; self.generationTokens = generationTokens
     devGenerates = LanguageEvaluation.generationMetrics.contains(metric)
     lengths = data.encodings.map(\.ids.count)
@@ -104,11 +108,16 @@ public final class LanguageModelTask: TrainingTask {
     return out
   }
 
-  /// A Hugging Face folder transformers loads (LoRA merged), with PEFT's adapter folder in adapter/ for LoRA.
+  /// A Hugging Face folder transformers loads (LoRA merged), with PEFT's adapter folder in adapter/ for LoRA
+  /// and model.gguf (the same weights in `ggufType`) when asked.
   public func export(to folder: URL, plan: ParameterPlan) throws {
     var extra: [String: (URL) throws -> Void] = [:]
     if let lora = plan as? LoRAPlan { extra["adapter"] = { try lora.writePEFTAdapter(to: $0, taskType: "CAUSAL_LM") } }
-    try DecoderCheckpoint.save(lm, tokenizer: tokenizer, to: folder, overrides: plan.mergedWeights(), extraFiles: extra)
+    let merged = plan.mergedWeights()
+    if let dtype = ggufType {
+      extra["model.gguf"] = { try DecoderCheckpoint.saveGGUF(self.lm, tokenizer: self.tokenizer, to: $0.path, dtype: dtype, overrides: merged) }
+    }
+    try DecoderCheckpoint.save(lm, tokenizer: tokenizer, to: folder, overrides: merged, extraFiles: extra)
   }
 
   /// A fresh run records its split; the log says how much padding length-grouping saves.

@@ -56,6 +56,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   public var generationTokens = 32
   /// Causal LM from a GGUF with LoRA: keep the frozen base in its quantised blocks (QLoRA's idea).
   public var quantizedBase = false
+  /// Causal LM: also write best/ and final/ as model.gguf in this type (f32, f16, q8_0, q4_0).
+  public var exportGGUF: String?
 
   public init(model: String, data: String) { self.model = model; self.data = data }
 
@@ -86,6 +88,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     completionColumn = try c.decodeIfPresent(String.self, forKey: .completionColumn)
     generationTokens = try c.decodeIfPresent(Int.self, forKey: .generationTokens) ?? 32
     quantizedBase = try c.decodeIfPresent(Bool.self, forKey: .quantizedBase) ?? false
+    exportGGUF = try c.decodeIfPresent(String.self, forKey: .exportGGUF)
   }
 
   enum CodingKeys: String, CodingKey {
@@ -96,6 +99,6 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     case maxSteps = "max_steps", threads, distill, recordDynamics = "record_dynamics", dynamicsPass = "dynamics_pass"
     case trainSubset = "train_subset", method, sift, lora, selfDistill = "self_distill", batchSampler = "batch_sampler"
     case task, trainOn = "train_on", promptColumn = "prompt_column", completionColumn = "completion_column"
-    case generationTokens = "generation_tokens", quantizedBase = "quantized_base"
+    case generationTokens = "generation_tokens", quantizedBase = "quantized_base", exportGGUF = "export_gguf"
   }
 }

@@ -120,7 +120,7 @@ public final class Trainer {
     let data = try LanguageModelData.prepare(dataset, encoder: encoder, config: config, runDir: runDir, resume: resume, progress: progress)
     traceMemory("data prepared")
     return (LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: runDir, generationTokens: config.generationTokens,
-                              metric: config.metric), [])
+                              metric: config.metric, ggufType: config.exportGGUF), [])
   }
 
   /// A sequence classifier with a new head, and the distillation terms the configuration asks for.

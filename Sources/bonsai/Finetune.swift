@@ -69,6 +69,7 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Decoders: completion (the completion or assistant tokens are the targets) or all (prompts too).") var trainOn = "completion"
   @Option(name: .long, help: "Decoders: new tokens of the greedy generations ROUGE and exact match score on test (and dev, for those metrics); 0: none.") var generationTokens = 32
   @Flag(name: .long, help: "Decoders from a GGUF with --method lora: keep the frozen base in its quantised blocks (less memory).") var quantizedBase = false
+  @Option(name: .long, help: "Decoders: also write best/ and final/ as model.gguf with matrices in f32, f16, q8_0 or q4_0 (llama.cpp loads it).") var exportGguf: String?
   @Option(name: .long, help: "Run folder (default: runs/MODEL-DATA).") var output: String?
   @Option(name: .long, help: "Continue the run in this folder from its last checkpoint.") var resume: String?
   @Flag(name: .long, help: "Replace a run already in the output folder.") var overwrite = false
@@ -87,6 +88,7 @@ struct TrainingOptions: ParsableArguments {
     if let m = metric, !metrics.contains(m) { throw ValidationError("--metric must be one of \(metrics.joined(separator: ", ")), got \(m)") }
     if let t = task, !["classification", "causal-lm"].contains(t) { throw ValidationError("--task must be classification or causal-lm, got '\(t)'") }
     if !["completion", "all"].contains(trainOn) { throw ValidationError("--train-on must be completion or all, got '\(trainOn)'") }
+    if let g = exportGguf, !["f32", "f16", "q8_0", "q4_0"].contains(g) { throw ValidationError("--export-gguf must be f32, f16, q8_0 or q4_0, got '\(g)'") }
     if generationTokens < 0 { throw ValidationError("--generation-tokens must be >= 0, got \(generationTokens)") }
     if let m = maxSteps, m < 1 { throw ValidationError("--max-steps must be at least 1, got \(m)") }
     if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
@@ -149,7 +151,7 @@ struct TrainingOptions: ParsableArguments {
     if config.task == "classification" && !["accuracy", "macro_f1", "loss"].contains(config.metric) {
       throw ValidationError("--metric \(config.metric) is for decoders; a classifier selects on accuracy, macro_f1 or loss")
     }
-    config.trainOn = trainOn; config.generationTokens = generationTokens; config.quantizedBase = quantizedBase
+    config.trainOn = trainOn; config.generationTokens = generationTokens; config.quantizedBase = quantizedBase; config.exportGGUF = exportGguf
     config.promptColumn = dataOptions.promptColumn; config.completionColumn = dataOptions.completionColumn
     config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
     config.recordDynamics = recordDynamics; config.dynamicsPass = dynamicsPass; config.trainSubset = trainSubset
