@@ -41,11 +41,11 @@ for dtype in dtypes:
         else: failed = True; differ.append(("transformers", g["prompt"]))
         if os.environ.get("LLAMA_SIMPLE"):
             r = subprocess.run([os.environ["LLAMA_SIMPLE"], "-m", path, "-n", str(NEW), text], capture_output=True, text=True)
-            llama_text = r.stdout[len(text):] if r.stdout.startswith(text) else r.stdout
-            bonsai_text = tok.decode(b["tokens"], skip_special_tokens=False)
-            k = min(len(llama_text), len(bonsai_text))
-            if r.returncode == 0 and k > 0 and llama_text[:k] == bonsai_text[:k]: same_llama += 1
-            else: differ.append(("llama.cpp", g["prompt"], llama_text[:60], bonsai_text[:60]))
+            # llama-simple prints the prompt, the continuation (without the end-of-generation token) and a newline
+            llama_text = (r.stdout[len(text):] if r.stdout.startswith(text) else r.stdout)[:-1]
+            bonsai_text = tok.decode(b["tokens"], skip_special_tokens=True)
+            if r.returncode == 0 and llama_text == bonsai_text: same_llama += 1
+            else: differ.append(("llama.cpp", g["prompt"], llama_text, bonsai_text))
     line = {"dtype": dtype, "file_mib": os.path.getsize(path) >> 20, "prompts": len(golden), "transformers_identical": same_tf,
             "llama_cpp_identical": same_llama if os.environ.get("LLAMA_SIMPLE") else None, "differ": differ}
     print(json.dumps(line, ensure_ascii=False), flush=True)

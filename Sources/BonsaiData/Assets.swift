@@ -19,7 +19,7 @@ public enum AssetError: LocalizedError {
 
 public enum Assets {
   public static let modelNames = ["minilm", "mpnet", "smollm2"]
-  public static let dataNames = ["polarity", "reviews", "bbc", "tweets", "bbc-headlines", "polarity-instruct", "tweets-instruct"]
+  public static let dataNames = ["polarity", "reviews", "bbc", "tweets", "bbc-headlines", "polarity-instruct", "tweets-instruct", "chitchat"]
 
   /// The cache folder.
   public static var home: URL {
@@ -149,6 +149,8 @@ public enum Assets {
       try place(src, at: dataPath("tweets"))
     case "bbc-headlines", "polarity-instruct", "tweets-instruct":
       try derive(name, log: log)
+    case "chitchat":
+      try fetchChitchat(into: dl, log: log)
     default:
       throw AssetError.unknown(name)
     }

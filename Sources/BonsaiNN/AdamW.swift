@@ -16,7 +16,7 @@ public final class AdamW {
               eps: Float = 1e-8, weightDecay: Float = 0.0) {
     params = parameters.map(\.tensor)
     keys = parameters.map(\.key)
-    decays = parameters.map { !($0.key.hasSuffix(".bias") || $0.key.contains("LayerNorm") || $0.key.contains("layer_norm")) }
+    decays = parameters.map { !($0.key.hasSuffix(".bias") || $0.key.contains("LayerNorm") || $0.key.contains("layer_norm") || $0.key.hasSuffix("norm.weight")) }
     m = params.map { Storage(count: $0.count) }
     v = params.map { Storage(count: $0.count) }
     self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay

@@ -92,6 +92,25 @@ public final class LanguageModelTask: TrainingTask {
     return e
   }
 
+  /// `bonsai eval` for a decoder: every example of `dataset` scored (loss, perplexity and, unless
+  /// `generationTokens` is 0 or the data is plain text, generation metrics).
+  public static func evaluate(_ model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, dataset: LanguageDataset, maxLength: Int,
+                              generationTokens: Int, source: String) throws -> LanguageEvaluation {
+    var template: ChatTemplate?
+    if dataset.format == "chat" {
+      guard let t = tokenizer.chatTemplate.flatMap({ try? ChatTemplate($0, source: source) }) else {
+        throw LanguageDataError.noChatTemplate(path: dataset.path, model: source)
+      }
+      template = t
+    }
+    let encoder = LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: maxLength, trainOnAll: false)
+    let encodings = try zip(dataset.examples, dataset.lines).map { try encoder.encode($0, path: dataset.path, line: $1) }
+    let all = Array(dataset.examples.indices)
+    let data = LanguageModelData(dataset: dataset, encodings: encodings, split: Split(train: [], dev: [], test: all))
+    let task = LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: URL(fileURLWithPath: "."), generationTokens: generationTokens, metric: "loss")
+    return task.evaluate(model, indices: all, generate: true)
+  }
+
   /// Greedy continuations (special tokens dropped, trimmed) of the prompts of `indices`, in their order.
   public func generations(_ model: LlamaForCausalLM, indices: [Int]) -> [String] {
     var options = GenerationOptions()

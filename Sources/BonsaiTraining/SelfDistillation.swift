@@ -20,8 +20,17 @@ public struct SelfDistillConfig: Codable, Sendable, Equatable {
   public var temperature: Float = 3
   public var tMin: Float = 1
   public var tMax: Float = 4
+  /// Causal LMs: tokens of each previous distribution kept (the rest as one bucket; TokenSelfDistillation.swift).
+  public var topK = 32
   public init() {}
-  enum CodingKeys: String, CodingKey { case rule, alpha, temperature, tMin = "t_min", tMax = "t_max" }
+  enum CodingKeys: String, CodingKey { case rule, alpha, temperature, tMin = "t_min", tMax = "t_max", topK = "top_k" }
+
+  public init(from decoder: Decoder) throws {  // top_k came later: older run folders still resume
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    rule = try c.decode(String.self, forKey: .rule); alpha = try c.decode(Float.self, forKey: .alpha)
+    temperature = try c.decode(Float.self, forKey: .temperature); tMin = try c.decode(Float.self, forKey: .tMin)
+    tMax = try c.decode(Float.self, forKey: .tMax); topK = try c.decodeIfPresent(Int.self, forKey: .topK) ?? 32
+  }
 }
 
 public enum SelfDistillation {

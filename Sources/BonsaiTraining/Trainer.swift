@@ -95,7 +95,7 @@ public final class Trainer {
 
   /// A decoder learning its data's completions (or texts, or chats' assistant turns).
   func languageModelTask(resume: Bool) throws -> (TrainingTask, [LossTerm]) {
-    for (on, option) in [(config.distill != nil, "distill"), (config.selfDistill != nil, "--self-distill"), (config.recordDynamics, "--record-dynamics"),
+    for (on, option) in [(config.distill != nil, "distill"), (config.recordDynamics, "--record-dynamics"),
                          (config.trainSubset != nil, "--train-subset"), (config.method == "head", "--method head")] where on {
       throw TrainingError.unsupported("\(option) is not available for decoders yet")
     }
@@ -120,7 +120,7 @@ public final class Trainer {
     let data = try LanguageModelData.prepare(dataset, encoder: encoder, config: config, runDir: runDir, resume: resume, progress: progress)
     traceMemory("data prepared")
     return (LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: runDir, generationTokens: config.generationTokens,
-                              metric: config.metric, ggufType: config.exportGGUF), [])
+                              metric: config.metric, ggufType: config.exportGGUF), config.selfDistill.map { [TokenSelfDistillationTerm(config: $0)] } ?? [])
   }
 
   /// A sequence classifier with a new head, and the distillation terms the configuration asks for.

@@ -7,13 +7,14 @@ import BonsaiTraining
 import Foundation
 
 struct Eval: ParsableCommand {
-  static let configuration = CommandConfiguration(abstract: "Evaluate a fine-tuned classifier on a labelled data set; metrics as JSON on stdout.")
+  static let configuration = CommandConfiguration(abstract: "Evaluate a fine-tuned classifier on a labelled data set, or a decoder on texts, completions or chats; metrics as JSON on stdout.")
 
-  @Option(name: .long, help: "A fine-tuned model folder (with id2label in config.json).") var model: String
+  @Option(name: .long, help: "A fine-tuned model folder (a classifier with id2label in config.json, or a decoder), a decoder's GGUF file or smollm2.") var model: String
   @OptionGroup var dataOptions: DataOptions
   @Option(name: .long, help: "Truncate texts to this many tokens (default: the folder's model_max_length, the length it was trained at).")
   var maxLength: Int?
   @Option(name: .long, help: "Threads (default: all cores).") var threads: Int?
+  @Option(name: .long, help: "Decoders: new tokens of the greedy generations ROUGE and exact match score (0: none).") var generationTokens = 32
   @Option(name: .long, help: "Rename data labels to the model's, e.g. negative=-1,positive=1; examples whose label is not named are left out (out-of-distribution sets).")
   var labelMap: String?
 
@@ -27,7 +28,8 @@ struct Eval: ParsableCommand {
   func run() throws {
     try runReportingErrors {
       if let t = threads { Engine.threads = t }
-      let folder = URL(fileURLWithPath: model)
+      let folder = try Assets.model(model)
+      if DecoderCheckpoint.isDecoder(folder) { return try evaluateDecoder(folder) }
       guard let labels = ModelFolder.labels(folder) else {
         throw ValidationError("\(folder.appendingPathComponent("config.json").path): no id2label: not a classifier (fine-tune it first)")
       }
@@ -54,5 +56,17 @@ struct Eval: ParsableCommand {
       obj["max_length"] = maxLength
       emit(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
     }
+  }
+
+  /// A decoder: loss, perplexity and generation metrics on every example (the JSON of a run's test split).
+  func evaluateDecoder(_ folder: URL) throws {
+    let dataset = try LanguageDataset.load(path: try Assets.data(dataOptions.data),
+                                           columns: LanguageColumns(text: dataOptions.textColumn, prompt: dataOptions.promptColumn, completion: dataOptions.completionColumn))
+    let (lm, tokenizer) = try DecoderCheckpoint.load(folder, keepingBlocks: true)
+    let maxLength = self.maxLength ?? min(tokenizer.modelMaxLength, 2048)
+    let e = try LanguageModelTask.evaluate(lm, tokenizer: tokenizer, dataset: dataset, maxLength: maxLength, generationTokens: generationTokens, source: folder.path)
+    var obj = try e.jsonObject() as! [String: Any]
+    obj["max_length"] = maxLength
+    emit(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
   }
 }

@@ -57,6 +57,7 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Static self-distillation temperature.") var sdTemperature: Float = 3
   @Option(name: .long, help: "Dynamic self-distillation: temperature range T_min..T_max.") var sdTMin: Float = 1
   @Option(name: .long, help: "Dynamic self-distillation: upper temperature.") var sdTMax: Float = 4
+  @Option(name: .long, help: "Decoders' self-distillation: tokens of each previous distribution kept (the rest as one bucket).") var sdTopK = 32
   @Option(name: .long, help: "length-grouped, or repeat-half (each batch repeats half of the previous one; implied by self-distillation).") var batchSampler = "length-grouped"
   @Option(name: .long, help: "SIFT: fraction of each selected matrix that trains, in (0, 1].") var sparsity = 0.01
   @Option(name: .long, help: "SIFT: batches whose |gradient| chooses the components (they make no update).") var siftVoteBatches = 1
@@ -100,6 +101,7 @@ struct TrainingOptions: ParsableArguments {
     if !(sdAlpha >= 0) || !(sdTemperature > 0) || !(sdTMin > 0) || !(sdTMax >= sdTMin) {
       throw ValidationError("self-distillation needs --sd-alpha >= 0, --sd-temperature > 0 and 0 < --sd-t-min <= --sd-t-max")
     }
+    if sdTopK < 1 { throw ValidationError("--sd-top-k must be at least 1, got \(sdTopK)") }
     if !["length-grouped", "repeat-half"].contains(batchSampler) { throw ValidationError("--batch-sampler must be length-grouped or repeat-half") }
     if (selfDistill != nil || ["dynsdpb", "dlb"].contains(method) || batchSampler == "repeat-half") && batchSize < 2 {
       throw ValidationError("--batch-size must be at least 2 when batches repeat half of the previous one")
@@ -159,7 +161,7 @@ struct TrainingOptions: ParsableArguments {
     config.batchSampler = batchSampler
     if let rule = selfDistill ?? (method == "dynsdpb" ? "dynamic" : method == "dlb" ? "static" : nil) {
       var sd = SelfDistillConfig()
-      sd.rule = rule; sd.alpha = sdAlpha; sd.temperature = sdTemperature; sd.tMin = sdTMin; sd.tMax = sdTMax
+      sd.rule = rule; sd.alpha = sdAlpha; sd.temperature = sdTemperature; sd.tMin = sdTMin; sd.tMax = sdTMax; sd.topK = sdTopK
       config.selfDistill = sd
     }
     if method == "sift" {

@@ -187,4 +187,51 @@ final class LanguageModelTests: XCTestCase {
       XCTAssertLessThan(try XCTUnwrap((summary["test"] as? [String: Any])?["loss"] as? Double), losses[0])
     }
   }
+
+  func testTopKSelfDistillationIsTheFullKLAtKEqualsVAndLessBelow() throws {
+    let V = 12, n = 3
+    var g = SplitMix(seed: 7)
+    func uniform() -> Float { Float(g.next() % 10_000) / 10_000 * 6 - 3 }
+    let previous = (0..<n).map { _ in (0..<V).map { _ in uniform() } }, now = (0..<(n * V)).map { _ in uniform() }
+    let targets = [1, 5, 9]
+    for rule in ["dynamic", "static"] {
+      var c = SelfDistillConfig(); c.rule = rule
+      let full = previous.enumerated().map { i, z in z.withUnsafeBufferPointer { TokenSelfDistillation.row($0, target: targets[i], k: V, config: c) } }
+      let (alpha, temperature) = SelfDistillation.weights(previous: previous, labels: targets, config: c)
+      XCTAssertEqual(full.map(\.alpha), alpha); XCTAssertEqual(full.map(\.temperature), temperature)
+      let reference = SelfDistillation.loss(current: Tensor(now, shape: [n, V]), previous: previous, alpha: alpha, temperature: temperature).item
+      let kept = withoutGrad { TokenSelfDistillation.loss(current: Tensor(now, shape: [n, V]), rows: full) }.item
+      XCTAssertEqual(kept, reference, accuracy: 1e-5 * max(1, abs(reference)), "k = V is the full KL (\(rule))")
+      var last = kept
+      for k in [8, 4, 1] {
+        let rows = previous.enumerated().map { i, z in z.withUnsafeBufferPointer { TokenSelfDistillation.row($0, target: targets[i], k: k, config: c) } }
+        XCTAssertEqual(rows[0].probabilities.count, k)
+        XCTAssertEqual(rows[0].rest + rows[0].probabilities.reduce(0, +), 1, accuracy: 1e-5)
+        let v = withoutGrad { TokenSelfDistillation.loss(current: Tensor(now, shape: [n, V]), rows: rows) }.item
+        XCTAssertGreaterThanOrEqual(v, -1e-6); XCTAssertLessThanOrEqual(v, last + 1e-5, "coarser buckets lose divergence (k \(k))")
+        last = v
+      }
+    }
+  }
+
+  func testTokenSelfDistillationTrainsAndResumesExactly() throws {
+    let tmp = try makeTemporaryFolder("lmsd")
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let model = modelFixture("tiny-llama")
+    var c = config(try writeSwaps(in: tmp), model: model)
+    c.selfDistill = SelfDistillConfig(); c.selfDistill!.topK = 8; c.generationTokens = 0
+    let whole = tmp.appendingPathComponent("whole"), cut = tmp.appendingPathComponent("cut")
+    let summary = try Trainer(config: c, modelFolder: model, runDir: whole).run(resume: false)
+    XCTAssertEqual(summary["sd_bytes_per_token"] as? Int, 8 * 8 + 12)
+    XCTAssertGreaterThan(summary["sd_peak_kept_tokens"] as? Int ?? 0, 0)
+    let lines = try String(contentsOf: whole.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+      .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["loss"] != nil }
+    XCTAssertGreaterThan(lines.filter { $0["sd_alpha"] != nil }.count, lines.count / 2, "most steps self-distil")
+    setenv("BONSAI_TEST_STOP_AFTER_STEP", "5", 1)
+    XCTAssertThrowsError(try Trainer(config: c, modelFolder: model, runDir: cut).run(resume: false))
+    unsetenv("BONSAI_TEST_STOP_AFTER_STEP")
+    try Trainer(config: c, modelFolder: model, runDir: cut).run(resume: true)
+    XCTAssertEqual(try Data(contentsOf: cut.appendingPathComponent("final/model.safetensors")), try Data(contentsOf: whole.appendingPathComponent("final/model.safetensors")),
+                   "the kept top-k rows survive the checkpoint: resumed = uninterrupted")
+  }
 }
