@@ -5,7 +5,9 @@
 //   bonsai-bench --decoder FILE.gguf|DIR --mode prefill|generate|train --batch B --tokens T --new 128 --threads 2
 //     prefill: one forward of B x T tokens; generate: B prompts of T tokens, then --new greedy tokens each
 //     (KV cache; tokens/s counts new tokens, timed after the prompt as llama-bench's tg); generate-all: the
-//     same through `Generator`, prompt included; train: forward + backward of the causal-LM loss on B x T.
+//     same through `Generator`, prompt included; train: forward + backward of the causal-LM loss on B x T;
+//     step: forward, backward and AdamW of --method full|lora (r=16 on every projection; without --fp32 the
+//     frozen base stays in the GGUF's blocks: LoRA over a quantised base).
 //     A GGUF's matrices stay in their blocks, as `bonsai generate` keeps them; --fp32 converts them at load.
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
@@ -125,6 +127,21 @@ if CommandLine.arguments.contains("--decoder") {
     let (model, tokenizer) = try DecoderCheckpoint.load(URL(fileURLWithPath: arg("decoder", "")),
                                                         keepingBlocks: !CommandLine.arguments.contains("--fp32"))
     rssLine("loaded")
+    var optimizer: AdamW?
+    if mode == "step" {
+      var trained = model.namedParameters()
+      if arg("method", "full") == "lora" {  // as finetune --method lora --rank 16 --alpha 32 adapts a decoder
+        for (_, t) in trained { t.requiringGrad(false) }
+        let rng = RandomSource(seed: 41)
+        trained = model.namedLinears().filter { k, _ in ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"].contains { k.hasSuffix($0) } }
+          .flatMap { key, linear -> [(key: String, tensor: Tensor)] in
+            let lora = LoRA(inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, rank: 16, alpha: 32, rng: rng)
+            linear.adapter.lora = lora
+            return [(key + ".lora_A.weight", lora.A), (key + ".lora_B.weight", lora.B)]
+          }
+      }
+      optimizer = AdamW(trained, learningRate: 1e-5, weightDecay: 0.01)
+    }
     let prompts = (0..<B).map { b in (0..<T).map { 17 + Int(mix64(UInt64(b * T + $0)) % 40000) } }
     let batch = TokenBatch(batch: B, tokens: T, ids: prompts.flatMap { $0 })
     var times: [Double] = []
@@ -136,6 +153,11 @@ if CommandLine.arguments.contains("--decoder") {
         let loss = LlamaForCausalLM.nextTokenLoss(logits: model(batch), batch: batch)
         loss.backward()
         Tensor.clearGrad(model.namedParameters().map(\.tensor))
+      case "step":  // a whole optimizer step of `--method` (full, or lora r=16 on every projection)
+        let loss = LlamaForCausalLM.nextTokenLoss(logits: model(batch), batch: batch)
+        loss.backward()
+        optimizer!.update()
+        Tensor.clearGrad(optimizer!.parametersWithGradients)
       case "generate":  // greedy steps after the prompt (llama-bench's tg: the prompt is not timed)
         var (cache, logits) = model.prefill(ids: prompts, extra: new)
         let t1 = now()
@@ -156,8 +178,8 @@ if CommandLine.arguments.contains("--decoder") {
     let tokens = mode.hasPrefix("generate") ? B * new : B * T
     rssLine("after \(mode)")
     let packed = Set(model.namedPackedWeights().map { "\($0.matrix.format)" }).sorted().joined(separator: "+")
-    print(String(format: "{\"impl\": \"bonsai\", \"mode\": \"%@\", \"threads\": %d, \"batch\": %d, \"tokens\": %d, \"new\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f, \"peak_rss_mib\": %.0f, \"packed\": \"%@\", \"kernels\": \"%@\"}",
-                 mode, Engine.threads, B, T, mode.hasPrefix("generate") ? new : 0, median, Double(tokens) / median, peakRSSMiB(),
+    print(String(format: "{\"impl\": \"bonsai\", \"mode\": \"%@\", \"method\": \"%@\", \"threads\": %d, \"batch\": %d, \"tokens\": %d, \"new\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f, \"peak_rss_mib\": %.0f, \"packed\": \"%@\", \"kernels\": \"%@\"}",
+                 mode, mode == "step" ? arg("method", "full") : "-", Engine.threads, B, T, mode.hasPrefix("generate") ? new : 0, median, Double(tokens) / median, peakRSSMiB(),
                  packed.isEmpty ? "none" : packed, packedKernels))
   } catch {
     FileHandle.standardError.write("error: \(error.localizedDescription)\n".data(using: .utf8)!)
