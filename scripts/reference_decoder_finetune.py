@@ -58,6 +58,11 @@ def encode(r):
     """(ids, targets, prompt length) as Bonsai's LanguageEncoder makes them."""
     if "messages" in r:
         msgs, segs, done = r["messages"], [], ""
+        while True:  # a chat whose last assistant turn cannot fit ends at an earlier one
+            ctx = tok.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
+            last = tok.apply_chat_template(msgs, tokenize=False)[len(ctx):].removesuffix("\n")
+            if len(enc(last)) <= cfg["max_length"] - 1 or sum(m["role"] == "assistant" for m in msgs) <= 1: break
+            msgs = msgs[:-2]
         for k, m in enumerate(msgs):
             if m["role"] != "assistant": continue
             ctx = tok.apply_chat_template(msgs[:k], tokenize=False, add_generation_prompt=True)
@@ -87,6 +92,11 @@ def encode(r):
     return ids, tg, keep
 
 data = [encode(r) for r in rows]
+references = {}  # a chat's reference is the assistant turn its encoding ends with
+for i, r in enumerate(rows):
+    if "messages" in r:
+        x, _, pl = data[i]
+        references[i] = tok.decode(x[pl:], skip_special_tokens=True)
 lengths = [len(d[0]) for d in data]
 
 if cfg["method"] == "lora":
@@ -153,7 +163,7 @@ if G > 0 and "text" not in rows[0]:
     with torch.no_grad():
         for i in test:
             x, _, pl = data[i]
-            ref = rows[i][cf] if pf in rows[i] else rows[i]["messages"][-1]["content"]
+            ref = rows[i][cf] if pf in rows[i] else references[i]
             g = base.generate(torch.tensor([x[:pl]]), attention_mask=torch.ones(1, pl, dtype=torch.long), max_new_tokens=G, do_sample=False,
                               eos_token_id=eos, pad_token_id=pad)
             pred = tok.decode(g[0, pl:], skip_special_tokens=True).strip()

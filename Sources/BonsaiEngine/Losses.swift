@@ -4,12 +4,11 @@ import Foundation
 
 extension Tensor {
   /// Mean cross-entropy of `logits` [N, K] against class `labels` (N values; `ignoreIndex` rows are
-  /// skipped, as in PyTorch). Fused softmax + NLL; backward is (softmax - onehot) / count.
+  /// skipped, as in PyTorch). Fused softmax + NLL; backward is (softmax - onehot) / count, the softmax
+  /// recomputed from the logits (nothing but the loss is kept between the passes).
   public static func crossEntropy(logits: Tensor, labels: [Int], ignoreIndex: Int = -100) -> Tensor {
     let k = logits.shape.last!, n = logits.count / k
     precondition(labels.count == n, "crossEntropy: \(labels.count) labels for \(n) rows of logits \(logits.shape)")
-    let probs = Tensor(uninitialized: [n, k])
-    softmaxRows(probs.mutableData, logits.data, rows: n, cols: k)
     var total = 0.0, used = 0
     for (i, y) in labels.enumerated() where y != ignoreIndex {
       precondition(y >= 0 && y < k, "crossEntropy: label \(y) outside \(k) classes")
@@ -25,9 +24,16 @@ extension Tensor {
     let out = Tensor([Float(used == 0 ? 0 : total / Double(used))], shape: [])
     return record(out, inputs: [logits]) { g in
       guard let gl = logits.gradientBuffer(), used > 0 else { return }
-      let scale = g.data[0] / Float(used), q = gl.mutableData, p = probs.data
-      for (i, y) in labels.enumerated() where y != ignoreIndex {
-        for j in 0..<k { q[i * k + j] += scale * (p[i * k + j] - (j == y ? 1 : 0)) }
+      // the softmax is recomputed row by row rather than kept: at a 49,152-token vocabulary it is as large as the logits
+      let scale = g.data[0] / Float(used), q = gl.mutableData, z = logits.data
+      parallelFor(n, grain: 8) { rows in
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: k)
+        defer { p.deallocate() }
+        for i in rows where labels[i] != ignoreIndex {
+          softmaxRows(p, z + i * k, rows: 1, cols: k)
+          let y = labels[i]
+          for j in 0..<k { q[i * k + j] += scale * (p[j] - (j == y ? 1 : 0)) }
+        }
       }
     }
   }

@@ -14,6 +14,8 @@ public struct TargetedEncoding: Sendable, Equatable {
   public var promptLength: Int
   /// Whether tokens of the prompt (or, for a plain text, of its end) were dropped to fit.
   public var truncated = false
+  /// What a generation from the prompt is scored against: the completion, or the chat's last assistant turn kept.
+  public var reference: String?
 }
 
 public enum LanguageDataError: LocalizedError, Equatable {
@@ -67,7 +69,8 @@ public struct LanguageEncoder {
 
   /// The ids of `example` (bos first when the tokenizer adds one; eos after a text or a completion),
   /// at most `maxLength` of them: a long prompt loses tokens from its middle (its start and last
-  /// `keptTail` tokens stay), a long text its end; a completion that cannot fit is an error naming `line`.
+  /// `keptTail` tokens stay), a long text its end, a chat whose last assistant turn cannot fit ends at an
+  /// earlier assistant turn; a completion (or a chat's only assistant turn) that cannot fit is an error naming `line`.
   public func encode(_ example: LanguageExample, path: String, line: Int) throws -> TargetedEncoding {
     var ids: [Int] = tokenizer.addsBOS ? tokenizer.bosId.map { [$0] } ?? [] : []
     var targets = [Bool](repeating: false, count: ids.count)
@@ -85,7 +88,7 @@ public struct LanguageEncoder {
       targets += [Bool](repeating: s.target || trainOnAll, count: part.count)
     }
     if !targets.isEmpty { targets[0] = false }
-    var e = TargetedEncoding(ids: ids, targets: targets, promptLength: finalStart)
+    var e = TargetedEncoding(ids: ids, targets: targets, promptLength: finalStart, reference: example.reference)
     guard ids.count > maxLength else { return e }
     e.truncated = true
     if case .text = example {
@@ -93,6 +96,12 @@ public struct LanguageEncoder {
       return e
     }
     let final = ids.count - finalStart
+    if final > maxLength - 1, case let .chat(turns) = example, turns.filter({ $0.role == "assistant" }).count > 1 {
+      // a chat whose last assistant turn cannot fit ends at an earlier one
+      var shorter = try encode(.chat(Array(turns.dropLast(2))), path: path, line: line)
+      shorter.truncated = true
+      return shorter
+    }
     guard final <= maxLength - 1 else { throw LanguageDataError.completionTooLong(path: path, line: line, tokens: final, maxLength: maxLength) }
     let keep = maxLength - final, tail = min(LanguageEncoder.keptTail, keep / 2), head = keep - tail
     let kept = Array(0..<head) + Array((finalStart - tail)..<ids.count)

@@ -86,7 +86,7 @@ public final class LanguageModelTask: TrainingTask {
     }
     var e = LanguageEvaluation(loss: tokens > 0 ? nll / Double(tokens) : nil, tokens: tokens, examples: indices.count)
     if generate && generationTokens > 0 && data.dataset.format != "text" {
-      let references = indices.map { data.dataset.examples[$0].reference ?? "" }
+      let references = indices.map { data.encodings[$0].reference ?? "" }
       e.score(predictions: generations(model, indices: indices), references: references)
     }
     return e

@@ -105,6 +105,15 @@ final class LanguageModelTests: XCTestCase {
     XCTAssertEqual(runs, ["hello there<|im_end|>", "bye<|im_end|>"])
     XCTAssertEqual(tokenizer.decode(Array(e.ids.prefix(e.promptLength))),
                    template.render(turns.dropLast().map { ChatMessage(role: $0.role, content: $0.content) }, addGenerationPrompt: true))
+    XCTAssertEqual(e.reference, "bye")
+    // a last assistant turn that cannot fit: the chat ends at the one before
+    let long = turns + [Turn(role: "user", content: "more"), Turn(role: "assistant", content: String(repeating: "word ", count: 300))]
+    let cut = try LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: e.ids.count + 4, trainOnAll: false).encode(.chat(long), path: "c", line: 2)
+    XCTAssertTrue(cut.truncated); XCTAssertEqual(cut.ids, e.ids); XCTAssertEqual(cut.targets, e.targets); XCTAssertEqual(cut.reference, "bye")
+    let single = [Turn(role: "user", content: "hi"), Turn(role: "assistant", content: String(repeating: "word ", count: 300))]
+    XCTAssertThrowsError(try LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: 32, trainOnAll: false).encode(.chat(single), path: "c.jsonl", line: 3)) {
+      XCTAssertTrue($0.localizedDescription.hasPrefix("c.jsonl: line 3: the completion takes"), $0.localizedDescription)
+    }
   }
 
   func testRougeMatchesRougeScore() throws {
