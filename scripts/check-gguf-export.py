@@ -5,7 +5,9 @@ load them, and their greedy continuations of the decoder issue's golden prompts 
     LLAMA_SIMPLE=/path/to/llama.cpp/build/bin/llama-simple \
       ~/.cache/bonsai-ref/venv/bin/python scripts/check-gguf-export.py [MODEL (default smollm2)] [DTYPES (default f32,f16,q8_0,q4_0)]
 llama.cpp is built by hand outside the repo (its `llama-simple` decodes greedily); without LLAMA_SIMPLE only
-transformers is checked. Prints one JSON line per file and a table; exits non-zero when transformers differs on a
+transformers is checked. With LLAMA_QUANTIZE too, llama.cpp's own file of each type (llama-quantize --pure from
+Bonsai's F32 export) is decoded by llama.cpp as well: where llama.cpp differs from Bonsai on Bonsai's file, this tells
+whether it differs the same way on its own quantisation (its 8-bit activations) or only on Bonsai's file. Prints one JSON line per file and a table; exits non-zero when transformers differs on a
 prompt (llama.cpp quantises activations to 8 bits in its Q8_0/Q4_0 products, so near-ties may go the other way there:
 the table counts them, and the line names each).
 """
@@ -25,7 +27,14 @@ for dtype in dtypes:
     subprocess.run([bonsai, "convert", "--model", model, "--to", "gguf", "--dtype", dtype, "--output", path], check=True, capture_output=True)
     tok = transformers.AutoTokenizer.from_pretrained(out_dir, gguf_file=os.path.basename(path))
     ref = transformers.AutoModelForCausalLM.from_pretrained(out_dir, gguf_file=os.path.basename(path), dtype=torch.float32).eval()
-    same_tf, same_llama, differ = 0, 0, []
+    same_tf, same_llama, same_own, differ = 0, 0, 0, []
+    own = None
+    if os.environ.get("LLAMA_QUANTIZE") and os.environ.get("LLAMA_SIMPLE") and dtype != "f32":
+        f32 = os.path.join(out_dir, "model-f32.gguf")
+        if not os.path.exists(f32):
+            subprocess.run([bonsai, "convert", "--model", model, "--to", "gguf", "--dtype", "f32", "--output", f32], check=True, capture_output=True)
+        own = os.path.join(out_dir, f"llama-quantize-{dtype}.gguf")
+        subprocess.run([os.environ["LLAMA_QUANTIZE"], "--pure", f32, own, dtype.upper()], check=True, capture_output=True)
     for g in golden:
         text = tok.apply_chat_template([{"role": "user", "content": g["prompt"]}], tokenize=False, add_generation_prompt=True) if g["chat"] else g["prompt"]
         ids = tok(text)["input_ids"]
@@ -46,11 +55,15 @@ for dtype in dtypes:
             bonsai_text = tok.decode(b["tokens"], skip_special_tokens=True)
             if r.returncode == 0 and llama_text == bonsai_text: same_llama += 1
             else: differ.append(("llama.cpp", g["prompt"], llama_text, bonsai_text))
+            if own:
+                o = subprocess.run([os.environ["LLAMA_SIMPLE"], "-m", own, "-n", str(NEW), text], capture_output=True, text=True)
+                if o.returncode == 0 and o.stdout == r.stdout: same_own += 1
     line = {"dtype": dtype, "file_mib": os.path.getsize(path) >> 20, "prompts": len(golden), "transformers_identical": same_tf,
-            "llama_cpp_identical": same_llama if os.environ.get("LLAMA_SIMPLE") else None, "differ": differ}
+            "llama_cpp_identical": same_llama if os.environ.get("LLAMA_SIMPLE") else None,
+            "llama_cpp_same_on_its_own_quantisation": same_own if own else None, "differ": differ}
     print(json.dumps(line, ensure_ascii=False), flush=True)
     rows.append(line)
-print("\n| GGUF type | file MiB | prompts | transformers greedy identical | llama.cpp greedy identical |\n|---|---|---|---|---|")
+print("\n| GGUF type | file MiB | prompts | transformers greedy identical | llama.cpp greedy identical | llama.cpp: same output on llama-quantize's file |\n|---|---|---|---|---|---|")
 for r in rows:
-    print(f"| {r['dtype']} | {r['file_mib']} | {r['prompts']} | {r['transformers_identical']} | {r['llama_cpp_identical']} |")
+    print(f"| {r['dtype']} | {r['file_mib']} | {r['prompts']} | {r['transformers_identical']} | {r['llama_cpp_identical']} | {r['llama_cpp_same_on_its_own_quantisation']} |")
 sys.exit(1 if failed else 0)

@@ -9,18 +9,24 @@ extension Tensor {
   public static func crossEntropy(logits: Tensor, labels: [Int], ignoreIndex: Int = -100) -> Tensor {
     let k = logits.shape.last!, n = logits.count / k
     precondition(labels.count == n, "crossEntropy: \(labels.count) labels for \(n) rows of logits \(logits.shape)")
-    var total = 0.0, used = 0
-    for (i, y) in labels.enumerated() where y != ignoreIndex {
-      precondition(y >= 0 && y < k, "crossEntropy: label \(y) outside \(k) classes")
-      // log-softmax in double from the logits for accuracy
-      let row = logits.data + i * k
-      var m = -Float.infinity
-      for j in 0..<k { m = Swift.max(m, row[j]) }
-      var s = 0.0
-      for j in 0..<k { s += Foundation.exp(Double(row[j] - m)) }
-      total += Double(m) + Foundation.log(s) - Double(row[y])
-      used += 1
+    for y in labels where y != ignoreIndex { precondition(y >= 0 && y < k, "crossEntropy: label \(y) outside \(k) classes") }
+    // each row's -log softmax in double from the logits for accuracy, rows in parallel, summed in order
+    var perRow = [Double](repeating: 0, count: n)
+    perRow.withUnsafeMutableBufferPointer { out in
+      let z = logits.data, o = out.baseAddress!
+      parallelFor(n, grain: 8) { rows in
+        for i in rows where labels[i] != ignoreIndex {
+          let row = z + i * k
+          var m = -Float.infinity
+          for j in 0..<k { m = Swift.max(m, row[j]) }
+          var s = 0.0
+          for j in 0..<k { s += Foundation.exp(Double(row[j] - m)) }
+          o[i] = Double(m) + Foundation.log(s) - Double(row[labels[i]])
+        }
+      }
     }
+    var total = 0.0, used = 0
+    for (i, y) in labels.enumerated() where y != ignoreIndex { total += perRow[i]; used += 1 }
     let out = Tensor([Float(used == 0 ? 0 : total / Double(used))], shape: [])
     return record(out, inputs: [logits]) { g in
       guard let gl = logits.gradientBuffer(), used > 0 else { return }
