@@ -105,6 +105,35 @@ if cfg["method"] == "lora":
     targets = l.get("targets") or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     model = peft.get_peft_model(model, peft.LoraConfig(r=l.get("rank", 8), lora_alpha=l.get("alpha", 16), lora_dropout=0.0,
                                                        target_modules=targets, task_type="CAUSAL_LM"))
+    # the same initial A as Bonsai's LoRAPlan (RandomSource(seed + 41), one stream per adapter in module order,
+    # kaiming-uniform bound 1/sqrt(in)); B starts at 0 on both sides
+    def mix64(x):
+        z = (x + 0x9E3779B97F4A7C15) & M64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        return z ^ (z >> 31)
+    import numpy as np
+    seed, counter = (cfg["seed"] + 41) & M64, 0
+    order = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+    mods = dict(model.named_modules())
+    for layer in range(model.config.num_hidden_layers):
+        for name in order:
+            if not any(name.endswith(t) for t in targets): continue
+            m = mods[f"base_model.model.model.layers.{layer}.{name}"]
+            counter += 1
+            key = mix64(seed ^ mix64(counter))
+            A = m.lora_A["default"].weight
+            i = np.arange(A.numel(), dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                z = key + i * np.uint64(0xD1B54A32D192ED03)
+                z = z + np.uint64(0x9E3779B97F4A7C15)
+                z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+                z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+                z = z ^ (z >> np.uint64(31))
+            u = (z >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / 16777216.0)
+            bound = np.float32(1) / np.float32(np.sqrt(np.float32(A.shape[1])))
+            with torch.no_grad():
+                A.copy_(torch.from_numpy(((u * np.float32(2) - np.float32(1)) * bound).reshape(A.shape)))
 named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
 decay = [q for n, q in named if not (n.endswith(".bias") or n.endswith("norm.weight"))]
 nodecay = [q for n, q in named if n.endswith(".bias") or n.endswith("norm.weight")]
