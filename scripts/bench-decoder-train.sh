@@ -6,15 +6,7 @@
 # PyTorch has no CPU counterpart). Median of 2 steps after a warm-up; peak RSS is the process's VmHWM.
 #   [THREADS="1 2"] scripts/bench-decoder-train.sh        (needs the reference environment: shared/reference/, + gguf, peft)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
-swift build -c release --product bonsai-bench >/dev/null
-PY=${PY:-$HOME/.cache/bonsai-ref/venv/bin/python}
-GGUF=${BONSAI_HOME:-$HOME/.cache/bonsai}/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-[ -f "$GGUF" ] || .build/release/bonsai fetch smollm2 >/dev/null
-cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs); fam=$(grep -m1 "cpu family" /proc/cpuinfo | cut -d: -f2 | xargs)
-mod=$(grep -m1 "^model\s" /proc/cpuinfo | cut -d: -f2 | xargs); avx512=$(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)
-echo "CPU: $cpu family $fam model $mod, AVX-512: $avx512" >&2
+source "$(dirname "$0")/decoder-bench-setup.sh"
 OUT=$(mktemp)
 for threads in ${THREADS:-2}; do
   for method in full lora; do

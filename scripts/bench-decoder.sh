@@ -14,16 +14,8 @@
 #   (needs the reference environment: shared/reference/, + gguf and accelerate)
 # Prints JSON lines and the tables, naming the CPU.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
-swift build -c release --product bonsai-bench >/dev/null
-PY=${PY:-$HOME/.cache/bonsai-ref/venv/bin/python}
-GGUF=${BONSAI_HOME:-$HOME/.cache/bonsai}/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-[ -f "$GGUF" ] || .build/release/bonsai fetch smollm2 >/dev/null
+source "$(dirname "$0")/decoder-bench-setup.sh"
 OUT=$(mktemp)
-cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | xargs); fam=$(grep -m1 "cpu family" /proc/cpuinfo | cut -d: -f2 | xargs)
-mod=$(grep -m1 "^model\s" /proc/cpuinfo | cut -d: -f2 | xargs); avx512=$(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)
-echo "CPU: $cpu family $fam model $mod, AVX-512: $avx512" >&2
 declare -A file
 for f in ${FORMATS:-Q4_1 Q8_0 F16 F32}; do
   path=$(dirname "$GGUF")/SmolLM2-135M-Instruct.$f.gguf

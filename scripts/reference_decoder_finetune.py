@@ -8,17 +8,13 @@ stemming) and exact match. The model is read from the same GGUF file (dequantise
     ~/.cache/bonsai-ref/venv/bin/python scripts/reference_decoder_finetune.py runs/RUN [--threads 2]
 Prints one JSON line with the reference's test metrics beside Bonsai's (the run's summary.json), and the
 training time and peak RSS (training only; one process)."""
-import argparse, json, math, os, resource, time
+import json, math, os, resource, time
 import torch, transformers
 from rouge_score import rouge_scorer
 
-p = argparse.ArgumentParser()
-p.add_argument("run"); p.add_argument("--threads", type=int, default=2)
-a = p.parse_args()
-cfg = json.load(open(os.path.join(a.run, "config.json")))
-split = json.load(open(os.path.join(a.run, "split.json")))
-torch.set_num_threads(a.threads)
-torch.manual_seed(cfg["seed"])
+from reference_run import load_run
+
+a, cfg, split = load_run()
 M64 = (1 << 64) - 1
 
 class SplitMix:

@@ -5,16 +5,13 @@ biases and LayerNorm weights, linear warm-up/decay per optimizer step, global-no
 best dev checkpoint by accuracy evaluated at the same steps). Prints both test accuracies.
     ~/.cache/bonsai-ref/venv/bin/python scripts/reference_finetune.py runs/minilm-polarity [--threads 2]
 Supports headerless label,text CSV files (the Pang & Lee sets) and CSV/TSV/JSONL with named columns."""
-import argparse, copy, csv, json, math, os, random, time
+import copy, csv, json, math, os, random, time
 import numpy as np, torch, transformers
 
-p = argparse.ArgumentParser()
-p.add_argument("run"); p.add_argument("--threads", type=int, default=2)
-a = p.parse_args()
-cfg = json.load(open(os.path.join(a.run, "config.json")))
-split = json.load(open(os.path.join(a.run, "split.json")))
-torch.set_num_threads(a.threads)
-torch.manual_seed(cfg["seed"]); random.seed(cfg["seed"]); np.random.seed(cfg["seed"] % 2**32)
+from reference_run import load_run
+
+a, cfg, split = load_run()
+random.seed(cfg["seed"]); np.random.seed(cfg["seed"] % 2**32)
 
 def load(path):
     ext = os.path.splitext(path)[1].lower()

@@ -8,13 +8,17 @@ public enum GGUFMetadata: Sendable {
   case strings([String]), int32s([Int32]), float32s([Float])
 }
 
-/// A tensor to write: its GGUF name, shape in PyTorch order ([rows, columns]), ggml type and bytes.
+/// A tensor to write: its GGUF name, shape in PyTorch order ([rows, columns]), ggml type, and its bytes, made
+/// only when the writer reaches it (so a model is never held twice in memory) and `byteCount` long.
 public struct GGUFTensorData {
   public var name: String
   public var shape: [Int]
   public var type: Int32
-  public var bytes: Data
-  public init(name: String, shape: [Int], type: Int32, bytes: Data) { self.name = name; self.shape = shape; self.type = type; self.bytes = bytes }
+  public var byteCount: Int
+  public var bytes: () -> Data
+  public init(name: String, shape: [Int], type: Int32, byteCount: Int, bytes: @escaping () -> Data) {
+    self.name = name; self.shape = shape; self.type = type; self.byteCount = byteCount; self.bytes = bytes
+  }
 }
 
 public enum GGUFWriter {
@@ -49,7 +53,7 @@ public enum GGUFWriter {
       for d in t.shape.reversed() { u64(UInt64(d)) }
       u32(UInt32(bitPattern: t.type))
       u64(UInt64(offset))
-      offset += (t.bytes.count + alignment - 1) / alignment * alignment
+      offset += (t.byteCount + alignment - 1) / alignment * alignment
     }
     pad()
     let url = URL(fileURLWithPath: path)
@@ -59,8 +63,10 @@ public enum GGUFWriter {
     do {
       try handle.write(contentsOf: out)
       for t in tensors {
-        try handle.write(contentsOf: t.bytes)
-        let padding = (alignment - t.bytes.count % alignment) % alignment
+        let bytes = t.bytes()
+        guard bytes.count == t.byteCount else { throw CheckpointError.badTensor(path: path, key: t.name, reason: "\(bytes.count) bytes, \(t.byteCount) announced") }
+        try handle.write(contentsOf: bytes)
+        let padding = (alignment - t.byteCount % alignment) % alignment
         if padding > 0 { try handle.write(contentsOf: Data(count: padding)) }
       }
       try handle.close()

@@ -36,10 +36,7 @@ extension Assets {
       guard !messages.isEmpty else { continue }
       lines.append(String(decoding: try JSONSerialization.data(withJSONObject: ["messages": messages], options: [.sortedKeys]), as: UTF8.self))
     }
-    let tmp = dst.deletingLastPathComponent().appendingPathComponent(".chitchat.tmp-\(getpid())")
-    try FileManager.default.createDirectory(at: dst.deletingLastPathComponent(), withIntermediateDirectories: true)
-    try Data(lines.joined(separator: "\n").utf8).write(to: tmp)
-    try place(tmp, at: dst)
+    try writeJSONL(lines, to: dst)
     log("wrote \(lines.count) conversations to \(dst.path)")
   }
 
@@ -72,9 +69,15 @@ extension Assets {
         try add("Tweet: \(e.text)\nSentiment:", " " + e.label)
       }
     }
-    let tmp = dst.deletingLastPathComponent().appendingPathComponent(".\(name).tmp-\(getpid())")
+    try writeJSONL(lines, to: dst)
+    log("wrote \(lines.count) examples to \(dst.path)")
+  }
+
+  /// `lines` as a JSONL file at `dst`, written beside it and renamed into place.
+  static func writeJSONL(_ lines: [String], to dst: URL) throws {
+    try FileManager.default.createDirectory(at: dst.deletingLastPathComponent(), withIntermediateDirectories: true)
+    let tmp = dst.deletingLastPathComponent().appendingPathComponent(".\(dst.lastPathComponent).tmp-\(getpid())")
     try Data(lines.joined(separator: "\n").utf8).write(to: tmp)
     try place(tmp, at: dst)
-    log("wrote \(lines.count) examples to \(dst.path)")
   }
 }

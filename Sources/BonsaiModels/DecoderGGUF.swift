@@ -25,8 +25,9 @@ extension DecoderCheckpoint {
       if c.modelType == "llama", let heads = key.hasSuffix("q_proj.weight") ? c.numAttentionHeads : key.hasSuffix("k_proj.weight") ? c.numKeyValueHeads : nil {
         w = LlamaForCausalLM.permutedRows(w, heads: heads)
       }
-      let matrixFormat: PackedFormat = w.rank == 2 && w.shape[1] % format.blockSize == 0 ? format : .f32
-      tensors.append(GGUFTensorData(name: ggufName, shape: w.shape, type: (w.rank == 2 ? matrixFormat : .f32).rawValue, bytes: encoded(w, matrixFormat)))
+      let f: PackedFormat = w.rank == 2 && w.shape[1] % format.blockSize == 0 ? format : .f32
+      let byteCount = w.count / f.blockSize * f.blockBytes
+      tensors.append(GGUFTensorData(name: ggufName, shape: w.shape, type: f.rawValue, byteCount: byteCount) { [w] in encoded(w, f) })
     }
     var meta = metadata(c, name: name, fileType: ["f32": 0, "f16": 1, "q8_0": 7, "q4_0": 2][dtype]!) + tokenizerMetadata(tokenizer)
     if let s = c.ropeLlama3 {
@@ -34,14 +35,14 @@ extension DecoderCheckpoint {
       let scaled = RotaryFrequencies(headSize: c.headDim, theta: c.ropeTheta, llama3: (s.factor, s.low, s.high, s.original)).inverse
       let divisors = zip(plain, scaled).map { $0 / $1 }
       tensors.append(GGUFTensorData(name: "rope_freqs.weight", shape: [divisors.count], type: PackedFormat.f32.rawValue,
-                                    bytes: divisors.withUnsafeBufferPointer { Data(buffer: $0) }))
+                                    byteCount: 4 * divisors.count) { divisors.withUnsafeBufferPointer { Data(buffer: $0) } })
       meta.append(("\(c.modelType).rope.scaling.original_context_length", .uint32(UInt32(s.original))))
     }
     try GGUFWriter.write(meta, tensors: tensors, to: path)
   }
 
   static func encoded(_ w: Tensor, _ format: PackedFormat) -> Data {
-    if w.rank != 2 || format == .f32 { return Data(buffer: UnsafeBufferPointer(start: w.data, count: w.count)) }
+    if format == .f32 { return Data(buffer: UnsafeBufferPointer(start: w.data, count: w.count)) }
     let packed = PackedMatrix(quantizing: w, to: format)
     return Data(bytes: packed.base, count: packed.byteCount)
   }

@@ -46,6 +46,23 @@ public struct LanguageEncoder {
     self.tokenizer = tokenizer; self.template = template; self.maxLength = maxLength; self.trainOnAll = trainOnAll
   }
 
+  /// The encoder for `dataset`: chats need the model's chat template (`model` names it in the error).
+  public init(for dataset: LanguageDataset, tokenizer: ByteLevelBPETokenizer, model: String, maxLength: Int, trainOnAll: Bool) throws {
+    var template: ChatTemplate?
+    if dataset.format == "chat" {
+      guard let t = tokenizer.chatTemplate.flatMap({ try? ChatTemplate($0, source: model) }) else {
+        throw LanguageDataError.noChatTemplate(path: dataset.path, model: model)
+      }
+      template = t
+    }
+    self.init(tokenizer: tokenizer, template: template, maxLength: maxLength, trainOnAll: trainOnAll)
+  }
+
+  /// Every example of `dataset`, in order.
+  public func encode(_ dataset: LanguageDataset) throws -> [TargetedEncoding] {
+    try zip(dataset.examples, dataset.lines).map { try encode($0, path: dataset.path, line: $1) }
+  }
+
   /// Segments of text, each a target or not, in order.
   func segments(_ example: LanguageExample) -> [(text: String, target: Bool)] {
     switch example {
@@ -121,7 +138,7 @@ public struct LanguageModelData {
   /// checks that the data still gives the saved one in `runDir`/split.json.
   public static func prepare(_ dataset: LanguageDataset, encoder: LanguageEncoder, config: TrainConfig, runDir: URL, resume: Bool,
                              progress: ProgressSink) throws -> LanguageModelData {
-    let encodings = try zip(dataset.examples, dataset.lines).map { try encoder.encode($0, path: dataset.path, line: $1) }
+    let encodings = try encoder.encode(dataset)
     let cut = encodings.filter(\.truncated).count
     if cut > 0 {
       progress.message("\(cut) of \(encodings.count) examples are longer than --max-length \(config.maxLength): "

@@ -18,6 +18,8 @@ public final class LanguageModelTask: TrainingTask {
   let generationTokens: Int
   /// Whether dev evaluations generate (the selection metric is a generation metric).
   let devGenerates: Bool
+  /// Padding of the first epoch's batches, length-grouped and in random order (made once, in `willStart`).
+  var padding: (grouped: Double, random: Double)?
   /// --export-gguf: the matrix type of exports' model.gguf (nil: none).
   let ggufType: String?
   public let lengths: [Int]
@@ -96,15 +98,8 @@ public final class LanguageModelTask: TrainingTask {
   /// `generationTokens` is 0 or the data is plain text, generation metrics).
   public static func evaluate(_ model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, dataset: LanguageDataset, maxLength: Int,
                               generationTokens: Int, source: String) throws -> LanguageEvaluation {
-    var template: ChatTemplate?
-    if dataset.format == "chat" {
-      guard let t = tokenizer.chatTemplate.flatMap({ try? ChatTemplate($0, source: source) }) else {
-        throw LanguageDataError.noChatTemplate(path: dataset.path, model: source)
-      }
-      template = t
-    }
-    let encoder = LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: maxLength, trainOnAll: false)
-    let encodings = try zip(dataset.examples, dataset.lines).map { try encoder.encode($0, path: dataset.path, line: $1) }
+    let encoder = try LanguageEncoder(for: dataset, tokenizer: tokenizer, model: source, maxLength: maxLength, trainOnAll: false)
+    let encodings = try encoder.encode(dataset)
     let all = Array(dataset.examples.indices)
     let data = LanguageModelData(dataset: dataset, encodings: encodings, split: Split(train: [], dev: [], test: all))
     let task = LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: URL(fileURLWithPath: "."), generationTokens: generationTokens, metric: "loss")
@@ -143,6 +138,7 @@ public final class LanguageModelTask: TrainingTask {
   public func willStart(_ run: TrainingRun, resumed: Bool) throws {
     if !resumed { try JSONEncoder.pretty.encode(data.split).write(to: runDir.appendingPathComponent("split.json")) }
     let p = data.paddingFractions(batchSize: run.config.batchSize, seed: run.config.seed)
+    padding = p
     run.progress.message(String(format: "batches length-grouped: %.1f%% of their tokens are padding (%.1f%% in random order)", 100 * p.grouped, 100 * p.random))
   }
 
@@ -157,7 +153,7 @@ public final class LanguageModelTask: TrainingTask {
   }
 
   public func summary(_ run: TrainingRun) -> [String: Any] {
-    let p = data.paddingFractions(batchSize: run.config.batchSize, seed: run.config.seed)
+    let p = padding ?? data.paddingFractions(batchSize: run.config.batchSize, seed: run.config.seed)
     return ["parameters": lm.parameterCount, "train_examples": data.split.train.count, "dev_examples": data.split.dev.count,
             "test_examples": data.split.test.count, "format": data.dataset.format, "truncated_examples": data.encodings.filter(\.truncated).count,
             "padding_fraction": p.grouped, "padding_fraction_random_order": p.random]

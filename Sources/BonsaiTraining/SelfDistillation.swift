@@ -83,8 +83,7 @@ final class SelfDistillationTerm: LossTerm {
   let config: SelfDistillConfig
   /// Logits of the previous step's new examples, by example index.
   var previous: [Int: [Float]] = [:]
-  /// Mean alpha and temperature of each micro-batch of the current optimizer step.
-  var stepAlpha: [Double] = [], stepTemperature: [Double] = []
+  var meter = SelfDistillationMeter()
 
   public init(config: SelfDistillConfig) { self.config = config }
 
@@ -96,25 +95,15 @@ final class SelfDistillationTerm: LossTerm {
     if nR > 0 && earlier.count == nR {
       let (alpha, temperature) = SelfDistillation.weights(previous: earlier, labels: Array(output.targets.prefix(nR)), config: config)
       term = SelfDistillation.loss(current: output.logits.gatherRows(Array(0..<nR)), previous: earlier, alpha: alpha, temperature: temperature)
-      stepAlpha.append(Double(alpha.reduce(0, +)) / Double(nR)); stepTemperature.append(Double(temperature.reduce(0, +)) / Double(nR))
+      meter.add(alpha: Double(alpha.reduce(0, +)) / Double(nR), temperature: Double(temperature.reduce(0, +)) / Double(nR))
     }
     let z = output.logitValues
     previous = Dictionary(uniqueKeysWithValues: (nR..<idx.count).map { (idx[$0], Array(z[($0 * k)..<(($0 + 1) * k)])) })
     return term
   }
 
-  /// The step's mean alpha and temperature (absent on a step whose batches repeated nothing).
-  public func stepMetrics() -> [String: Double] {
-    defer { stepAlpha = []; stepTemperature = [] }
-    guard !stepAlpha.isEmpty else { return [:] }
-    return ["sd_alpha": stepAlpha.reduce(0, +) / Double(stepAlpha.count),
-            "sd_temperature": stepTemperature.reduce(0, +) / Double(stepTemperature.count)]
-  }
-
-  public var curves: [CurveSpec] {
-    [CurveSpec(key: "sd_alpha", name: "mean alpha", scale: 1),
-     CurveSpec(key: "sd_temperature", name: "mean T / \(Int(config.tMax))", scale: 1 / Double(max(config.tMax, config.temperature)))]
-  }
+  public func stepMetrics() -> [String: Double] { meter.take() }
+  public var curves: [CurveSpec] { meter.curves(config) }
 
   public func saveState(to checkpoint: CheckpointWriter) throws {
     let ids = previous.keys.sorted(), k = previous.first?.value.count ?? 0
@@ -127,5 +116,24 @@ final class SelfDistillationTerm: LossTerm {
     let ids = try file.int32s("ids"), z = try file.tensor("logits").scalars
     let k = ids.isEmpty ? 0 : z.count / ids.count
     previous = Dictionary(uniqueKeysWithValues: ids.enumerated().map { (Int($1), Array(z[($0 * k)..<(($0 + 1) * k)])) })
+  }
+}
+
+/// The step metrics of both self-distillation terms: the mean alpha and temperature of each micro-batch of the
+/// current optimizer step, reported as the step's means (absent on a step whose batches repeated nothing).
+struct SelfDistillationMeter {
+  var alpha: [Double] = [], temperature: [Double] = []
+
+  mutating func add(alpha a: Double, temperature t: Double) { alpha.append(a); temperature.append(t) }
+
+  mutating func take() -> [String: Double] {
+    defer { alpha = []; temperature = [] }
+    guard !alpha.isEmpty else { return [:] }
+    return ["sd_alpha": alpha.reduce(0, +) / Double(alpha.count), "sd_temperature": temperature.reduce(0, +) / Double(temperature.count)]
+  }
+
+  func curves(_ c: SelfDistillConfig) -> [CurveSpec] {
+    [CurveSpec(key: "sd_alpha", name: "mean alpha", scale: 1),
+     CurveSpec(key: "sd_temperature", name: "mean T / \(Int(c.tMax))", scale: 1 / Double(max(c.tMax, c.temperature)))]
   }
 }

@@ -82,7 +82,7 @@ final class TokenSelfDistillationTerm: LossTerm {
   let config: SelfDistillConfig
   /// Compact rows of the previous step's new examples, by example index, one per target token in order.
   var previous: [Int: [TopKRow]] = [:]
-  var stepAlpha: [Double] = [], stepTemperature: [Double] = []
+  var meter = SelfDistillationMeter()
   /// Largest number of rows kept at once, for the summary's memory figure.
   var peakRows = 0
 
@@ -95,8 +95,8 @@ final class TokenSelfDistillationTerm: LossTerm {
     let earlier = output.batch.indices.prefix(nR).flatMap { previous[$0] ?? [] }
     if nR > 0 && !rowsNow.isEmpty && earlier.count == rowsNow.count {
       term = TokenSelfDistillation.loss(current: output.logits.gatherRows(rowsNow), rows: earlier)
-      stepAlpha.append(earlier.reduce(0) { $0 + Double($1.alpha) } / Double(earlier.count))
-      stepTemperature.append(earlier.reduce(0) { $0 + Double($1.temperature) } / Double(earlier.count))
+      meter.add(alpha: earlier.reduce(0) { $0 + Double($1.alpha) } / Double(earlier.count),
+                temperature: earlier.reduce(0) { $0 + Double($1.temperature) } / Double(earlier.count))
     }
     let z = output.logits.data, V = output.logits.size(-1), k = min(config.topK, V)
     previous = [:]
@@ -107,16 +107,8 @@ final class TokenSelfDistillationTerm: LossTerm {
     return term
   }
 
-  func stepMetrics() -> [String: Double] {
-    defer { stepAlpha = []; stepTemperature = [] }
-    guard !stepAlpha.isEmpty else { return [:] }
-    return ["sd_alpha": stepAlpha.reduce(0, +) / Double(stepAlpha.count), "sd_temperature": stepTemperature.reduce(0, +) / Double(stepTemperature.count)]
-  }
-
-  var curves: [CurveSpec] {
-    [CurveSpec(key: "sd_alpha", name: "mean alpha", scale: 1),
-     CurveSpec(key: "sd_temperature", name: "mean T / \(Int(config.tMax))", scale: 1 / Double(max(config.tMax, config.temperature)))]
-  }
+  func stepMetrics() -> [String: Double] { meter.take() }
+  var curves: [CurveSpec] { meter.curves(config) }
 
   /// Bytes a kept row takes: k ids and probabilities, the rest, alpha and T.
   var bytesPerRow: Int { 8 * config.topK + 12 }

@@ -109,14 +109,8 @@ public final class Trainer {
                                                                                          completion: config.completionColumn))
     let (model, tokenizer) = try DecoderCheckpoint.load(modelFolder, keepingBlocks: config.quantizedBase)
     traceMemory("model loaded")
-    var template: ChatTemplate?
-    if dataset.format == "chat" {
-      guard let source = tokenizer.chatTemplate, let t = try? ChatTemplate(source, source: modelFolder.path) else {
-        throw LanguageDataError.noChatTemplate(path: dataset.path, model: modelFolder.path)
-      }
-      template = t
-    }
-    let encoder = LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: config.maxLength, trainOnAll: config.trainOn == "all")
+    let encoder = try LanguageEncoder(for: dataset, tokenizer: tokenizer, model: modelFolder.path, maxLength: config.maxLength,
+                                      trainOnAll: config.trainOn == "all")
     let data = try LanguageModelData.prepare(dataset, encoder: encoder, config: config, runDir: runDir, resume: resume, progress: progress)
     traceMemory("data prepared")
     return (LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: runDir, generationTokens: config.generationTokens,
