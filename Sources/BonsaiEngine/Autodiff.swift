@@ -11,14 +11,18 @@
 /// The record of one differentiable op.
 final class Node {
   var inputs: [Node]
+  /// The inputs that are leaves needing a gradient (parameters): a leaf's gradient is complete once
+  /// every node that lists it has run its backward step.
+  var leaves: [Tensor]
   /// Receives the gradient of the op's output and accumulates (`+=`) into its inputs' gradients.
   var backward: ((Tensor) -> Void)?
   /// Gradient of the op's output, accumulated by its consumers.
   var grad: Tensor?
   let outputShape: [Int]
 
-  init(inputs: [Node], outputShape: [Int], backward: @escaping (Tensor) -> Void) {
+  init(inputs: [Node], leaves: [Tensor], outputShape: [Int], backward: @escaping (Tensor) -> Void) {
     self.inputs = inputs
+    self.leaves = leaves
     self.outputShape = outputShape
     self.backward = backward
   }
@@ -44,7 +48,8 @@ extension Tensor {
   public static func record(_ output: Tensor, inputs: [Tensor], backward: @escaping (Tensor) -> Void) -> Tensor {
     guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return output }
     output.requiresGrad = true
-    output.node = Node(inputs: inputs.compactMap(\.node), outputShape: output.shape, backward: backward)
+    output.node = Node(inputs: inputs.compactMap(\.node), leaves: inputs.filter { $0.requiresGrad && $0.node == nil },
+                       outputShape: output.shape, backward: backward)
     return output
   }
 
@@ -73,24 +78,39 @@ extension Tensor {
       for child in n.inputs where !visited.contains(ObjectIdentifier(child)) { stack.append((child, false)) }
     }
     root.grad = seed ?? Tensor(repeating: 1, shape: shape)
-    let sinks = Tensor.gradientSinks
+    // a sink's leaf is handed over after the last node that accumulates into it
+    let sinks = Dictionary(Tensor.gradientSinks.map { (ObjectIdentifier($0.0), $0) }) { first, _ in first }
+    var pending: [ObjectIdentifier: Int] = [:]
+    if !sinks.isEmpty {
+      for n in order { for leaf in n.leaves where sinks[ObjectIdentifier(leaf)] != nil { pending[ObjectIdentifier(leaf), default: 0] += 1 } }
+    }
     for n in order.reversed() {
       if let g = n.grad, let step = n.backward { step(g) }
-      for (leaf, sink) in sinks where leaf.grad != nil {
-        sink(leaf.grad!)
-        leaf.grad = nil
+      if !pending.isEmpty {
+        for leaf in n.leaves {
+          let id = ObjectIdentifier(leaf)
+          guard let left = pending[id] else { continue }
+          if left > 1 { pending[id] = left - 1; continue }
+          pending[id] = nil
+          if let g = leaf.grad, let (_, sink) = sinks[id] {
+            sink(g)
+            leaf.grad = nil
+          }
+        }
       }
       n.grad = nil
       n.backward = nil
       n.inputs = []
+      n.leaves = []
     }
     node = nil
   }
 }
 
 extension Tensor {
-  /// Leaves whose gradient is handed to a closure the moment a backward step produces it, then
-  /// dropped (SIFT gathers a sparse gradient this way and never keeps the dense one).
+  /// Leaves whose gradient is handed to a closure the moment it is complete (after the last backward
+  /// step that accumulates into it), then dropped: SIFT gathers a sparse gradient this way and never
+  /// keeps the dense one, and an optimizer can update each parameter during the backward pass.
   nonisolated(unsafe) public static var gradientSinks: [(Tensor, (Tensor) -> Void)] = []
 }
 

@@ -2,11 +2,13 @@
 // the next request. A training step allocates the same sizes in the same order every time, so after
 // the first step nearly every activation reuses a block: no page faults, no page clearing, and no
 // heap fragmentation (glibc's heap grew ~200 MiB past the live peak on a MiniLM step).
+// How much is kept: the blocks in use plus the cached ones may fill the high-water mark of blocks in
+// use (the process's peak, reached anyway), plus `slack`. Freed blocks are always cached; a miss that
+// would map past that bound first returns the oldest cached blocks. So the activations freed during a
+// backward pass wait for the next forward pass (which would page-fault them in again) without raising
+// the peak, and new sizes (batches of another length) displace old ones instead of stacking on them.
 // Buffers freed inside `BlockCache.bypassing` go straight back to the kernel: parameter gradients
-// dropped before a forward pass would otherwise sit in the cache while activations peak. And a miss
-// while more than `slack` bytes sit in the cache returns the oldest cached blocks (at least the
-// requested size) first, so new sizes (gradients at the end of backward) do not stack on top of
-// cached activations.
+// dropped before a forward pass would otherwise sit in the cache while activations peak.
 import Foundation
 
 public final class BlockCache: @unchecked Sendable {
@@ -14,20 +16,16 @@ public final class BlockCache: @unchecked Sendable {
 
   /// Blocks below this size use malloc.
   static let threshold = 64 << 10
-  /// Freed bytes kept for reuse; beyond this, the oldest cached blocks go back to the kernel. Bounded
-  /// because batches of varying length free blocks of many size classes (a 1 GiB bound let a
-  /// fine-tuning run's cache grow to 800 MiB); 160 MiB keeps page faults at ~1% of a MiniLM step.
-  static let cachedLimit = 160 << 20
-  /// Cached bytes a miss leaves alone (small enough to matter little, large enough not to thrash).
+  /// Cached bytes allowed beyond the high-water mark (small enough to matter little, large enough that
+  /// a batch of another length does not evict blocks the next batch needs).
   static let slack = 64 << 20
-  /// Off: measured on a MiniLM step, evicting on misses cascaded into ~280 MiB of page faults per step
-  /// (each evicted block is missed again later). Kept for experiments.
-  static let evictOnMiss = false
 
   private var freeBlocks: [Int: [UnsafeMutableRawPointer]] = [:]
   /// Cached blocks oldest first, for eviction.
   private var order: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
   private var cachedBytes = 0
+  /// Bytes of blocks handed out and not yet freed, and their high-water mark.
+  private var inUseBytes = 0, peakInUseBytes = 0
   private var bypass = false
   private let lock = NSLock()
   private let page = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -65,17 +63,17 @@ public final class BlockCache: @unchecked Sendable {
     let size = rounded(bytes)
     var evicted: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
     let reused: UnsafeMutableRawPointer? = lock.withLock {
+      inUseBytes += size
+      peakInUseBytes = max(peakInUseBytes, inUseBytes)
       if let p = freeBlocks[size]?.popLast() {
         cachedBytes -= size
         if let i = order.lastIndex(where: { $0.pointer == p }) { order.remove(at: i) }
         return p
       }
-      var released = 0
-      while BlockCache.evictOnMiss, released < size, cachedBytes > BlockCache.slack, !order.isEmpty {
+      while inUseBytes + cachedBytes > peakInUseBytes + BlockCache.slack, !order.isEmpty {
         let victim = order.removeFirst()
         if let i = freeBlocks[victim.size]?.firstIndex(of: victim.pointer) { freeBlocks[victim.size]!.remove(at: i) }
         cachedBytes -= victim.size
-        released += victim.size
         evicted.append(victim)
       }
       return nil
@@ -91,21 +89,14 @@ public final class BlockCache: @unchecked Sendable {
   func free(_ p: UnsafeMutableRawPointer, bytes: Int) {
     guard bytes >= BlockCache.threshold else { p.deallocate(); return }
     let size = rounded(bytes)
-    var evicted: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
     let kept = lock.withLock { () -> Bool in
-      guard !bypass, size <= BlockCache.cachedLimit else { return false }
-      while cachedBytes + size > BlockCache.cachedLimit, !order.isEmpty {
-        let victim = order.removeFirst()
-        if let i = freeBlocks[victim.size]?.firstIndex(of: victim.pointer) { freeBlocks[victim.size]!.remove(at: i) }
-        cachedBytes -= victim.size
-        evicted.append(victim)
-      }
+      inUseBytes -= size
+      guard !bypass else { return false }
       freeBlocks[size, default: []].append(p)
       order.append((size, p))
       cachedBytes += size
       return true
     }
-    for v in evicted { munmap(v.pointer, v.size) }
     if !kept { munmap(p, size) }
   }
 }

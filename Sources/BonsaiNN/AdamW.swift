@@ -62,9 +62,7 @@ public final class AdamW {
 
   /// Sum of squares of all gradients (Float64 accumulation).
   public var gradientSquaredNorm: Double {
-    var total = 0.0
-    for p in params { if let g = p.grad { let d = g.data; for j in 0..<g.count { total += Double(d[j]) * Double(d[j]) } } }
-    return total
+    params.reduce(0.0) { $0 + ($1.grad?.squaredSum ?? 0) }
   }
 
   /// Multiplies every gradient by `c`.
@@ -74,34 +72,58 @@ public final class AdamW {
 
   /// One update from the parameters' gradients (a parameter without gradient is skipped).
   public func update() {
-    step += 1
+    beginStep()
+    for (i, p) in params.enumerated() { if let g = p.grad { update(i, gradient: g) } }
+  }
+
+  /// Starts a step whose parameters are then updated one at a time by `update(_:gradient:)`.
+  public func beginStep() { step += 1 }
+
+  /// Updates parameter `i` from `gradient`, as `update()` does for each parameter.
+  public func update(_ i: Int, gradient g: Tensor) {
+    let p = params[i]
     let bc1 = 1 - Float(Double(beta1).power(step)), bc2 = 1 - Float(Double(beta2).power(step))
     let lr = learningRate, b1 = beta1, b2 = beta2, e = eps
-    for (i, p) in params.enumerated() {
-      guard let g = p.grad else { continue }
-      let decay: Float = decays[i] ? 1 - lr * weightDecay : 1
-      let w = p.mutableData, gp = g.data, mp = m[i].pointer, vp = v[i].pointer
-      let stepSize = lr / bc1, rbc2 = 1 / bc2.squareRoot()
-      parallelFor(p.count, grain: 65536) { r in
-        var j = r.lowerBound
-        while j + 16 <= r.upperBound {
-          let gv = load16(gp, j)
-          let mv = load16(mp, j) * b1 + gv * (1 - b1)
-          let vv = load16(vp, j) * b2 + gv * gv * (1 - b2)
-          store16(mv, mp, j); store16(vv, vp, j)
-          let denom = vsqrt(vv)
-          store16(load16(w, j) * decay - stepSize * mv / (denom * rbc2 + e), w, j)
-          j += 16
-        }
-        while j < r.upperBound {
-          let gv = gp[j]
-          mp[j] = mp[j] * b1 + gv * (1 - b1)
-          vp[j] = vp[j] * b2 + gv * gv * (1 - b2)
-          w[j] = w[j] * decay - stepSize * mp[j] / (vp[j].squareRoot() * rbc2 + e)
-          j += 1
-        }
+    let decay: Float = decays[i] ? 1 - lr * weightDecay : 1
+    let w = p.mutableData, gp = g.data, mp = m[i].pointer, vp = v[i].pointer
+    let stepSize = lr / bc1, rbc2 = 1 / bc2.squareRoot()
+    parallelFor(p.count, grain: 65536) { r in
+      var j = r.lowerBound
+      while j + 16 <= r.upperBound {
+        let gv = load16(gp, j)
+        let mv = load16(mp, j) * b1 + gv * (1 - b1)
+        let vv = load16(vp, j) * b2 + gv * gv * (1 - b2)
+        store16(mv, mp, j); store16(vv, vp, j)
+        let denom = vsqrt(vv)
+        store16(load16(w, j) * decay - stepSize * mv / (denom * rbc2 + e), w, j)
+        j += 16
+      }
+      while j < r.upperBound {
+        let gv = gp[j]
+        mp[j] = mp[j] * b1 + gv * (1 - b1)
+        vp[j] = vp[j] * b2 + gv * gv * (1 - b2)
+        w[j] = w[j] * decay - stepSize * mp[j] / (vp[j].squareRoot() * rbc2 + e)
+        j += 1
       }
     }
+  }
+
+  /// Gradient sinks (`Tensor.gradientSinks`) that update each parameter the moment its gradient is
+  /// complete during the backward pass, so that only the gradients still being accumulated are held
+  /// (PyTorch's optimizer-in-backward): the same arithmetic as `update()` after the pass, exactly, when
+  /// nothing needs every gradient at once (no clipping, no accumulation). Call `beginStep()` first.
+  public func updatingDuringBackward() -> [(Tensor, (Tensor) -> Void)] {
+    params.indices.map { i in (params[i], { [unowned self] g in self.update(i, gradient: g) }) }
+  }
+}
+
+extension Tensor {
+  /// Sum of squares of the elements (Float64 accumulation).
+  var squaredSum: Double {
+    let d = data
+    var total = 0.0
+    for j in 0..<count { total += Double(d[j]) * Double(d[j]) }
+    return total
   }
 }
 

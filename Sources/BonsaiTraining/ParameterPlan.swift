@@ -42,6 +42,10 @@ public class ParameterPlan: TrainingComponent {
   public let optimizer: AdamW
   /// sha256 of the base model's weights, recorded in deltas so they are applied to the right base.
   let baseHash: String
+  /// Whether each parameter is updated during the backward pass, the moment its gradient is complete:
+  /// when nothing needs every gradient at once (no clipping, no accumulation) the update is bitwise the
+  /// same, and the gradients of the whole model are never held together (less memory, no page faults).
+  var updatesDuringBackward: Bool
 
   /// `trained`: the model's parameters this plan updates densely; `sparse`: ones another optimizer updates;
   /// `extra`: loss terms' own parameters, trained densely too.
@@ -57,6 +61,7 @@ public class ParameterPlan: TrainingComponent {
       : ["model.safetensors", "model.safetensors.index.json"].map { modelFolder.appendingPathComponent($0) }
           .first { FileManager.default.fileExists(atPath: $0.path) } ?? modelFolder.appendingPathComponent("model.safetensors")
     baseHash = method == "full" ? "" : try Assets.sha256(weights)
+    updatesDuringBackward = config.maxGradNorm <= 0 && config.gradientAccumulation == 1
   }
 
   /// Trained scalars, and the bytes their gradients and optimizer state take (for the summary).
@@ -65,15 +70,31 @@ public class ParameterPlan: TrainingComponent {
   public var optimizerStateBytes: Int { dense.reduce(0) { $0 + 8 * $1.tensor.count } }
 
   // Hooks a subclass overrides (declared here so that calls through the protocol reach the override).
-  public func willStart(_ run: TrainingRun, resumed: Bool) throws {}
+  public func willStart(_ run: TrainingRun, resumed: Bool) throws {
+    if updatesDuringBackward {
+      run.progress.message("optimizer: each tensor updated during the backward pass (no clipping, no accumulation: the same update, less memory)")
+    }
+  }
   public func didFinish(_ run: TrainingRun) {}
 
-  /// Before each micro-batch's backward pass (SIFT reselects here).
-  public func willBackward(step: Int, microBatch: Int) {}
+  /// Before each micro-batch's backward pass of the step that will update at `learningRate` (SIFT
+  /// reselects here; a plan that updates during the backward pass hands the optimizer the gradients).
+  public func willBackward(step: Int, microBatch: Int, learningRate: Float) {
+    guard updatesDuringBackward else { return }
+    optimizer.learningRate = learningRate
+    optimizer.beginStep()
+    Tensor.gradientSinks = optimizer.updatingDuringBackward()
+  }
 
   /// One optimizer step: clip every gradient the plan holds to a global L2 norm of `maxGradNorm`
-  /// (0: no clipping), update at `learningRate`, clear the gradients.
+  /// (0: no clipping), update at `learningRate`, clear the gradients. Nothing is left to do when the
+  /// backward pass has already updated each parameter.
   public func step(learningRate: Float, maxGradNorm: Float) {
+    if updatesDuringBackward {
+      Tensor.gradientSinks = []
+      Tensor.clearGrad(optimizer.parametersWithGradients)
+      return
+    }
     if maxGradNorm > 0 {
       let coef = maxGradNorm / (Float(gradientSquaredNorm.squareRoot()) + 1e-6)
       if coef < 1 { scaleGradients(coef) }

@@ -40,6 +40,7 @@ final class SIFTPlan: ParameterPlan {
     options = s
     try super.init(method: "sift", task: task, trained: all.filter { task.isHead($0.key) }, sparse: matrices.map(\.tensor), extra: extra,
                    config: config, modelFolder: modelFolder)
+    updatesDuringBackward = false  // the sparse optimizer gathers through its own gradient sinks
   }
 
   override var trainableCount: Int { super.trainableCount + sparse.trainableCount }
@@ -67,7 +68,7 @@ final class SIFTPlan: ParameterPlan {
   override func didFinish(_ run: TrainingRun) { sparse.detach() }
 
   /// Every `reselectEvery` steps (not the first), the step's first micro-batch starts a reselection.
-  override func willBackward(step: Int, microBatch: Int) {
+  override func willBackward(step: Int, microBatch: Int, learningRate: Float) {
     guard options.reselectEvery > 0 && step > 0 && step % options.reselectEvery == 0 && microBatch == 0 else { return }
     sparse.beginReselection()
     reselecting = true

@@ -61,8 +61,8 @@ public final class TrainingRun {
     epochs: while state.epoch < config.epochs && !stop {
       let batches = sampler.batches(epoch: state.epoch)
       while state.batchInEpoch < batches.count {
-        let loss = try accumulateGradients(batches)
         let learningRate = schedule(state.globalStep)
+        let loss = try accumulateGradients(batches, learningRate: learningRate)
         plan.step(learningRate: learningRate, maxGradNorm: config.maxGradNorm)
         state.globalStep += 1
         traceMemory("step \(state.globalStep)")
@@ -83,7 +83,7 @@ public final class TrainingRun {
   }
 
   /// Forward and backward over one optimizer step's micro-batches; returns their mean loss.
-  func accumulateGradients(_ batches: [SampledBatch]) throws -> Float {
+  func accumulateGradients(_ batches: [SampledBatch], learningRate: Float) throws -> Float {
     let micro = config.gradientAccumulation
     var total: Float = 0, done = 0
     repeat {
@@ -93,7 +93,7 @@ public final class TrainingRun {
       for term in lossTerms { if let t = try term.loss(output, run: self) { loss = loss + t } }
       for c in components { try c.didForward(output, run: self) }
       guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
-      plan.willBackward(step: state.globalStep, microBatch: done)
+      plan.willBackward(step: state.globalStep, microBatch: done, learningRate: learningRate)
       (micro > 1 ? loss.scaled(by: 1 / Float(micro)) : loss).backward()
       total += loss.item / Float(micro)
       examplesSeen += output.batch.indices.count

@@ -7,7 +7,8 @@
 //     (KV cache; tokens/s counts new tokens, timed after the prompt as llama-bench's tg); generate-all: the
 //     same through `Generator`, prompt included; train: forward + backward of the causal-LM loss on B x T;
 //     step: forward, backward and AdamW of --method full|lora (r=16 on every projection; without --fp32 the
-//     frozen base stays in the GGUF's blocks: LoRA over a quantised base).
+//     frozen base stays in the GGUF's blocks: LoRA over a quantised base); each tensor is updated when its
+//     gradient is complete, as finetune does without clipping or accumulation (--unfused: after the pass).
 //     A GGUF's matrices stay in their blocks, as `bonsai generate` keeps them; --fp32 converts them at load.
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
@@ -42,6 +43,8 @@ func greedy(_ logits: Tensor) -> [Int] {
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
+nonisolated(unsafe) let traceStart = now()
+
 func rssLine(_ tag: String) {
   if ProcessInfo.processInfo.environment["BENCH_TRACE"] == nil { return }
   let s = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
@@ -49,11 +52,34 @@ func rssLine(_ tag: String) {
   let mi = mallinfo2()
   let heap = " heap arena \(mi.arena >> 20) mmap \(mi.hblkhd >> 20) used \(mi.uordblks >> 20) free \(mi.fordblks >> 20) MiB"
   let live = liveStorageBytes.load(ordering: .relaxed) >> 20, peak = peakStorageBytes.load(ordering: .relaxed) >> 20
-  FileHandle.standardError.write("\(tag): \(parts.joined(separator: " ")) tensors live \(live) MiB peak \(peak) MiB cached \(BlockCache.cachedBytes >> 20) MiB\(heap)\n".data(using: .utf8)!)
+  let elapsed = String(format: "%.3f s ", now() - traceStart)
+  FileHandle.standardError.write("\(elapsed)\(tag): \(parts.joined(separator: " ")) tensors live \(live) MiB peak \(peak) MiB cached \(BlockCache.cachedBytes >> 20) MiB\(heap)\n".data(using: .utf8)!)
 }
 Engine.threads = Int(arg("threads", "2"))!
 if CommandLine.arguments.contains("--sgemm") {
   print(String(format: "{\"sgemm_gflops\": %.1f, \"threads\": %d}", measureSGEMM(n: 1024, seconds: 1.0), Engine.threads))
+  exit(0)
+}
+if CommandLine.arguments.contains("--step-gemms") {
+  // GFLOP/s of each product of a SmolLM2 training step on 512 rows: forward x W^T (NT), input gradient g W (NN),
+  // weight gradient g^T x (TN), for the layer shapes (out, in)
+  let rows = Int(arg("rows", "512"))!
+  var out: [String] = []
+  for (o, i) in [(576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576)] {
+    let x = Tensor(repeating: 0.01, shape: [rows, i]), w = Tensor(repeating: 0.01, shape: [o, i])
+    let y = Tensor(zeros: [rows, o]), gx = Tensor(zeros: [rows, i]), gw = Tensor(zeros: [o, i])
+    func rate(_ body: () -> Void) -> Double {
+      body()
+      var t = 1e9
+      for _ in 0..<5 { let t0 = now(); body(); t = min(t, now() - t0) }
+      return 2 * Double(rows * o * i) / t / 1e9
+    }
+    let nt = rate { gemm(.no, .yes, m: rows, n: o, k: i, x.data, lda: i, w.data, ldb: i, y.mutableData, ldc: o) }
+    let nn = rate { gemm(.no, .no, m: rows, n: i, k: o, y.data, lda: o, w.data, ldb: i, beta: 1, gx.mutableData, ldc: i) }
+    let tn = rate { gemm(.yes, .no, m: o, n: i, k: rows, y.data, lda: o, x.data, ldb: i, beta: 1, gw.mutableData, ldc: i) }
+    out.append(String(format: "\"%dx%d\": [%.0f, %.0f, %.0f]", o, i, nt, nn, tn))
+  }
+  print("{" + out.joined(separator: ", ") + String(format: ", \"threads\": %d}", Engine.threads))
   exit(0)
 }
 if CommandLine.arguments.contains("--kernels") {
@@ -142,6 +168,7 @@ if CommandLine.arguments.contains("--decoder") {
       }
       optimizer = AdamW(trained, learningRate: 1e-5, weightDecay: 0.01)
     }
+    let unfused = CommandLine.arguments.contains("--unfused")
     let prompts = (0..<B).map { b in (0..<T).map { 17 + Int(mix64(UInt64(b * T + $0)) % 40000) } }
     let batch = TokenBatch(batch: B, tokens: T, ids: prompts.flatMap { $0 })
     var times: [Double] = []
@@ -156,9 +183,17 @@ if CommandLine.arguments.contains("--decoder") {
       case "step":  // a whole optimizer step of `--method` (full, or lora r=16 on every projection)
         let loss = LlamaForCausalLM.nextTokenLoss(logits: model(batch), batch: batch)
         rssLine("after forward")
-        loss.backward()
-        rssLine("after backward")
-        optimizer!.update()
+        if unfused {  // every gradient held to the end of the pass, then one update
+          loss.backward()
+          rssLine("after backward")
+          optimizer!.update()
+        } else {  // what finetune does without clipping or accumulation: each tensor updated when its gradient is complete
+          optimizer!.beginStep()
+          Tensor.gradientSinks = optimizer!.updatingDuringBackward()
+          loss.backward()
+          Tensor.gradientSinks = []
+        }
+        rssLine("after update")
         Tensor.clearGrad(optimizer!.parametersWithGradients)
       case "generate":  // greedy steps after the prompt (llama-bench's tg: the prompt is not timed)
         var (cache, logits) = model.prefill(ids: prompts, extra: new)

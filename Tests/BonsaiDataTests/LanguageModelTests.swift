@@ -146,7 +146,9 @@ final class LanguageModelTests: XCTestCase {
   func testFullFineTuningLearnsResumesExactlyAndExports() throws {
     let tmp = try makeTemporaryFolder("lmrun")
     defer { try? FileManager.default.removeItem(at: tmp) }
-    let model = modelFixture("tiny-llama"), c = config(try writeSwaps(in: tmp), model: model)
+    let model = modelFixture("tiny-llama")
+    var c = config(try writeSwaps(in: tmp), model: model)
+    c.maxGradNorm = 0  // no clipping: each tensor is updated during the backward pass (the LoRA test clips)
     let whole = tmp.appendingPathComponent("whole"), cut = tmp.appendingPathComponent("cut")
     let summary = try Trainer(config: c, modelFolder: model, runDir: whole).run(resume: false)
     let losses = try stepLosses(whole)

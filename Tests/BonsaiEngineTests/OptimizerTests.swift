@@ -22,6 +22,39 @@ final class OptimizerTests: XCTestCase {
     XCTAssertEqual(Double(w.data[20]), Double(w.data[31]), accuracy: 0)  // vector body == scalar tail
   }
 
+  /// Updating each parameter during the backward pass, when its gradient is complete, gives bitwise the
+  /// update after the pass, also for a parameter used twice (a tied embedding); each sink fires once.
+  func testUpdatesDuringBackwardEqualUpdateAfter() {
+    func make() -> (w: Tensor, v: Tensor, opt: AdamW) {
+      let rng = RandomSource(seed: 5)
+      let w = rng.normalTensor([24, 24], std: 0.3).requiringGrad(true), v = rng.normalTensor([24, 24], std: 0.3).requiringGrad(true)
+      return (w, v, AdamW([("w", w), ("norm.weight", v)], learningRate: 0.05, weightDecay: 0.1))
+    }
+    let x = RandomSource(seed: 6).normalTensor([7, 24], std: 1)
+    func loss(_ w: Tensor, _ v: Tensor) -> Tensor {
+      let y = x.linear(weight: w, bias: nil).linear(weight: v, bias: nil).linear(weight: w, bias: nil)  // w used twice
+      return (y * y).sum()
+    }
+    let after = make(), during = make()
+    var fired: [Int] = []
+    for _ in 0..<3 {
+      loss(after.w, after.v).backward()
+      after.opt.update()
+      Tensor.clearGrad([after.w, after.v])
+      during.opt.beginStep()
+      Tensor.gradientSinks = during.opt.updatingDuringBackward().enumerated().map { i, sink in
+        (sink.0, { g in fired.append(i); sink.1(g) })
+      }
+      loss(during.w, during.v).backward()
+      Tensor.gradientSinks = []
+      XCTAssertNil(during.w.grad)
+    }
+    XCTAssertEqual(fired, [1, 0, 1, 0, 1, 0])  // v completes first (the last use of w comes first in backward)
+    XCTAssertEqual(during.w.scalars, after.w.scalars)
+    XCTAssertEqual(during.v.scalars, after.v.scalars)
+    XCTAssertNotEqual(after.w.scalars, make().w.scalars)
+  }
+
   func testParameterTreeNamesFollowProperties() {
     final class Inner: Module { let dense = Linear(2, 3, rng: RandomSource(seed: 1)) }
     final class Outer: Module {
