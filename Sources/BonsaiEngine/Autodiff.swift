@@ -135,6 +135,19 @@ public struct GradTarget {
     }
     return nil
   }
+
+  /// Adds `scale * t` to the gradient. When there is none yet and `scale` is 1, `t` itself becomes the
+  /// gradient (no copy): the caller must not write to it afterwards.
+  public func accumulate(_ t: Tensor, scale: Float = 1) {
+    if scale == 1 {
+      if let node, node.grad == nil, node.outputShape == t.shape { node.grad = t; return }
+      if let leaf, leaf.grad == nil, leaf.shape == t.shape { leaf.grad = t; return }
+    }
+    guard let g = buffer() else { return }
+    precondition(g.count == t.count, "accumulate: gradient of \(t.count) values into \(g.count)")
+    let d = g.mutableData, s = t.data
+    parallelFor(g.count, grain: 65536) { r in for j in r { d[j] += scale * s[j] } }
+  }
 }
 
 extension Tensor {

@@ -115,6 +115,27 @@ public final class LlamaForCausalLM: Module {
     return (hidden, head(hidden.last!.gatherRows(rows)))
   }
 
+  /// Hidden states as `forward`, and the final normed states [rows.count, C] at rows `rows` of [B*T]
+  /// (what the LM head reads at a training step's scored positions; `logits(states)` or `loss(states:labels:)` next).
+  public func forward(_ x: TokenBatch, stateRows rows: [Int]) -> (hidden: [Tensor], states: Tensor) {
+    let hidden = hiddenStates(x, positions: (0..<(x.batch * x.tokens)).map { $0 % x.tokens })
+    return (hidden, hidden.last!.gatherRows(rows))
+  }
+
+  /// Logits [N, V] of final normed states [N, C].
+  public func logits(_ states: Tensor) -> Tensor { head(states) }
+
+  /// Mean cross-entropy of `labels` under the logits of `states` [N, C], without making the logits of every
+  /// row at once (`Tensor.linearCrossEntropy`); through the separate head when the head has an adapter.
+  public func loss(states: Tensor, labels: [Int]) -> Tensor {
+    if let l = lm_head {
+      if l.adapter.lora != nil { return Tensor.crossEntropy(logits: l(states), labels: labels) }
+      return Tensor.linearCrossEntropy(states, head: l.packedWeight.map { .packed($0) } ?? .dense(l.weight), labels: labels)
+    }
+    let e = model.embed_tokens
+    return Tensor.linearCrossEntropy(states, head: e.packedWeight.map { .packed($0) } ?? .dense(e.weight), labels: labels)
+  }
+
   /// The embedding output, every layer's output and (last) the final normed states, each [B*T, C];
   /// `store(layer, keys, values)` sees each layer's rotated keys and values.
   func hiddenStates(_ x: TokenBatch, positions: [Int], store: ((Int, Tensor, Tensor) -> Void)? = nil) -> [Tensor] {
@@ -143,9 +164,17 @@ public final class LlamaForCausalLM: Module {
   /// Mean cross-entropy of every next token (transformers' `labels=ids` loss): position t predicts id t+1
   /// where both are real tokens; padding and each row's last position are not scored.
   public static func nextTokenLoss(logits: Tensor, batch x: TokenBatch) -> Tensor {
+    Tensor.crossEntropy(logits: logits, labels: nextTokenLabels(x))
+  }
+
+  /// The same loss from the final states [B*T, C] (`forward(_:stateRows:)` at every row), without the logits.
+  public func nextTokenLoss(states: Tensor, batch x: TokenBatch) -> Tensor { loss(states: states, labels: Self.nextTokenLabels(x)) }
+
+  /// Each position's next token where both are real tokens, else -100.
+  static func nextTokenLabels(_ x: TokenBatch) -> [Int] {
     let (B, T) = (x.batch, x.tokens)
     var labels = [Int](repeating: -100, count: B * T)
     for b in 0..<B { for t in 0..<(T - 1) where x.attentionMask[b * T + t] != 0 && x.attentionMask[b * T + t + 1] != 0 { labels[b * T + t] = x.ids[b * T + t + 1] } }
-    return Tensor.crossEntropy(logits: logits, labels: labels)
+    return labels
   }
 }

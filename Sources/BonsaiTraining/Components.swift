@@ -65,19 +65,43 @@ public final class TaskOutput {
   public let inputs: TokenBatch
   /// The embedding output and every layer's output, each [B*T, C].
   public let hiddenStates: [Tensor]
-  /// Logits [R, K], one row per scored position: per example for classification, per target token for a causal LM.
-  public let logits: Tensor
+  /// What the head reads, one row per scored position, when the task can make the logits on demand.
+  public let headInput: Tensor?
   /// The target class of each row (-100: not scored).
   public let targets: [Int]
   /// The example index of each row.
   public let rowExamples: [Int]
+  private var madeLogits: Tensor?
+  private let makeLogits: (() -> Tensor)?
+
+  /// Logits [R, K], one row per scored position: per example for classification, per target token for a
+  /// causal LM (made on first use when the task gave a way to make them: a loss that needs none skips them).
+  public var logits: Tensor {
+    if let madeLogits { return madeLogits }
+    let l = makeLogits!()
+    precondition(l.size(0) == targets.count, "TaskOutput: logits \(l.shape) for \(targets.count) targets")
+    madeLogits = l
+    return l
+  }
+  /// Whether the logits exist yet.
+  public var hasLogits: Bool { madeLogits != nil }
   /// The logits as floats, read from the tensor once for whoever needs them.
   public private(set) lazy var logitValues: [Float] = logits.scalars
 
   public init(batch: SampledBatch, inputs: TokenBatch, hiddenStates: [Tensor], logits: Tensor, targets: [Int], rowExamples: [Int]) {
     precondition(logits.size(0) == targets.count && targets.count == rowExamples.count,
                  "TaskOutput: logits \(logits.shape), \(targets.count) targets, \(rowExamples.count) row examples")
-    self.batch = batch; self.inputs = inputs; self.hiddenStates = hiddenStates; self.logits = logits
+    self.batch = batch; self.inputs = inputs; self.hiddenStates = hiddenStates; madeLogits = logits; makeLogits = nil; headInput = nil
+    self.targets = targets; self.rowExamples = rowExamples
+  }
+
+  /// Logits made from `headInput` by `logits` when first asked for.
+  public init(batch: SampledBatch, inputs: TokenBatch, hiddenStates: [Tensor], headInput: Tensor, logits: @escaping (Tensor) -> Tensor,
+              targets: [Int], rowExamples: [Int]) {
+    precondition(headInput.size(0) == targets.count && targets.count == rowExamples.count,
+                 "TaskOutput: head input \(headInput.shape), \(targets.count) targets, \(rowExamples.count) row examples")
+    self.batch = batch; self.inputs = inputs; self.hiddenStates = hiddenStates; self.headInput = headInput
+    makeLogits = { logits(headInput) }
     self.targets = targets; self.rowExamples = rowExamples
   }
 }

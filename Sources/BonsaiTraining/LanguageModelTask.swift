@@ -23,6 +23,9 @@ public final class LanguageModelTask: TrainingTask {
   /// --export-gguf: the matrix type of exports' model.gguf (nil: none).
   let ggufType: String?
   public let lengths: [Int]
+  /// Whether the forward pass makes the logits because loss terms read them (token self-distillation);
+  /// else the loss is computed from the final states without the logits of every target at once.
+  public var logitsNeeded = false
 
   public init(model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, data: LanguageModelData, runDir: URL, generationTokens: Int, metric: String,
               ggufType: String? = nil) {
@@ -59,13 +62,18 @@ public final class LanguageModelTask: TrainingTask {
 
   public func forward(_ batch: SampledBatch, rng: RandomSource?) -> TaskOutput {
     let (inputs, rows, targets, rowExamples) = LanguageModelTask.batch(batch.indices.map { data.encodings[$0] }, padId: padId)
-    let (hidden, logits) = lm.forward(inputs, logitRows: rows)
-    return TaskOutput(batch: batch, inputs: inputs, hiddenStates: hidden, logits: logits, targets: targets,
-                      rowExamples: rowExamples.map { batch.indices[$0] })
+    let (hidden, states) = lm.forward(inputs, stateRows: rows)
+    let output = TaskOutput(batch: batch, inputs: inputs, hiddenStates: hidden, headInput: states, logits: { [lm] in lm.logits($0) },
+                            targets: targets, rowExamples: rowExamples.map { batch.indices[$0] })
+    if logitsNeeded { _ = output.logits }
+    return output
   }
 
-  /// Mean cross-entropy over the batch's target tokens.
-  public func loss(_ output: TaskOutput) -> Tensor { Tensor.crossEntropy(logits: output.logits, labels: output.targets) }
+  /// Mean cross-entropy over the batch's target tokens: without the logits of every token at once unless
+  /// something has made them (the loss terms of `logitsNeeded`).
+  public func loss(_ output: TaskOutput) -> Tensor {
+    output.hasLogits ? Tensor.crossEntropy(logits: output.logits, labels: output.targets) : lm.loss(states: output.headInput!, labels: output.targets)
+  }
 
   public func evaluate(_ indices: [Int]) -> Evaluation { evaluate(lm, indices: indices, generate: devGenerates) }
 

@@ -113,8 +113,10 @@ public final class Trainer {
                                       trainOnAll: config.trainOn == "all")
     let data = try LanguageModelData.prepare(dataset, encoder: encoder, config: config, runDir: runDir, resume: resume, progress: progress)
     traceMemory("data prepared")
-    return (LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: runDir, generationTokens: config.generationTokens,
-                              metric: config.metric, ggufType: config.exportGGUF), config.selfDistill.map { [TokenSelfDistillationTerm(config: $0)] } ?? [])
+    let task = LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: runDir, generationTokens: config.generationTokens,
+                                 metric: config.metric, ggufType: config.exportGGUF)
+    task.logitsNeeded = config.selfDistill != nil
+    return (task, config.selfDistill.map { [TokenSelfDistillationTerm(config: $0)] } ?? [])
   }
 
   /// A sequence classifier with a new head, and the distillation terms the configuration asks for.

@@ -8,7 +8,8 @@
 //     same through `Generator`, prompt included; train: forward + backward of the causal-LM loss on B x T;
 //     step: forward, backward and AdamW of --method full|lora (r=16 on every projection; without --fp32 the
 //     frozen base stays in the GGUF's blocks: LoRA over a quantised base); each tensor is updated when its
-//     gradient is complete, as finetune does without clipping or accumulation (--unfused: after the pass).
+//     gradient is complete, as finetune does without clipping or accumulation, and the loss is made from the
+//     final states a block of rows at a time (--unfused: every logit at once, then one update after the pass).
 //     A GGUF's matrices stay in their blocks, as `bonsai generate` keeps them; --fp32 converts them at load.
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
@@ -181,7 +182,9 @@ if CommandLine.arguments.contains("--decoder") {
         loss.backward()
         Tensor.clearGrad(model.namedParameters().map(\.tensor))
       case "step":  // a whole optimizer step of `--method` (full, or lora r=16 on every projection)
-        let loss = LlamaForCausalLM.nextTokenLoss(logits: model(batch), batch: batch)
+        // as finetune computes it: the head and the cross-entropy a block of rows at a time (--unfused: all logits at once)
+        let loss = unfused ? LlamaForCausalLM.nextTokenLoss(logits: model(batch), batch: batch)
+          : model.nextTokenLoss(states: model.forward(batch, stateRows: Array(0..<(B * T))).states, batch: batch)
         rssLine("after forward")
         if unfused {  // every gradient held to the end of the pass, then one update
           loss.backward()

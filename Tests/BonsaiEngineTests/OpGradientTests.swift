@@ -171,4 +171,27 @@ final class OpGradientTests: XCTestCase {
     assertGradientsMatch([a, b]) { Tensor.concat([Tensor.mse(a, b).reshaped(to: [1]), Tensor.cosineSimilarity(a, b)], axis: 0) }
     XCTAssertEqual(Tensor.cosineSimilarity(a, a).scalars[1], 1, accuracy: 1e-5)
   }
+
+  /// The head and cross-entropy in blocks of rows equal the head then the cross-entropy: value and the
+  /// gradients of the states and of the weight (also scaled, with ignored rows, over 3 blocks, and packed).
+  func testLinearCrossEntropyEqualsHeadThenCrossEntropy() {
+    let n = 300, C = 64, V = 70  // 300 rows: three blocks of at most 128; Q8_0 blocks of 32 columns
+    let labels = (0..<n).map { $0 % 7 == 3 ? -100 : ($0 * 31) % V }
+    for packed in [false, true] {
+      let h1 = tensor([n, C], seed: 40, scale: 1.5), w1 = tensor([V, C], seed: 41, scale: 0.5, grad: !packed)
+      let h2 = tensor([n, C], seed: 40, scale: 1.5), w2 = tensor([V, C], seed: 41, scale: 0.5, grad: !packed)
+      let q = PackedMatrix(quantizing: w1, to: .q8_0)
+      let unfused = Tensor.crossEntropy(logits: packed ? h1.linear(packed: q, bias: nil) : h1.linear(weight: w1, bias: nil), labels: labels)
+      let fused = Tensor.linearCrossEntropy(h2, head: packed ? .packed(q) : .dense(w2), labels: labels)
+      XCTAssertEqual(fused.item, unfused.item, accuracy: 1e-5 * unfused.item)
+      unfused.scaled(by: 0.75).backward(); fused.scaled(by: 0.75).backward()
+      assertClose(h2.grad!, h1.grad!.scalars, atol: 1e-7)
+      if !packed { assertClose(w2.grad!, w1.grad!.scalars, atol: 1e-7) } else { XCTAssertNil(w2.grad) }
+      XCTAssertEqual(h2.grad!.scalars[3 * C], 0)  // an ignored row gets no gradient
+      XCTAssertNotEqual(h2.grad!.scalars[4 * C], 0)
+    }
+    let h = tensor([5, 6], seed: 42), w = tensor([9, 6], seed: 43)
+    assertGradientsMatch([h, w], step: 1e-3) { Tensor.linearCrossEntropy(h, head: .dense(w), labels: [1, -100, 8, 0, 4]).reshaped(to: [1]) }
+    XCTAssertEqual(withoutGrad { Tensor.linearCrossEntropy(h, head: .dense(w), labels: [-100, -100, -100, -100, -100]) }.item, 0)
+  }
 }

@@ -1,0 +1,103 @@
+// A language model's head and its cross-entropy as one op, a block of rows at a time: the logits
+// [rows, V] of the whole batch never exist (at a 49,152-token vocabulary they and their gradient are
+// ~100 MB each for 512 rows). Each block's logits are made, turned into the loss and, in place, into their
+// gradient, which goes straight into the gradients of the states and of the head's weight, during the
+// forward pass; backward only scales those by the loss's own gradient. The same products as a
+// separate head and cross-entropy (forward, input gradient, weight gradient), so nothing is recomputed.
+import Foundation
+
+/// The head's weight [V, C]: fp32 (it may train) or packed blocks (frozen).
+public enum HeadWeight {
+  case dense(Tensor)
+  case packed(PackedMatrix)
+
+  var rows: Int { switch self { case let .dense(w): return w.shape[0]; case let .packed(p): return p.rows } }
+  var columns: Int { switch self { case let .dense(w): return w.shape[1]; case let .packed(p): return p.columns } }
+
+  /// Calls `body` with consecutive row ranges of the weight as fp32 (packed blocks dequantised a range at a time).
+  func forEachRows(_ body: (Range<Int>, UnsafePointer<Float>) -> Void) {
+    switch self {
+    case let .dense(w): body(0..<w.shape[0], w.data)
+    case let .packed(p): PackedLinear.forEachChunk(p, body)
+    }
+  }
+}
+
+extension Tensor {
+  /// Rows of logits made at once: large enough that the weight-gradient products stay efficient, small
+  /// enough that a block's logits (~25 MB at SmolLM2's vocabulary) are a fraction of the whole batch's.
+  static let crossEntropyBlockRows = 128
+
+  /// Mean cross-entropy of `labels` (`ignoreIndex`: not scored) under the logits `h W^T` of states
+  /// h [N, C]: `Tensor.crossEntropy(logits: h.linear(weight: W), labels:)` without the logits.
+  public static func linearCrossEntropy(_ h: Tensor, head: HeadWeight, labels: [Int], ignoreIndex: Int = -100) -> Tensor {
+    let C = h.shape.last!, n = h.count / C, V = head.rows
+    precondition(head.columns == C && labels.count == n, "linearCrossEntropy: states \(h.shape), head [\(V), \(head.columns)], \(labels.count) labels")
+    for y in labels where y != ignoreIndex { precondition(y >= 0 && y < V, "linearCrossEntropy: label \(y) outside \(V) classes") }
+    let used = labels.filter { $0 != ignoreIndex }.count
+    var weight: Tensor? = nil
+    if case let .dense(w) = head { weight = w }
+    let record = GradMode.isEnabled && used > 0
+    let stateGrad = record && h.requiresGrad ? Tensor(zeros: h.shape) : nil
+    let weightGrad = record && weight?.requiresGrad == true ? Tensor(zeros: [V, C]) : nil
+    let scale = 1 / Float(Swift.max(used, 1))
+    var perRow = [Double](repeating: 0, count: n)
+    let block = Storage(count: Swift.min(n, crossEntropyBlockRows) * V, zeroed: false)
+    let z = block.pointer, x = h.data
+    for r0 in stride(from: 0, to: n, by: crossEntropyBlockRows) {
+      let rows = Swift.min(crossEntropyBlockRows, n - r0)
+      head.forEachRows { range, w in
+        gemm(.no, .yes, m: rows, n: range.count, k: C, x + r0 * C, lda: C, w, ldb: C, z + range.lowerBound, ldc: V)
+      }
+      perRow.withUnsafeMutableBufferPointer { out in
+        let o = out.baseAddress! + r0, wantsGradient = stateGrad != nil || weightGrad != nil
+        parallelFor(rows, grain: 8) { range in
+          for i in range {
+            let row = z + i * V, y = labels[r0 + i]
+            if y == ignoreIndex { if wantsGradient { row.update(repeating: 0, count: V) }; continue }
+            let (m, s) = maxAndExpSum(row, V)
+            o[i] = Double(m) + Foundation.log(Double(s)) - Double(row[y])
+            guard wantsGradient else { continue }
+            // the gradient in place: scale * (softmax - one-hot), the softmax as softmaxRows computes it
+            let inv = 1 / s, sv = V16(repeating: scale * inv)
+            var j = 0
+            while j + 16 <= V { store16(vexp(load16(row, j) - m) * sv, row, j); j += 16 }
+            while j < V { row[j] = Foundation.exp(row[j] - m) * inv * scale; j += 1 }
+            row[y] -= scale
+          }
+        }
+      }
+      if let gh = stateGrad {
+        head.forEachRows { range, w in
+          gemm(.no, .no, m: rows, n: C, k: range.count, z + range.lowerBound, lda: V, w, ldb: C, beta: 1, gh.mutableData + r0 * C, ldc: C)
+        }
+      }
+      if let gw = weightGrad {
+        gemm(.yes, .no, m: V, n: C, k: rows, z, lda: V, x + r0 * C, ldb: C, beta: 1, gw.mutableData, ldc: C)
+      }
+    }
+    var total = 0.0
+    for (i, y) in labels.enumerated() where y != ignoreIndex { total += perRow[i] }
+    let out = Tensor([Float(used == 0 ? 0 : total / Double(used))], shape: [])
+    guard record else { return out }
+    return Tensor.record(out, inputs: weight.map { [h, $0] } ?? [h]) { g in
+      let s = g.data[0]
+      if let gh = stateGrad { h.gradTarget.accumulate(gh, scale: s) }
+      if let gw = weightGrad, let w = weight { w.gradTarget.accumulate(gw, scale: s) }
+    }
+  }
+}
+
+/// The row's maximum and the sum of exp(x - max) (as `softmaxRows` computes them).
+func maxAndExpSum(_ x: UnsafePointer<Float>, _ d: Int) -> (Float, Float) {
+  var mv = V16(repeating: -.infinity), j = 0
+  while j + 16 <= d { mv = vmax(mv, load16(x, j)); j += 16 }
+  var m = hmax(mv)
+  while j < d { m = Swift.max(m, x[j]); j += 1 }
+  if m == -.infinity { m = 0 }
+  var sv = V16(), s: Float = 0
+  j = 0
+  while j + 16 <= d { sv += vexp(load16(x, j) - m); j += 16 }
+  while j < d { s += Foundation.exp(x[j] - m); j += 1 }
+  return (m, s + hsum(sv))
+}
