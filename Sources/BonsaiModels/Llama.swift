@@ -68,6 +68,13 @@ public final class LlamaDecoderLayer: Module {
   }
 }
 
+extension LlamaDecoderLayer {
+  /// The layer's parameters and its adapters' (what a checkpointed layer's recomputation may train).
+  var trainableTensors: [Tensor] {
+    namedParameters().map(\.tensor) + namedLinears().compactMap(\.linear.adapter.lora).flatMap { [$0.A, $0.B] }
+  }
+}
+
 public final class LlamaModel: Module {
   public let embed_tokens: Embedding
   public let layers: [LlamaDecoderLayer]
@@ -87,6 +94,9 @@ public final class LlamaForCausalLM: Module {
   /// nil when the head is tied to the embedding (the checkpoint then has no lm_head.weight).
   public let lm_head: Linear?
   let _frequencies: RotaryFrequencies
+  /// Whether training keeps only each layer's input and recomputes the layer during the backward pass
+  /// (`Tensor.checkpointed`: the same gradients, a forward pass of the layers more, a fraction of the memory).
+  public var gradientCheckpointing = false
 
   /// A model with random weights (N(0, 0.02), as transformers initialises), or zeros to be loaded over.
   public init(config c: LlamaConfig, seed: UInt64 = 0) {
@@ -146,9 +156,12 @@ public final class LlamaForCausalLM: Module {
     var h = model.embed_tokens(x.ids)
     var hidden = [h]
     for (l, layer) in model.layers.enumerated() {
-      h = h + layer.self_attn(layer.input_layernorm(h), batch: B, tokens: T, rotary: rotary, keyMask: keyMask,
-                              store: store.map { s in { s(l, $0, $1) } })
-      h = h + layer.mlp(layer.post_attention_layernorm(h))
+      let block = { (h: Tensor) -> Tensor in
+        let a = h + layer.self_attn(layer.input_layernorm(h), batch: B, tokens: T, rotary: rotary, keyMask: keyMask,
+                                    store: store.map { s in { s(l, $0, $1) } })
+        return a + layer.mlp(layer.post_attention_layernorm(a))
+      }
+      h = gradientCheckpointing && store == nil ? Tensor.checkpointed(h, parameters: layer.trainableTensors, block) : block(h)
       hidden.append(h)
     }
     hidden[hidden.count - 1] = model.norm(h)

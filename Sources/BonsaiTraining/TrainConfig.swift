@@ -58,6 +58,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   public var quantizedBase = false
   /// Causal LM: also write best/ and final/ as model.gguf in this type (f32, f16, q8_0, q4_0).
   public var exportGGUF: String?
+  /// Decoders: keep only each layer's input during the forward pass and recompute the layer in the
+  /// backward pass (less memory for a forward pass more; the same gradients).
+  public var gradientCheckpointing = false
 
   public init(model: String, data: String) { self.model = model; self.data = data }
 
@@ -89,6 +92,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     generationTokens = try c.decodeIfPresent(Int.self, forKey: .generationTokens) ?? 32
     quantizedBase = try c.decodeIfPresent(Bool.self, forKey: .quantizedBase) ?? false
     exportGGUF = try c.decodeIfPresent(String.self, forKey: .exportGGUF)
+    gradientCheckpointing = try c.decodeIfPresent(Bool.self, forKey: .gradientCheckpointing) ?? false
   }
 
   enum CodingKeys: String, CodingKey {
@@ -100,5 +104,6 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     case trainSubset = "train_subset", method, sift, lora, selfDistill = "self_distill", batchSampler = "batch_sampler"
     case task, trainOn = "train_on", promptColumn = "prompt_column", completionColumn = "completion_column"
     case generationTokens = "generation_tokens", quantizedBase = "quantized_base", exportGGUF = "export_gguf"
+    case gradientCheckpointing = "gradient_checkpointing"
   }
 }

@@ -70,6 +70,7 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Decoders: completion (the completion or assistant tokens are the targets) or all (prompts too).") var trainOn = "completion"
   @Option(name: .long, help: "Decoders: new tokens of the greedy generations ROUGE and exact match score on test (and dev, for those metrics); 0: none.") var generationTokens = 32
   @Flag(name: .long, help: "Decoders from a GGUF with --method lora: keep the frozen base in its quantised blocks (less memory).") var quantizedBase = false
+  @Flag(name: .long, help: "Decoders: recompute each layer in the backward pass instead of keeping its activations (less memory, ~25% more time).") var gradientCheckpointing = false
   @Option(name: .long, help: "Decoders: also write best/ and final/ as model.gguf with matrices in f32, f16, q8_0 or q4_0 (llama.cpp loads it).") var exportGguf: String?
   @Option(name: .long, help: "Run folder (default: runs/MODEL-DATA).") var output: String?
   @Option(name: .long, help: "Continue the run in this folder from its last checkpoint.") var resume: String?
@@ -154,6 +155,7 @@ struct TrainingOptions: ParsableArguments {
       throw ValidationError("--metric \(config.metric) is for decoders; a classifier selects on accuracy, macro_f1 or loss")
     }
     config.trainOn = trainOn; config.generationTokens = generationTokens; config.quantizedBase = quantizedBase; config.exportGGUF = exportGguf
+    config.gradientCheckpointing = gradientCheckpointing
     config.promptColumn = dataOptions.promptColumn; config.completionColumn = dataOptions.completionColumn
     config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
     config.recordDynamics = recordDynamics; config.dynamicsPass = dynamicsPass; config.trainSubset = trainSubset

@@ -165,6 +165,12 @@ final class LanguageModelTests: XCTestCase {
     func file(_ url: URL, _ path: String) throws -> Data { try Data(contentsOf: url.appendingPathComponent(path)) }
     XCTAssertEqual(try file(cut, "final/model.safetensors"), try file(whole, "final/model.safetensors"), "resumed = uninterrupted, bit for bit")
     XCTAssertEqual(try file(cut, "metrics.jsonl"), try file(whole, "metrics.jsonl"))
+    // recomputing each layer in the backward pass changes nothing but memory
+    var checkpointing = c
+    checkpointing.gradientCheckpointing = true
+    let recomputed = tmp.appendingPathComponent("recomputed")
+    try Trainer(config: checkpointing, modelFolder: model, runDir: recomputed).run(resume: false)
+    XCTAssertEqual(try file(recomputed, "final/model.safetensors"), try file(whole, "final/model.safetensors"), "gradient checkpointing: the same weights")
 
     // the export is a Hugging Face folder that reads back to the trained model, and it moved from the base
     let (trained, tokenizer) = try DecoderCheckpoint.load(whole.appendingPathComponent("final"))
@@ -182,7 +188,7 @@ final class LanguageModelTests: XCTestCase {
     for quantized in [true] {  // (LoRA over fp32 weights is the encoders' path, tested there)
       var c = config(data, model: gguf)
       c.method = "lora"; c.lora = LoRAConfig(); c.lora!.rank = 4; c.quantizedBase = quantized; c.learningRate = 3e-3; c.epochs = 2
-      c.evalEvery = 0
+      c.evalEvery = 0; c.gradientCheckpointing = true  // each layer recomputed in the backward pass, adapters included
       let run = tmp.appendingPathComponent(quantized ? "q" : "f")
       try Trainer(config: c, modelFolder: gguf, runDir: run).run(resume: false)
       let losses = try stepLosses(run)
