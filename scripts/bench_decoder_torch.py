@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """transformers' side of scripts/bench-decoder.sh: SmolLM2 from its GGUF (fp32), one configuration per process.
     bench_decoder_torch.py MODE THREADS BATCH TOKENS NEW [METHOD]   (MODE: prefill | generate | train | step;
-    step: forward, backward and AdamW of METHOD full or lora, PEFT's LoRA r=16 alpha 32 on every projection)"""
+    step: forward, backward and AdamW of METHOD full or lora, PEFT's LoRA r=16 alpha 32 on every projection;
+    METHOD+checkpointing: with transformers' gradient checkpointing)"""
 import json, os, sys, time, resource
 mode, threads, B, T, new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-method = sys.argv[6] if len(sys.argv) > 6 else "full"
+method = sys.argv[6] if len(sys.argv) > 6 else "full"  # full | lora, "+checkpointing": transformers' gradient checkpointing
 import torch, transformers
 torch.set_num_threads(threads)
 HOME = os.environ.get("BONSAI_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bonsai"))
 model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(HOME, "models/smollm2"), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
                                                           dtype=torch.float32)
-if mode == "step" and method == "lora":
+if method.endswith("+checkpointing"):
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+if mode == "step" and method.startswith("lora"):
     import peft
     model = peft.get_peft_model(model, peft.LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
                                                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))

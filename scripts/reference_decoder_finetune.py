@@ -82,17 +82,23 @@ def encode(r):
     L = cfg["max_length"]
     if len(ids) <= L: return ids, tg, final
     if len(segs) == 1: return ids[:L], tg[:L], 0
-    keep = L - (len(ids) - final); tail = min(16, keep // 2); head = keep - tail
-    kept = list(range(head)) + list(range(final - tail, len(ids)))
+    end = len(ids)
+    if end - final > L - 1:  # a chat's first assistant turn that cannot fit keeps its start, the context at most half
+        assert chat, "a completion longer than max_length: Bonsai refuses it"
+        end = final + L - min(final, L // 2)
+    keep = L - (end - final); tail = min(16, keep // 2); head = keep - tail
+    kept = list(range(head)) + list(range(final - tail, end))
     ids, tg = [ids[i] for i in kept], [tg[i] for i in kept]; tg[0] = False
     return ids, tg, keep
 
 data = [encode(r) for r in rows]
-references = {}  # a chat's reference is the assistant turn its encoding ends with
+references = {}  # a chat's reference is the assistant turn its encoding ends with, whole even where its end was cut
 for i, r in enumerate(rows):
     if "messages" in r:
         x, _, pl = data[i]
-        references[i] = tok.decode(x[pl:], skip_special_tokens=True)
+        ends = [m["content"] for m in r["messages"] if m["role"] == "assistant"]
+        ref = tok.decode(x[pl:], skip_special_tokens=True)
+        references[i] = ref if ref in ends else ends[0]  # only a first assistant turn is ever cut
 lengths = [len(d[0]) for d in data]
 
 if cfg["method"] == "lora":

@@ -14,6 +14,8 @@ public struct TargetedEncoding: Sendable, Equatable {
   public var promptLength: Int
   /// Whether tokens of the prompt (or, for a plain text, of its end) were dropped to fit.
   public var truncated = false
+  /// Whether a chat's only assistant turn was too long and lost its end (it is trained on its start).
+  public var cutTurn = false
   /// What a generation from the prompt is scored against: the completion, or the chat's last assistant turn kept.
   public var reference: String?
 }
@@ -87,7 +89,9 @@ public struct LanguageEncoder {
   /// The ids of `example` (bos first when the tokenizer adds one; eos after a text or a completion),
   /// at most `maxLength` of them: a long prompt loses tokens from its middle (its start and last
   /// `keptTail` tokens stay), a long text its end, a chat whose last assistant turn cannot fit ends at an
-  /// earlier assistant turn; a completion (or a chat's only assistant turn) that cannot fit is an error naming `line`.
+  /// earlier assistant turn, and a chat's first assistant turn that cannot fit keeps its start (its context
+  /// cut as a prompt to at most half the length, the turn's end dropped: `cutTurn`); a completion that
+  /// cannot fit is an error naming `line`.
   public func encode(_ example: LanguageExample, path: String, line: Int) throws -> TargetedEncoding {
     var ids: [Int] = tokenizer.addsBOS ? tokenizer.bosId.map { [$0] } ?? [] : []
     var targets = [Bool](repeating: false, count: ids.count)
@@ -119,9 +123,14 @@ public struct LanguageEncoder {
       shorter.truncated = true
       return shorter
     }
-    guard final <= maxLength - 1 else { throw LanguageDataError.completionTooLong(path: path, line: line, tokens: final, maxLength: maxLength) }
-    let keep = maxLength - final, tail = min(LanguageEncoder.keptTail, keep / 2), head = keep - tail
-    let kept = Array(0..<head) + Array((finalStart - tail)..<ids.count)
+    var turnEnd = ids.count
+    if final > maxLength - 1 {
+      guard isChat else { throw LanguageDataError.completionTooLong(path: path, line: line, tokens: final, maxLength: maxLength) }
+      turnEnd = finalStart + maxLength - min(finalStart, maxLength / 2)  // the context keeps at most half
+      e.cutTurn = true
+    }
+    let keep = maxLength - (turnEnd - finalStart), tail = min(LanguageEncoder.keptTail, keep / 2), head = keep - tail
+    let kept = Array(0..<head) + Array((finalStart - tail)..<turnEnd)
     e.ids = kept.map { ids[$0] }; e.targets = kept.map { targets[$0] }; e.promptLength = keep
     e.targets[0] = false
     return e
@@ -142,7 +151,13 @@ public struct LanguageModelData {
     let cut = encodings.filter(\.truncated).count
     if cut > 0 {
       progress.message("\(cut) of \(encodings.count) examples are longer than --max-length \(config.maxLength): "
-                       + (dataset.format == "text" ? "their ends were cut" : "their prompts lost tokens from the middle (start and last \(LanguageEncoder.keptTail) tokens kept)"))
+                       + (dataset.format == "text" ? "their ends were cut" : "their prompts lost tokens from the middle (start and last \(LanguageEncoder.keptTail) tokens kept)"
+                          + (dataset.format == "chat" ? ", chats end at the last assistant turn that fits" : "")))
+    }
+    let turns = zip(encodings, dataset.lines).filter { $0.0.cutTurn }.map(\.1)
+    if !turns.isEmpty {
+      progress.message("\(turns.count) chats have a first assistant turn longer than --max-length \(config.maxLength): trained on its start "
+                       + "(lines \(turns.prefix(5).map(String.init).joined(separator: ", "))\(turns.count > 5 ? ", ..." : ""))")
     }
     let strata = dataset.labelWords ?? [String](repeating: "", count: dataset.examples.count)
     var split = Split.stratified(labels: strata, dev: config.devFraction, test: config.testFraction, seed: config.splitSeed ?? config.seed)

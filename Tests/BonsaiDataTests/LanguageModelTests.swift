@@ -110,10 +110,19 @@ final class LanguageModelTests: XCTestCase {
     let long = turns + [Turn(role: "user", content: "more"), Turn(role: "assistant", content: String(repeating: "word ", count: 300))]
     let cut = try LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: e.ids.count + 4, trainOnAll: false).encode(.chat(long), path: "c", line: 2)
     XCTAssertTrue(cut.truncated); XCTAssertEqual(cut.ids, e.ids); XCTAssertEqual(cut.targets, e.targets); XCTAssertEqual(cut.reference, "bye")
-    let single = [Turn(role: "user", content: "hi"), Turn(role: "assistant", content: String(repeating: "word ", count: 300))]
-    XCTAssertThrowsError(try LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: 32, trainOnAll: false).encode(.chat(single), path: "c.jsonl", line: 3)) {
-      XCTAssertTrue($0.localizedDescription.hasPrefix("c.jsonl: line 3: the completion takes"), $0.localizedDescription)
-    }
+    // a first assistant turn that cannot fit: trained on its start, after its context (cut to at most half the length)
+    let reply = String(repeating: "word ", count: 300)
+    let encoder32 = try LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: 32, trainOnAll: false)
+    let single = try LanguageEncoder(tokenizer: tokenizer, template: template, maxLength: 64, trainOnAll: false)
+      .encode(.chat([Turn(role: "user", content: "hi"), Turn(role: "assistant", content: reply)]), path: "c.jsonl", line: 3)
+    let context = template.render([ChatMessage(role: "user", content: "hi")], addGenerationPrompt: true)
+    XCTAssertTrue(single.cutTurn); XCTAssertEqual(single.ids.count, 64); XCTAssertEqual(single.reference, reply)
+    XCTAssertEqual(tokenizer.decode(Array(single.ids.prefix(single.promptLength))), context)  // the whole context: under half
+    XCTAssertEqual(single.targets, (0..<64).map { $0 >= single.promptLength })
+    XCTAssertTrue(reply.hasPrefix(tokenizer.decode(Array(single.ids.suffix(from: single.promptLength)))))
+    let wordy = try encoder32.encode(.chat([Turn(role: "user", content: reply), Turn(role: "assistant", content: reply)]), path: "c.jsonl", line: 4)
+    XCTAssertTrue(wordy.cutTurn); XCTAssertEqual(wordy.ids.count, 32); XCTAssertEqual(wordy.promptLength, 16)
+    XCTAssertEqual(wordy.targets.filter { $0 }.count, 16)
   }
 
   func testRougeMatchesRougeScore() throws {
