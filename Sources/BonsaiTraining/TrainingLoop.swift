@@ -40,6 +40,8 @@ public final class TrainingRun {
   public private(set) var examplesSeen = 0, tokensSeen = 0
   public private(set) var started = Date()
   public private(set) var startStep = 0
+  /// When the training loop ended (seconds since `started`) and the peak RSS then.
+  var trainedAt: (seconds: Double, peakRSS: Int)?
 
   init(config: TrainConfig, runDir: URL, progress: ProgressSink, task: TrainingTask, lossTerms: [LossTerm], taskWeight: Float,
        plan: ParameterPlan, sampler: BatchSampler, metrics: MetricsLog, observers: [TrainingComponent]) {
@@ -79,6 +81,7 @@ public final class TrainingRun {
       }
     }
     traceMemory("trained")
+    trainedAt = (Date().timeIntervalSince(started), peakRSSBytes())
     return try finish()
   }
 
@@ -156,6 +159,9 @@ public final class TrainingRun {
     var summary: [String: Any] = ["steps": state.globalStep, "train_seconds": Date().timeIntervalSince(started),
                                   "peak_rss_bytes": peakRSSBytes(), "train_examples_processed": examplesSeen,
                                   "train_tokens_processed": tokensSeen]
+    if let trainedAt {  // the training loop alone (evaluations during it included), before the export and test
+      summary["training_loop_seconds"] = trainedAt.seconds; summary["training_loop_peak_rss_bytes"] = trainedAt.peakRSS
+    }
     for c in components { summary.merge(c.summary(self)) { a, _ in a } }
     if let test { summary["test"] = try test.jsonObject() }
     try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: runDir.appendingPathComponent("summary.json"))
