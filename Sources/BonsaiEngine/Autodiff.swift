@@ -175,7 +175,11 @@ extension Tensor {
     return record(out, inputs: [x] + trained) { g in
       let input = Tensor(shape: x.shape, storage: x.storage)  // a leaf over x's values
       input.requiresGrad = x.requiresGrad
+      // the outer pass hands complete gradients to the sinks: it sees every use of a parameter, this one only its own
+      let sinks = Tensor.gradientSinks
+      Tensor.gradientSinks = []
       body(input).backward(seed: g)
+      Tensor.gradientSinks = sinks
       if let gx = input.grad { x.gradTarget.accumulate(gx) }
     }
   }
