@@ -87,17 +87,3 @@ extension Tensor {
     }
   }
 }
-
-/// The row's maximum and the sum of exp(x - max) (as `softmaxRows` computes them).
-func maxAndExpSum(_ x: UnsafePointer<Float>, _ d: Int) -> (Float, Float) {
-  var mv = V16(repeating: -.infinity), j = 0
-  while j + 16 <= d { mv = vmax(mv, load16(x, j)); j += 16 }
-  var m = hmax(mv)
-  while j < d { m = Swift.max(m, x[j]); j += 1 }
-  if m == -.infinity { m = 0 }
-  var sv = V16(), s: Float = 0
-  j = 0
-  while j + 16 <= d { sv += vexp(load16(x, j) - m); j += 16 }
-  while j < d { s += Foundation.exp(x[j] - m); j += 1 }
-  return (m, s + hsum(sv))
-}

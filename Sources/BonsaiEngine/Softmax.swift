@@ -6,13 +6,8 @@ public func softmaxRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Flo
   parallelFor(rows, grain: 64) { r in
     for row in r {
       let xr = x + row * d, yr = y + row * d
-      var mv = V16(repeating: -.infinity), j = 0
-      while j + 16 <= d { mv = vmax(mv, load16(xr, j)); j += 16 }
-      var m = hmax(mv)
-      while j < d { m = Swift.max(m, xr[j]); j += 1 }
-      if m == -.infinity { m = 0 }
-      var sv = V16(), s: Float = 0
-      j = 0
+      let m = rowMax(xr, d)
+      var sv = V16(), s: Float = 0, j = 0
       while j + 16 <= d { let e = vexp(load16(xr, j) - m); store16(e, yr, j); sv += e; j += 16 }
       while j < d { let e = Foundation.exp(xr[j] - m); yr[j] = e; s += e; j += 1 }
       s += hsum(sv)
@@ -22,6 +17,25 @@ public func softmaxRows(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Flo
       while j < d { yr[j] *= inv; j += 1 }
     }
   }
+}
+
+/// The largest of x[0..<d], or 0 for a row of -inf (whose exp(x - max) is then 0, not NaN).
+@inline(__always)
+func rowMax(_ x: UnsafePointer<Float>, _ d: Int) -> Float {
+  var mv = V16(repeating: -.infinity), j = 0
+  while j + 16 <= d { mv = vmax(mv, load16(x, j)); j += 16 }
+  var m = hmax(mv)
+  while j < d { m = Swift.max(m, x[j]); j += 1 }
+  return m == -.infinity ? 0 : m
+}
+
+/// The row's maximum and the sum of exp(x - max), as `softmaxRows` computes them (without storing the exps).
+func maxAndExpSum(_ x: UnsafePointer<Float>, _ d: Int) -> (max: Float, sum: Float) {
+  let m = rowMax(x, d)
+  var sv = V16(), s: Float = 0, j = 0
+  while j + 16 <= d { sv += vexp(load16(x, j) - m); j += 16 }
+  while j < d { s += Foundation.exp(x[j] - m); j += 1 }
+  return (m, s + hsum(sv))
 }
 
 /// dx[R, D] += y * (dy - sum(dy * y)) row by row, from the softmax output y.

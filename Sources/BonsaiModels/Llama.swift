@@ -121,8 +121,8 @@ public final class LlamaForCausalLM: Module {
   /// Hidden states as `forward`, and logits [rows.count, V] at rows `rows` of [B*T] alone (a training
   /// step's scored positions: the LM head is the largest matrix, and prompts need no logits).
   public func forward(_ x: TokenBatch, logitRows rows: [Int]) -> (hidden: [Tensor], logits: Tensor) {
-    let hidden = hiddenStates(x, positions: (0..<(x.batch * x.tokens)).map { $0 % x.tokens })
-    return (hidden, head(hidden.last!.gatherRows(rows)))
+    let (hidden, states) = forward(x, stateRows: rows)
+    return (hidden, head(states))
   }
 
   /// Hidden states as `forward`, and the final normed states [rows.count, C] at rows `rows` of [B*T]
@@ -138,12 +138,9 @@ public final class LlamaForCausalLM: Module {
   /// Mean cross-entropy of `labels` under the logits of `states` [N, C], without making the logits of every
   /// row at once (`Tensor.linearCrossEntropy`); through the separate head when the head has an adapter.
   public func loss(states: Tensor, labels: [Int]) -> Tensor {
-    if let l = lm_head {
-      if l.adapter.lora != nil { return Tensor.crossEntropy(logits: l(states), labels: labels) }
-      return Tensor.linearCrossEntropy(states, head: l.packedWeight.map { .packed($0) } ?? .dense(l.weight), labels: labels)
-    }
-    let e = model.embed_tokens
-    return Tensor.linearCrossEntropy(states, head: e.packedWeight.map { .packed($0) } ?? .dense(e.weight), labels: labels)
+    if let l = lm_head, l.adapter.lora != nil { return Tensor.crossEntropy(logits: l(states), labels: labels) }
+    let (packed, weight) = lm_head.map { ($0.packedWeight, $0.weight) } ?? (model.embed_tokens.packedWeight, model.embed_tokens.weight)
+    return Tensor.linearCrossEntropy(states, head: packed.map { .packed($0) } ?? .dense(weight), labels: labels)
   }
 
   /// The embedding output, every layer's output and (last) the final normed states, each [B*T, C];

@@ -77,12 +77,17 @@ public final class AdamW {
   }
 
   /// Starts a step whose parameters are then updated one at a time by `update(_:gradient:)`.
-  public func beginStep() { step += 1 }
+  public func beginStep() {
+    step += 1
+    biasCorrections = (1 - Float(Double(beta1).power(step)), 1 - Float(Double(beta2).power(step)))
+  }
+  /// 1 - beta1^step and 1 - beta2^step of the step under way.
+  var biasCorrections: (Float, Float) = (1, 1)
 
   /// Updates parameter `i` from `gradient`, as `update()` does for each parameter.
   public func update(_ i: Int, gradient g: Tensor) {
     let p = params[i]
-    let bc1 = 1 - Float(Double(beta1).power(step)), bc2 = 1 - Float(Double(beta2).power(step))
+    let (bc1, bc2) = biasCorrections
     let lr = learningRate, b1 = beta1, b2 = beta2, e = eps
     let decay: Float = decays[i] ? 1 - lr * weightDecay : 1
     let w = p.mutableData, gp = g.data, mp = m[i].pointer, vp = v[i].pointer
