@@ -162,25 +162,3 @@ extension Tensor {
     for p in parameters { if let g = p.grad { g.mutableData.update(repeating: 0, count: g.count) } }
   }
 }
-
-extension Tensor {
-  /// `body(x)` without keeping its intermediate values (activation checkpointing): it runs without the
-  /// tape, and again with it when the backward pass reaches it, from `x`'s values, which are kept.
-  /// `parameters` are the leaves `body` reads that may need gradients; `body` must be deterministic
-  /// (no dropout), so the gradients equal those of `body(x)` on the tape.
-  public static func checkpointed(_ x: Tensor, parameters: [Tensor], _ body: @escaping (Tensor) -> Tensor) -> Tensor {
-    let trained = parameters.filter(\.requiresGrad)
-    guard GradMode.isEnabled, x.requiresGrad || !trained.isEmpty else { return body(x) }
-    let out = withoutGrad { body(x) }
-    return record(out, inputs: [x] + trained) { g in
-      let input = Tensor(shape: x.shape, storage: x.storage)  // a leaf over x's values
-      input.requiresGrad = x.requiresGrad
-      // the outer pass hands complete gradients to the sinks: it sees every use of a parameter, this one only its own
-      let sinks = Tensor.gradientSinks
-      Tensor.gradientSinks = []
-      body(input).backward(seed: g)
-      Tensor.gradientSinks = sinks
-      if let gx = input.grad { x.gradTarget.accumulate(gx) }
-    }
-  }
-}

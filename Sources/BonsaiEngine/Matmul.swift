@@ -25,16 +25,13 @@ extension Tensor {
     let inF = shape.last!, outF = w.shape[0], rows = count / inF
     precondition(w.rank == 2 && w.shape[1] == inF, "linear: weight \(w.shape) for input \(shape)")
     if let b { precondition(b.shape == [outF], "linear: bias \(b.shape) for weight \(w.shape)") }
-    let out = Tensor(uninitialized: Array(shape.dropLast()) + [outF])
-    let y = out.mutableData
-    if let b {
-      let pb = b.data
-      for r in 0..<rows { (y + r * outF).update(from: pb, count: outF) }
+    let out = KeptProducts.product {
+      if rows <= SmallLinear.maxRows && !GradMode.isEnabled { return Tensor.smallProducts(self, [(w, b)])[0] }
+      let out = Tensor(uninitialized: Array(shape.dropLast()) + [outF]), y = out.mutableData
+      if let b { for r in 0..<rows { (y + r * outF).update(from: b.data, count: outF) } }
+      gemm(.no, .yes, m: rows, n: outF, k: inF, data, lda: inF, w.data, ldb: inF, beta: b == nil ? 0 : 1, y, ldc: outF)
+      return out
     }
-    if rows <= SmallLinear.maxRows && !GradMode.isEnabled {
-      return Tensor.linearProducts(self, [(w, b)])[0]
-    }
-    gemm(.no, .yes, m: rows, n: outF, k: inF, data, lda: inF, w.data, ldb: inF, beta: b == nil ? 0 : 1, y, ldc: outF)
     let inputs = b.map { [self, w, $0] } ?? [self, w]
     return Tensor.record(out, inputs: inputs) { g in
       if let gx = self.gradientBuffer() {

@@ -34,13 +34,16 @@ extension Tensor {
     let inF = shape.last!, outF = w.rows, rows = count / inF
     precondition(w.columns == inF, "linear: packed weight [\(w.rows), \(w.columns)] for input \(shape)")
     if let b { precondition(b.shape == [outF], "linear: bias \(b.shape) for packed weight [\(w.rows), \(w.columns)]") }
-    if rows <= SmallLinear.maxRows && !GradMode.isEnabled { return Tensor.linearProducts(self, packed: [(w, b)])[0] }
-    let out = Tensor(uninitialized: Array(shape.dropLast()) + [outF])
-    let y = out.mutableData, x = data
-    if let b { for r in 0..<rows { (y + r * outF).update(from: b.data, count: outF) } }
-    PackedLinear.forEachChunk(w) { range, wp in
-      gemm(.no, .yes, m: rows, n: range.count, k: inF, x, lda: inF, wp, ldb: inF, beta: b == nil ? 0 : 1,
-           y + range.lowerBound, ldc: outF)
+    let out = KeptProducts.product {
+      if rows <= SmallLinear.maxRows && !GradMode.isEnabled { return Tensor.smallProducts(self, packed: [(w, b)])[0] }
+      let out = Tensor(uninitialized: Array(shape.dropLast()) + [outF])
+      let y = out.mutableData, x = data
+      if let b { for r in 0..<rows { (y + r * outF).update(from: b.data, count: outF) } }
+      PackedLinear.forEachChunk(w) { range, wp in
+        gemm(.no, .yes, m: rows, n: range.count, k: inF, x, lda: inF, wp, ldb: inF, beta: b == nil ? 0 : 1,
+             y + range.lowerBound, ldc: outF)
+      }
+      return out
     }
     return Tensor.record(out, inputs: b.map { [self, $0] } ?? [self]) { g in
       if let gx = self.gradientBuffer() {
@@ -57,7 +60,13 @@ extension Tensor {
   /// gradient, x is quantised once and every product runs in one parallel region; else one `linear` each.
   public static func linearProducts(_ x: Tensor, packed layers: [(weight: PackedMatrix, bias: Tensor?)]) -> [Tensor] {
     let inF = x.shape.last!, rows = x.count / inF
-    if rows > SmallLinear.maxRows || GradMode.isEnabled { return layers.map { x.linear(packed: $0.weight, bias: $0.bias) } }
+    if rows > SmallLinear.maxRows || GradMode.isEnabled || KeptProducts.current != nil { return layers.map { x.linear(packed: $0.weight, bias: $0.bias) } }
+    return smallProducts(x, packed: layers)
+  }
+
+  /// `linearProducts` of at most 8 rows: x quantised once, every product in one parallel region.
+  static func smallProducts(_ x: Tensor, packed layers: [(weight: PackedMatrix, bias: Tensor?)]) -> [Tensor] {
+    let inF = x.shape.last!, rows = x.count / inF
     for (w, _) in layers { precondition(w.columns == inF, "linear: packed weight [\(w.rows), \(w.columns)] for input \(x.shape)") }
     // the input once, quantised per block of 32 for the Q formats: codes, then (dx, sx) pairs both ways round
     let pairs = Int(bq_pairs_per_row(Int32(inF))), quantized = layers.contains { $0.weight.format.isQuantized }

@@ -42,7 +42,13 @@ extension Tensor {
   /// rows of x without gradient, else one `linear` each.
   public static func linearProducts(_ x: Tensor, _ layers: [(weight: Tensor, bias: Tensor?)]) -> [Tensor] {
     let inF = x.shape.last!, rows = x.count / inF
-    if rows > SmallLinear.maxRows || GradMode.isEnabled { return layers.map { x.linear(weight: $0.weight, bias: $0.bias) } }
+    if rows > SmallLinear.maxRows || GradMode.isEnabled || KeptProducts.current != nil { return layers.map { x.linear(weight: $0.weight, bias: $0.bias) } }
+    return smallProducts(x, layers)
+  }
+
+  /// `linearProducts` of at most 8 rows, in one parallel region.
+  static func smallProducts(_ x: Tensor, _ layers: [(weight: Tensor, bias: Tensor?)]) -> [Tensor] {
+    let inF = x.shape.last!, rows = x.count / inF
     let xp = x.data
     for (w, _) in layers { precondition(w.rank == 2 && w.shape[1] == inF, "linear: weight \(w.shape) for input \(x.shape)") }
     return SmallLinear.products(x, outFeatures: layers.map { $0.weight.shape[0] }, biases: layers.map(\.bias)) { i, range, y in

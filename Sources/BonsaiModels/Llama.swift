@@ -94,9 +94,9 @@ public final class LlamaForCausalLM: Module {
   /// nil when the head is tied to the embedding (the checkpoint then has no lm_head.weight).
   public let lm_head: Linear?
   let _frequencies: RotaryFrequencies
-  /// Whether training keeps only each layer's input and recomputes the layer during the backward pass
-  /// (`Tensor.checkpointed`: the same gradients, a forward pass of the layers more, a fraction of the memory).
-  public var gradientCheckpointing = false
+  /// In training, what each layer keeps for the backward pass, which recomputes the rest (`Tensor.checkpointed`:
+  /// the same gradients, a fraction of the memory); nil keeps every activation.
+  public var checkpointing: CheckpointPolicy?
 
   /// A model with random weights (N(0, 0.02), as transformers initialises), or zeros to be loaded over.
   public init(config c: LlamaConfig, seed: UInt64 = 0) {
@@ -158,7 +158,11 @@ public final class LlamaForCausalLM: Module {
                                     store: store.map { s in { s(l, $0, $1) } })
         return a + layer.mlp(layer.post_attention_layernorm(a))
       }
-      h = gradientCheckpointing && store == nil ? Tensor.checkpointed(h, parameters: layer.trainableTensors, block) : block(h)
+      if let policy = checkpointing, store == nil {
+        h = Tensor.checkpointed(h, parameters: layer.trainableTensors, keeping: policy, block)
+      } else {
+        h = block(h)
+      }
       hidden.append(h)
     }
     hidden[hidden.count - 1] = model.norm(h)

@@ -1,4 +1,5 @@
 // The resolved configuration of a fine-tuning run, saved as config.json in the run folder.
+import BonsaiEngine
 
 /// Hyperparameters and data options of one run (defaults follow transformers' Trainer where it has one).
 public struct TrainConfig: Codable, Sendable, Equatable {
@@ -58,9 +59,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   public var quantizedBase = false
   /// Causal LM: also write best/ and final/ as model.gguf in this type (f32, f16, q8_0, q4_0).
   public var exportGGUF: String?
-  /// Decoders: keep only each layer's input during the forward pass and recompute the layer in the
-  /// backward pass (less memory for a forward pass more; the same gradients).
-  public var gradientCheckpointing = false
+  /// Decoders: recompute each layer in the backward pass, keeping only its input (`.input`: the least
+  /// memory, a forward pass more) or its input and matrix products (`.products`: the cheap ops alone run
+  /// twice); nil keeps every activation. The same gradients either way.
+  public var gradientCheckpointing: CheckpointPolicy?
 
   public init(model: String, data: String) { self.model = model; self.data = data }
 
@@ -92,7 +94,11 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     generationTokens = try c.decodeIfPresent(Int.self, forKey: .generationTokens) ?? 32
     quantizedBase = try c.decodeIfPresent(Bool.self, forKey: .quantizedBase) ?? false
     exportGGUF = try c.decodeIfPresent(String.self, forKey: .exportGGUF)
-    gradientCheckpointing = try c.decodeIfPresent(Bool.self, forKey: .gradientCheckpointing) ?? false
+    if let whole = try? c.decodeIfPresent(Bool.self, forKey: .gradientCheckpointing) {  // run folders before the policies
+      gradientCheckpointing = whole ? .input : nil
+    } else {
+      gradientCheckpointing = try c.decodeIfPresent(CheckpointPolicy.self, forKey: .gradientCheckpointing)
+    }
   }
 
   enum CodingKeys: String, CodingKey {

@@ -108,7 +108,7 @@ public final class Trainer {
     let dataset = try LanguageDataset.load(path: config.data, columns: LanguageColumns(text: config.textColumn, prompt: config.promptColumn,
                                                                                          completion: config.completionColumn))
     let (model, tokenizer) = try DecoderCheckpoint.load(modelFolder, keepingBlocks: config.quantizedBase)
-    model.gradientCheckpointing = config.gradientCheckpointing
+    model.checkpointing = config.gradientCheckpointing
     traceMemory("model loaded")
     let encoder = try LanguageEncoder(for: dataset, tokenizer: tokenizer, model: modelFolder.path, maxLength: config.maxLength,
                                       trainOnAll: config.trainOn == "all")
@@ -122,7 +122,9 @@ public final class Trainer {
 
   /// A sequence classifier with a new head, and the distillation terms the configuration asks for.
   func classificationTask(resume: Bool) throws -> (TrainingTask, [LossTerm]) {
-    if config.gradientCheckpointing { throw TrainingError.unsupported("--gradient-checkpointing is available for decoders only") }
+    if config.gradientCheckpointing != nil {
+      throw TrainingError.unsupported("--gradient-checkpointing and --selective-checkpointing are available for decoders only")
+    }
     // the data is read once: its labels (or the teacher's) size the new head, then it is split and tokenised
     let dataset = try Dataset.load(path: config.data, columns: ColumnSpec(text: config.textColumn, pair: config.pairColumn, label: config.labelColumn))
     let labelCount = try DistillationSetup.headLabelCount(config, dataset: dataset, studentFolder: modelFolder)

@@ -10,7 +10,8 @@
 //     frozen base stays in the GGUF's blocks: LoRA over a quantised base); each tensor is updated when its
 //     gradient is complete, as finetune does without clipping or accumulation, and the loss is made from the
 //     final states a block of rows at a time (--unfused: every logit at once, then one update after the pass);
-//     --checkpointing recomputes each layer in the backward pass (finetune --gradient-checkpointing).
+//     --checkpointing recomputes each layer in the backward pass (finetune --gradient-checkpointing); --selective
+//     keeps each layer's products and recomputes the rest (finetune --selective-checkpointing).
 //     A GGUF's matrices stay in their blocks, as `bonsai generate` keeps them; --fp32 converts them at load.
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
@@ -171,7 +172,7 @@ if CommandLine.arguments.contains("--decoder") {
       optimizer = AdamW(trained, learningRate: 1e-5, weightDecay: 0.01)
     }
     let unfused = CommandLine.arguments.contains("--unfused")
-    model.gradientCheckpointing = CommandLine.arguments.contains("--checkpointing")
+    model.checkpointing = CommandLine.arguments.contains("--checkpointing") ? .input : CommandLine.arguments.contains("--selective") ? .products : nil
     let prompts = (0..<B).map { b in (0..<T).map { 17 + Int(mix64(UInt64(b * T + $0)) % 40000) } }
     let batch = TokenBatch(batch: B, tokens: T, ids: prompts.flatMap { $0 })
     var times: [Double] = []

@@ -70,7 +70,8 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Decoders: completion (the completion or assistant tokens are the targets) or all (prompts too).") var trainOn = "completion"
   @Option(name: .long, help: "Decoders: new tokens of the greedy generations ROUGE and exact match score on test (and dev, for those metrics); 0: none.") var generationTokens = 32
   @Flag(name: .long, help: "Decoders from a GGUF with --method lora: keep the frozen base in its quantised blocks (less memory).") var quantizedBase = false
-  @Flag(name: .long, help: "Decoders: recompute each layer in the backward pass instead of keeping its activations (less memory, ~25% more time).") var gradientCheckpointing = false
+  @Flag(name: .long, help: "Decoders: recompute each layer in the backward pass instead of keeping its activations (least memory, ~30% more time).") var gradientCheckpointing = false
+  @Flag(name: .long, help: "Decoders: keep each layer's matrix products and recompute only the cheap ops between them in the backward pass (most of the memory saved for a few percent of time).") var selectiveCheckpointing = false
   @Option(name: .long, help: "Decoders: also write best/ and final/ as model.gguf with matrices in f32, f16, q8_0 or q4_0 (llama.cpp loads it).") var exportGguf: String?
   @Option(name: .long, help: "Run folder (default: runs/MODEL-DATA).") var output: String?
   @Option(name: .long, help: "Continue the run in this folder from its last checkpoint.") var resume: String?
@@ -89,6 +90,9 @@ struct TrainingOptions: ParsableArguments {
     let metrics = ["accuracy", "macro_f1", "loss", "perplexity", "rouge1", "rouge2", "rougeL", "exact_match"]
     if let m = metric, !metrics.contains(m) { throw ValidationError("--metric must be one of \(metrics.joined(separator: ", ")), got \(m)") }
     if let t = task, !["classification", "causal-lm"].contains(t) { throw ValidationError("--task must be classification or causal-lm, got '\(t)'") }
+    if gradientCheckpointing && selectiveCheckpointing {
+      throw ValidationError("--gradient-checkpointing and --selective-checkpointing exclude each other (the first recomputes the products the second keeps)")
+    }
     if !["completion", "all"].contains(trainOn) { throw ValidationError("--train-on must be completion or all, got '\(trainOn)'") }
     if let g = exportGguf, !["f32", "f16", "q8_0", "q4_0"].contains(g) { throw ValidationError("--export-gguf must be f32, f16, q8_0 or q4_0, got '\(g)'") }
     if generationTokens < 0 { throw ValidationError("--generation-tokens must be >= 0, got \(generationTokens)") }
@@ -155,7 +159,7 @@ struct TrainingOptions: ParsableArguments {
       throw ValidationError("--metric \(config.metric) is for decoders; a classifier selects on accuracy, macro_f1 or loss")
     }
     config.trainOn = trainOn; config.generationTokens = generationTokens; config.quantizedBase = quantizedBase; config.exportGGUF = exportGguf
-    config.gradientCheckpointing = gradientCheckpointing
+    config.gradientCheckpointing = gradientCheckpointing ? .input : selectiveCheckpointing ? .products : nil
     config.promptColumn = dataOptions.promptColumn; config.completionColumn = dataOptions.completionColumn
     config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
     config.recordDynamics = recordDynamics; config.dynamicsPass = dynamicsPass; config.trainSubset = trainSubset

@@ -16,7 +16,7 @@ extension CLITests {
       .write(to: data, atomically: true, encoding: .utf8)
     let runDir = tmp.appendingPathComponent("lm-run")
     let f = try run(["finetune", "--model", tinyLlama, "--data", data.path, "--epochs", "2", "--batch-size", "4", "--max-length", "16",
-                     "--learning-rate", "1e-3", "--generation-tokens", "3", "--export-gguf", "q8_0", "--output", runDir.path])
+                     "--learning-rate", "1e-3", "--generation-tokens", "3", "--export-gguf", "q8_0", "--selective-checkpointing", "--output", runDir.path])
     XCTAssertEqual(f.status, 0, f.stderr)
     let out = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(f.stdout.utf8)) as? [String: Any], f.stdout)
     for key in ["test_loss", "test_perplexity", "test_rougeL", "test_exact_match"] { XCTAssertNotNil(out[key] as? Double, key) }
@@ -49,5 +49,7 @@ extension CLITests {
                        mentions: "has no chat template")
     assertCleanFailure(try run(["finetune", "--model", tinyLlama, "--data", data.path, "--metric", "accuracy", "--output", tmp.appendingPathComponent("m").path]),
                        mentions: "--metric accuracy is not a language-model metric")
+    assertCleanFailure(try run(["finetune", "--model", tinyLlama, "--data", data.path, "--gradient-checkpointing", "--selective-checkpointing",
+                                "--output", tmp.appendingPathComponent("c").path]), mentions: "exclude each other")
   }
 }

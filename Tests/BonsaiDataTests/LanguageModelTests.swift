@@ -174,12 +174,14 @@ final class LanguageModelTests: XCTestCase {
     func file(_ url: URL, _ path: String) throws -> Data { try Data(contentsOf: url.appendingPathComponent(path)) }
     XCTAssertEqual(try file(cut, "final/model.safetensors"), try file(whole, "final/model.safetensors"), "resumed = uninterrupted, bit for bit")
     XCTAssertEqual(try file(cut, "metrics.jsonl"), try file(whole, "metrics.jsonl"))
-    // recomputing each layer in the backward pass changes nothing but memory
-    var checkpointing = c
-    checkpointing.gradientCheckpointing = true
-    let recomputed = tmp.appendingPathComponent("recomputed")
-    try Trainer(config: checkpointing, modelFolder: model, runDir: recomputed).run(resume: false)
-    XCTAssertEqual(try file(recomputed, "final/model.safetensors"), try file(whole, "final/model.safetensors"), "gradient checkpointing: the same weights")
+    // recomputing each layer (or the cheap ops between its products) in the backward pass changes nothing but memory
+    for policy in CheckpointPolicy.allCases {
+      var checkpointing = c
+      checkpointing.gradientCheckpointing = policy
+      let recomputed = tmp.appendingPathComponent("recomputed-\(policy)")
+      try Trainer(config: checkpointing, modelFolder: model, runDir: recomputed).run(resume: false)
+      XCTAssertEqual(try file(recomputed, "final/model.safetensors"), try file(whole, "final/model.safetensors"), "checkpointing \(policy): the same weights")
+    }
 
     // the export is a Hugging Face folder that reads back to the trained model, and it moved from the base
     let (trained, tokenizer) = try DecoderCheckpoint.load(whole.appendingPathComponent("final"))
@@ -187,6 +189,19 @@ final class LanguageModelTests: XCTestCase {
     let x = TokenBatch(batch: 1, tokens: 4, ids: tokenizer.encode("red and cat ->", addSpecialTokens: false).prefix(4).map { $0 })
     XCTAssertNotEqual(withoutGrad { trained(x) }.scalars, withoutGrad { base(x) }.scalars)
     XCTAssertTrue(FileManager.default.fileExists(atPath: whole.appendingPathComponent("best/config.json").path))
+  }
+
+  func testRunFoldersBeforeTheCheckpointingPoliciesStillResume() throws {
+    func decoded(_ value: Any) throws -> CheckpointPolicy? {
+      var json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(TrainConfig(model: "m", data: "d"))) as? [String: Any])
+      json["gradient_checkpointing"] = value
+      return try JSONDecoder().decode(TrainConfig.self, from: JSONSerialization.data(withJSONObject: json)).gradientCheckpointing
+    }
+    XCTAssertEqual(try decoded(true), .input); XCTAssertNil(try decoded(false))
+    XCTAssertEqual(try decoded("products"), .products)
+    var c = TrainConfig(model: "m", data: "d")
+    c.gradientCheckpointing = .products
+    XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: JSONEncoder().encode(c)), c)
   }
 
   func testLoRAWritesPEFTAdaptersAndTrainsOverAQuantisedBase() throws {
@@ -197,7 +212,7 @@ final class LanguageModelTests: XCTestCase {
     for quantized in [true] {  // (LoRA over fp32 weights is the encoders' path, tested there)
       var c = config(data, model: gguf)
       c.method = "lora"; c.lora = LoRAConfig(); c.lora!.rank = 4; c.quantizedBase = quantized; c.learningRate = 3e-3; c.epochs = 2
-      c.evalEvery = 0; c.gradientCheckpointing = true  // each layer recomputed in the backward pass, adapters included
+      c.evalEvery = 0; c.gradientCheckpointing = .products  // each layer's products (packed base, adapters) replayed in the backward pass
       let run = tmp.appendingPathComponent(quantized ? "q" : "f")
       try Trainer(config: c, modelFolder: gguf, runDir: run).run(resume: false)
       let losses = try stepLosses(run)

@@ -142,9 +142,9 @@ final class SparseTests: XCTestCase {
     XCTAssertThrowsError(try Trainer(config: c, modelFolder: minilm, runDir: tmp.appendingPathComponent("bad2")).run(resume: false)) {
       XCTAssertEqual($0 as? MethodError, .noMatch(option: "--sparse-target", targets: ["nonexistent"]))
     }
-    c.sift!.targets = nil; c.gradientCheckpointing = true  // decoders only: refused, not silently ignored
+    c.sift!.targets = nil; c.gradientCheckpointing = .input  // decoders only: refused, not silently ignored
     XCTAssertThrowsError(try Trainer(config: c, modelFolder: minilm, runDir: tmp.appendingPathComponent("bad3")).run(resume: false)) {
-      XCTAssertEqual($0.localizedDescription.contains("--gradient-checkpointing is available for decoders only"), true, $0.localizedDescription)
+      XCTAssertEqual($0.localizedDescription.contains("--gradient-checkpointing and --selective-checkpointing are available for decoders only"), true, $0.localizedDescription)
     }
   }
 }
