@@ -2,7 +2,9 @@
 # Decoder fine-tuning speed and memory, side by side in one run (one configuration per process, Bonsai and
 # PyTorch alternating): a whole optimizer step (forward, backward, AdamW without clipping) on batch 4 x 128 random
 # tokens of SmolLM2-135M-Instruct, full fine-tuning and LoRA (r=16, alpha 32, every attention and MLP projection;
-# PEFT on the PyTorch side), each also with gradient checkpointing on both sides, and Bonsai's LoRA over the base
+# PEFT on the PyTorch side), each also with gradient checkpointing on both sides (+selective: the products' outputs kept,
+# the rest recomputed: Bonsai's --selective-checkpointing, PyTorch's selective activation checkpointing policy;
+# +checkpointing: whole layers recomputed, transformers' gradient_checkpointing_enable()), and Bonsai's LoRA over the base
 # kept in the fetched GGUF's Q4_1/Q8_0 blocks (QLoRA's idea; PyTorch has no CPU counterpart). Bonsai computes the
 # step as finetune does with --max-grad-norm 0 (each tensor updated when its gradient is complete, the head's
 # cross-entropy a block of rows at a time). Median of 2 steps after a warm-up; peak RSS is the process's VmHWM.
@@ -16,11 +18,15 @@ for threads in ${THREADS:-2}; do
   for method in full lora; do
     bonsai --method $method --threads $threads --fp32 | tee -a "$OUT"
     "$PY" scripts/bench_decoder_torch.py step $threads 4 128 0 $method 2>/dev/null | tee -a "$OUT"
-    bonsai --method $method --threads $threads --fp32 --checkpointing | label +checkpointing | tee -a "$OUT"
-    "$PY" scripts/bench_decoder_torch.py step $threads 4 128 0 $method+checkpointing 2>/dev/null | tee -a "$OUT"
+    for ckpt in selective checkpointing; do
+      bonsai --method $method --threads $threads --fp32 --$ckpt | label +$ckpt | tee -a "$OUT"
+      "$PY" scripts/bench_decoder_torch.py step $threads 4 128 0 $method+$ckpt 2>/dev/null | tee -a "$OUT"
+    done
   done
   bonsai --method lora --threads $threads | label +quantized-base | tee -a "$OUT"
-  bonsai --method lora --threads $threads --checkpointing | label +quantized-base+checkpointing | tee -a "$OUT"
+  for ckpt in selective checkpointing; do
+    bonsai --method lora --threads $threads --$ckpt | label +quantized-base+$ckpt | tee -a "$OUT"
+  done
 done
 python3 - "$OUT" <<'PY'
 import json, sys
@@ -30,7 +36,7 @@ print("\n| threads | method | Bonsai tokens/s | PyTorch tokens/s (same method) |
 print("|---|---|---|---|---|---|---|---|---|")
 for t in sorted({r["threads"] for r in rows}):
     full_t = get("transformers", "full", t)
-    for method in ["full", "full+checkpointing", "lora", "lora+checkpointing", "lora+quantized-base", "lora+quantized-base+checkpointing"]:
+    for method in [m + c for m in ["full", "lora", "lora+quantized-base"] for c in ["", "+selective", "+checkpointing"]]:
         b = get("bonsai", method, t)
         p = get("transformers", method.replace("+quantized-base", ""), t)
         if not b or not p or not full_t: continue

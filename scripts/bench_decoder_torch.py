@@ -2,10 +2,11 @@
 """transformers' side of scripts/bench-decoder.sh: SmolLM2 from its GGUF (fp32), one configuration per process.
     bench_decoder_torch.py MODE THREADS BATCH TOKENS NEW [METHOD]   (MODE: prefill | generate | train | step;
     step: forward, backward and AdamW of METHOD full or lora, PEFT's LoRA r=16 alpha 32 on every projection;
-    METHOD+checkpointing: with transformers' gradient checkpointing)"""
+    METHOD+checkpointing: with transformers' gradient checkpointing; METHOD+selective: the same with PyTorch's
+    selective activation checkpointing, the outputs of matrix products kept and the rest recomputed)"""
 import json, os, sys, time, resource
 mode, threads, B, T, new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-method = sys.argv[6] if len(sys.argv) > 6 else "full"  # full | lora, "+checkpointing": transformers' gradient checkpointing
+method = sys.argv[6] if len(sys.argv) > 6 else "full"  # full | lora, "+checkpointing" or "+selective": gradient checkpointing
 import torch, transformers
 torch.set_num_threads(threads)
 HOME = os.environ.get("BONSAI_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bonsai"))
@@ -13,6 +14,13 @@ model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(HOME, "mo
                                                           dtype=torch.float32)
 if method.endswith("+checkpointing"):
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+if method.endswith("+selective"):  # torch.utils.checkpoint's policy API: save what the products return, recompute the rest
+    import functools
+    from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
+    products = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default}
+    policy = lambda ctx, op, *args, **kwargs: CheckpointPolicy.MUST_SAVE if op in products else CheckpointPolicy.PREFER_RECOMPUTE
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={
+        "use_reentrant": False, "context_fn": functools.partial(create_selective_checkpoint_contexts, policy)})
 if mode == "step" and method.startswith("lora"):
     import peft
     model = peft.get_peft_model(model, peft.LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",

@@ -1,8 +1,9 @@
 // Activation checkpointing: a block (a decoder layer) runs without the tape in the forward pass and again,
 // with it, when the backward pass reaches it. Two policies:
 // - `.input` keeps only the block's input: the least memory, a forward pass of the block more.
-// - `.products` also keeps the outputs of its matrix products (linear layers, dense or packed) and
-//   replays them in the recomputation, so only the cheap ops run twice (norms, rotary positions,
+// - `.products` also keeps the outputs of its matrix products (linear layers, dense or packed; not those
+//   with an inner size of 64 or less, such as a LoRA adapter's second product, cheaper to redo than to hold)
+//   and replays them in the recomputation, so only the cheap ops run twice (norms, rotary positions,
 //   attention, SwiGLU, residual sums): most of the memory saved for a few percent of time (the
 //   "selective recomputation" of Korthikanti et al. 2022, with PyTorch's policy of saving matmul outputs).
 
@@ -16,9 +17,14 @@ final class KeptProducts {
   /// The block being run, when it keeps its products.
   nonisolated(unsafe) static var current: KeptProducts?
 
-  /// A product's output: computed (and kept, inside a block that keeps them), or the kept one on replay.
-  static func product(_ compute: () -> Tensor) -> Tensor {
-    guard let kept = current else { return compute() }
+  /// Inner sizes up to which a product is recomputed rather than kept: its cost per output value is its inner
+  /// size, so a low-rank adapter's second product (rank 16) costs less to redo than to hold.
+  static let cheapInner = 64
+
+  /// A product's output: computed (and kept, inside a block that keeps them), or the kept one on replay;
+  /// `inner` is the product's inner size (products of at most `cheapInner` are always computed).
+  static func product(inner: Int, _ compute: () -> Tensor) -> Tensor {
+    guard let kept = current, inner > cheapInner else { return compute() }
     if kept.isReplaying {
       precondition(kept.replayed < kept.outputs.count, "checkpointed: the recomputation made more products than the forward pass")
       defer { kept.replayed += 1 }

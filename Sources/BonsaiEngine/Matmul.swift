@@ -25,7 +25,7 @@ extension Tensor {
     let inF = shape.last!, outF = w.shape[0], rows = count / inF
     precondition(w.rank == 2 && w.shape[1] == inF, "linear: weight \(w.shape) for input \(shape)")
     if let b { precondition(b.shape == [outF], "linear: bias \(b.shape) for weight \(w.shape)") }
-    let out = KeptProducts.product {
+    let out = KeptProducts.product(inner: inF) {
       if rows <= SmallLinear.maxRows && !GradMode.isEnabled { return Tensor.smallProducts(self, [(w, b)])[0] }
       let out = Tensor(uninitialized: Array(shape.dropLast()) + [outF]), y = out.mutableData
       if let b { for r in 0..<rows { (y + r * outF).update(from: b.data, count: outF) } }

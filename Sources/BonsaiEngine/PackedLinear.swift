@@ -34,7 +34,7 @@ extension Tensor {
     let inF = shape.last!, outF = w.rows, rows = count / inF
     precondition(w.columns == inF, "linear: packed weight [\(w.rows), \(w.columns)] for input \(shape)")
     if let b { precondition(b.shape == [outF], "linear: bias \(b.shape) for packed weight [\(w.rows), \(w.columns)]") }
-    let out = KeptProducts.product {
+    let out = KeptProducts.product(inner: inF) {
       if rows <= SmallLinear.maxRows && !GradMode.isEnabled { return Tensor.smallProducts(self, packed: [(w, b)])[0] }
       let out = Tensor(uninitialized: Array(shape.dropLast()) + [outF])
       let y = out.mutableData, x = data

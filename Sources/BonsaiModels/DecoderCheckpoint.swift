@@ -35,9 +35,11 @@ extension DecoderCheckpoint {
   /// lm_head.weight when tied), tokenizer.json, tokenizer_config.json (with the chat template),
   /// generation_config.json. Written beside `folder` first, then renamed into place.
   /// `overrides` replace weights by key (merged LoRA); `extraFiles` writes more files or folders (by name,
-  /// each given its path) into the folder before it is renamed into place.
+  /// each given its path) into the folder before it is renamed into place; `configExtras` go into config.json
+  /// (a shrunk student's init_metadata).
   public static func save(_ model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, to folder: URL, dtype: String = "F32",
-                          overrides: [String: Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:]) throws {
+                          overrides: [String: Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:],
+                          configExtras: [String: Any] = [:]) throws {
     let fm = FileManager.default
     let tmp = folder.deletingLastPathComponent().appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())")
     try? fm.removeItem(at: tmp)
@@ -46,6 +48,7 @@ extension DecoderCheckpoint {
     config["torch_dtype"] = ["F32": "float32", "F16": "float16", "BF16": "bfloat16"][dtype] ?? "float32"
     config["bos_token_id"] = tokenizer.bosId ?? model.config.bosTokenId
     if let eos = tokenizer.eosId { config["eos_token_id"] = eos }
+    config.merge(configExtras) { _, new in new }
     try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
     let weights = model.materializedParameters().map { (key: $0.key, tensor: overrides[$0.key] ?? $0.tensor) }
     try writeSafeTensors(weights, to: tmp.appendingPathComponent("model.safetensors").path, dtype: dtype)

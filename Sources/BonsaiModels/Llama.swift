@@ -143,9 +143,10 @@ public final class LlamaForCausalLM: Module {
     return Tensor.linearCrossEntropy(states, head: packed.map { .packed($0) } ?? .dense(weight), labels: labels)
   }
 
-  /// The embedding output, every layer's output and (last) the final normed states, each [B*T, C];
-  /// `store(layer, keys, values)` sees each layer's rotated keys and values.
-  func hiddenStates(_ x: TokenBatch, positions: [Int], store: ((Int, Tensor, Tensor) -> Void)? = nil) -> [Tensor] {
+  /// The embedding output, every layer's output and (last) the final normed states, each [B*T, C] (with
+  /// `finalNorm` false the last is the last layer's output itself); `store(layer, keys, values)` sees each
+  /// layer's rotated keys and values.
+  func hiddenStates(_ x: TokenBatch, positions: [Int], store: ((Int, Tensor, Tensor) -> Void)? = nil, finalNorm: Bool = true) -> [Tensor] {
     let (B, T) = (x.batch, x.tokens), c = _config
     precondition(positions.count == B * T, "LlamaForCausalLM: \(positions.count) positions for \(B) x \(T) tokens")
     let keyMask = x.attentionMask.contains(0) ? x.additiveMask : nil
@@ -165,7 +166,7 @@ public final class LlamaForCausalLM: Module {
       }
       hidden.append(h)
     }
-    hidden[hidden.count - 1] = model.norm(h)
+    if finalNorm { hidden[hidden.count - 1] = model.norm(h) }
     return hidden
   }
 

@@ -28,12 +28,14 @@ public struct DistillConfig: Codable, Sendable, Equatable {
   public var pseudoLabels = false
   /// Extra unlabelled texts (one per line) labelled by the teacher.
   public var unlabeled: String?
+  /// Decoders: tokens of each teacher distribution kept for logit KD (the rest as one bucket; nil: 32).
+  public var topK: Int?
 
   public init(teacher: String) { self.teacher = teacher }
 
   enum CodingKeys: String, CodingKey {
     case teacher, alphaCE = "alpha_ce", alphaKD = "alpha_kd", temperature, alphaHidden = "alpha_hidden", hiddenMap = "hidden_map"
-    case normalizeHidden = "normalize_hidden", pseudoLabels = "pseudo_labels", unlabeled
+    case normalizeHidden = "normalize_hidden", pseudoLabels = "pseudo_labels", unlabeled, topK = "top_k"
   }
 }
 
@@ -45,6 +47,7 @@ public enum DistillError: LocalizedError, Equatable {
   case hiddenNeedsSharedTokenizer
   case studentWider(student: Int, teacher: Int)
   case badMap(String)
+  case decoderVocabularyMismatch(teacher: String)
 
   public var errorDescription: String? {
     switch self {
@@ -54,6 +57,7 @@ public enum DistillError: LocalizedError, Equatable {
     case .hiddenNeedsSharedTokenizer: return "--alpha-hidden needs teacher and student to share a tokenizer (use logit KD or pseudo-labels across tokenizers)"
     case let .studentWider(s, t): return "the student's hidden size \(s) is wider than the teacher's \(t): distil into a smaller model"
     case let .badMap(reason): return "--hidden-map: \(reason)"
+    case let .decoderVocabularyMismatch(t): return "\(t): the teacher's vocabulary differs from the student's (token-level KD needs the same tokens)"
     }
   }
 }

@@ -28,20 +28,21 @@ final class LogitDistillation: LossTerm {
 /// narrower student's states go through a learned projection first, which the plan trains with the
 /// student and checkpoints keep (distill_projection.safetensors), but exports leave out.
 final class HiddenStateDistillation: LossTerm {
-  let teacher: Teacher
+  /// The teacher's hidden states of a student batch (embedding, then each layer's output).
+  let teacherStates: (TokenBatch) -> [Tensor]
   let weight: Float, map: [Int], normalize: Bool
   public let projection: HiddenProjection?
   static let prefix = "distill_projection"
 
-  public init(teacher: Teacher, weight: Float, map: [Int], normalize: Bool, projection: HiddenProjection?) {
-    self.teacher = teacher; self.weight = weight; self.map = map; self.normalize = normalize; self.projection = projection
+  public init(teacherStates: @escaping (TokenBatch) -> [Tensor], weight: Float, map: [Int], normalize: Bool, projection: HiddenProjection?) {
+    self.teacherStates = teacherStates; self.weight = weight; self.map = map; self.normalize = normalize; self.projection = projection
   }
 
   public var parameters: [(key: String, tensor: Tensor)] { projection?.namedParameters(prefix: Self.prefix) ?? [] }
 
   public func loss(_ output: TaskOutput, run: TrainingRun) throws -> Tensor? {
     let tokens = output.inputs.attentionMask.enumerated().filter { $0.element != 0 }.map(\.offset)
-    return DistillationLoss.hiddenMSE(student: output.hiddenStates, teacher: teacher.hiddenStates(output.inputs), map: map, tokens: tokens,
+    return DistillationLoss.hiddenMSE(student: output.hiddenStates, teacher: teacherStates(output.inputs), map: map, tokens: tokens,
                                       normalize: normalize, projection: projection).scaled(by: weight)
   }
 
@@ -92,7 +93,7 @@ enum DistillationSetup {
     var terms: [LossTerm] = []
     if d.alphaKD > 0 { terms.append(LogitDistillation(teacher: teacher, weight: d.alphaKD, temperature: d.temperature)) }
     if d.alphaHidden > 0 {
-      terms.append(HiddenStateDistillation(teacher: teacher, weight: d.alphaHidden, map: hiddenMap, normalize: d.normalizeHidden, projection: projection))
+      terms.append(HiddenStateDistillation(teacherStates: teacher.hiddenStates, weight: d.alphaHidden, map: hiddenMap, normalize: d.normalizeHidden, projection: projection))
     }
     return terms
   }

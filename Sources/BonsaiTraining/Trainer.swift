@@ -95,7 +95,7 @@ public final class Trainer {
 
   /// A decoder learning its data's completions (or texts, or chats' assistant turns).
   func languageModelTask(resume: Bool) throws -> (TrainingTask, [LossTerm]) {
-    for (on, option) in [(config.distill != nil, "distill"), (config.recordDynamics, "--record-dynamics"),
+    for (on, option) in [(config.distill?.unlabeled != nil, "--unlabeled"), (config.recordDynamics, "--record-dynamics"),
                          (config.trainSubset != nil, "--train-subset"), (config.method == "head", "--method head")] where on {
       throw TrainingError.unsupported("\(option) is not available for decoders yet")
     }
@@ -112,12 +112,20 @@ public final class Trainer {
     traceMemory("model loaded")
     let encoder = try LanguageEncoder(for: dataset, tokenizer: tokenizer, model: modelFolder.path, maxLength: config.maxLength,
                                       trainOnAll: config.trainOn == "all")
-    let data = try LanguageModelData.prepare(dataset, encoder: encoder, config: config, runDir: runDir, resume: resume, progress: progress)
+    var data = try LanguageModelData.prepare(dataset, encoder: encoder, config: config, runDir: runDir, resume: resume, progress: progress)
     traceMemory("data prepared")
+    let teacher = try config.distill.map { try DecoderTeacher(url: try Assets.model($0.teacher, log: progress.message), studentTokenizer: tokenizer) }
+    if let d = config.distill, d.pseudoLabels, let teacher {
+      data = try DecoderDistillation.pseudoLabelled(data, teacher: teacher, tokenizer: tokenizer, maxLength: config.maxLength, runDir: runDir, progress: progress)
+    }
     let task = LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: runDir, generationTokens: config.generationTokens,
                                  metric: config.metric, ggufType: config.exportGGUF)
     task.logitsNeeded = config.selfDistill != nil
-    return (task, config.selfDistill.map { [TokenSelfDistillationTerm(config: $0)] } ?? [])
+    var terms: [LossTerm] = config.selfDistill.map { [TokenSelfDistillationTerm(config: $0)] } ?? []
+    if let d = config.distill, let teacher {
+      terms += try DecoderDistillation.make(d, teacher: teacher, config: config, task: task, runDir: runDir, progress: progress)
+    }
+    return (task, terms)
   }
 
   /// A sequence classifier with a new head, and the distillation terms the configuration asks for.

@@ -217,7 +217,7 @@ struct Distill: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Train a student from a fine-tuned teacher: labels, logit KD, hidden-state KD and/or pseudo-labels.")
 
-  @Option(name: .long, help: "A fine-tuned teacher folder (with id2label), e.g. a finetune run's best/.") var teacher: String
+  @Option(name: .long, help: "A fine-tuned teacher, e.g. a finetune run's best/: a classifier folder (with id2label), or a decoder (folder or .gguf) with the student's vocabulary.") var teacher: String
   @Option(name: .long, help: "The student: a model name or folder (e.g. made by `bonsai shrink`).") var student: String
   @OptionGroup var dataOptions: DataOptions
   @Option(name: .long, help: "Weight of cross-entropy on the (gold or pseudo) labels.") var alphaCe: Float = 0.2
@@ -228,6 +228,7 @@ struct Distill: ParsableCommand {
   @Flag(name: .long, help: "Parameter-free layer norm on both hidden states before the MSE.") var normalizeHidden = false
   @Flag(name: .long, help: "Train on the teacher's predicted labels instead of the gold ones.") var pseudoLabels = false
   @Option(name: .long, help: "Extra unlabelled texts, one per line, labelled by the teacher.") var unlabeled: String?
+  @Option(name: .long, help: "Decoders: tokens of each teacher distribution kept for logit KD, the rest as one bucket (cached once per run).") var topK = 32
   @OptionGroup var training: TrainingOptions
 
   func validate() throws {
@@ -235,6 +236,7 @@ struct Distill: ParsableCommand {
       throw ValidationError("--alpha-ce, --alpha-kd and --alpha-hidden must be >= 0 and not all 0")
     }
     if !(temperature > 0) { throw ValidationError("--temperature must be positive, got \(temperature)") }
+    if topK < 1 { throw ValidationError("--top-k must be at least 1, got \(topK)") }
     if let m = hiddenMap, m.split(separator: ",").contains(where: { Int($0) == nil }) {
       throw ValidationError("--hidden-map must be comma-separated integers, got '\(m)'")
     }
@@ -246,6 +248,7 @@ struct Distill: ParsableCommand {
       d.alphaCE = alphaCe; d.alphaKD = alphaKd; d.temperature = temperature; d.alphaHidden = alphaHidden
       d.hiddenMap = hiddenMap.map { $0.split(separator: ",").map { Int($0)! } }
       d.normalizeHidden = normalizeHidden; d.pseudoLabels = pseudoLabels; d.unlabeled = unlabeled
+      if DecoderCheckpoint.isDecoder(try Assets.model(student)) { d.topK = topK }
       try training.train(model: student, data: dataOptions, distill: d)
     }
   }

@@ -38,6 +38,17 @@ extension CLITests {
                    try run(["tokenize", "--model", tinyLlama], stdin: Data("item 3\n".utf8)).stdout)
     assertCleanFailure(try run(["convert", "--model", tinyLlama, "--to", "gguf", "--dtype", "bf16", "--output", converted.path]), mentions: "--dtype must be")
 
+    // a decoder shrinks by block influence on sample text, and the student generates
+    let student = tmp.appendingPathComponent("student")
+    let sh = try run(["shrink", "--teacher", tinyLlama, "--num-layers", "1", "--select", "similarity", "--data", data.path, "--samples", "8",
+                      "--output", student.path])
+    XCTAssertEqual(sh.status, 0, sh.stderr)
+    let shrunk = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(sh.stdout.utf8)) as? [String: Any], sh.stdout)
+    XCTAssertEqual((shrunk["block_influence"] as? [Double])?.count, 2); XCTAssertEqual((shrunk["copied_layers"] as? [Int])?.count, 1)
+    XCTAssertEqual(try run(["generate", "--model", student.path, "--max-new-tokens", "2"], stdin: Data("item 3 ->\n".utf8)).status, 0)
+    assertCleanFailure(try run(["shrink", "--teacher", tinyLlama, "--num-layers", "1", "--select", "similarity", "--output", student.path]),
+                       mentions: "--select similarity needs --num-layers and --data")
+
     // bad data: one line naming the file, the line and the field; nothing half-written
     let bad = tmp.appendingPathComponent("bad.jsonl")
     try "{\"prompt\": \"a\", \"completion\": \" b\"}\n{\"prompt\": \"c\"}\n".write(to: bad, atomically: true, encoding: .utf8)
