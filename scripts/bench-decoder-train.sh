@@ -4,7 +4,8 @@
 # tokens of SmolLM2-135M-Instruct, full fine-tuning and LoRA (r=16, alpha 32, every attention and MLP projection;
 # PEFT on the PyTorch side), each also with gradient checkpointing on both sides (+selective: the products' outputs kept,
 # the rest recomputed: Bonsai's --selective-checkpointing, PyTorch's selective activation checkpointing policy;
-# +checkpointing: whole layers recomputed, transformers' gradient_checkpointing_enable()), and Bonsai's LoRA over the base
+# +checkpointing: whole layers recomputed, transformers' gradient_checkpointing_enable(); +selective+whole15: Bonsai's
+# --selective-checkpointing --whole-layers 15, against PyTorch's selective), and Bonsai's LoRA over the base
 # kept in the fetched GGUF's Q4_1/Q8_0 blocks (QLoRA's idea; PyTorch has no CPU counterpart). Bonsai computes the
 # step as finetune does with --max-grad-norm 0 (each tensor updated when its gradient is complete, the head's
 # cross-entropy a block of rows at a time). Median of 2 steps after a warm-up; peak RSS is the process's VmHWM.
@@ -23,6 +24,8 @@ for threads in ${THREADS:-2}; do
       "$PY" scripts/bench_decoder_torch.py step $threads 4 128 0 $method+$ckpt 2>/dev/null | tee -a "$OUT"
     done
   done
+  # the dial between the two: the first 15 of 30 layers recomputed whole, the rest selectively
+  bonsai --method full --threads $threads --fp32 --selective --whole-layers 15 | label +selective+whole15 | tee -a "$OUT"
   bonsai --method lora --threads $threads | label +quantized-base | tee -a "$OUT"
   for ckpt in selective checkpointing; do
     bonsai --method lora --threads $threads --$ckpt | label +quantized-base+$ckpt | tee -a "$OUT"
@@ -36,9 +39,9 @@ print("\n| threads | method | Bonsai tokens/s | PyTorch tokens/s (same method) |
 print("|---|---|---|---|---|---|---|---|---|")
 for t in sorted({r["threads"] for r in rows}):
     full_t = get("transformers", "full", t)
-    for method in [m + c for m in ["full", "lora", "lora+quantized-base"] for c in ["", "+selective", "+checkpointing"]]:
+    for method in [m + c for m in ["full", "lora", "lora+quantized-base"] for c in ["", "+selective", "+checkpointing"]] + ["full+selective+whole15"]:
         b = get("bonsai", method, t)
-        p = get("transformers", method.replace("+quantized-base", ""), t)
+        p = get("transformers", method.replace("+quantized-base", "").replace("+whole15", ""), t)
         if not b or not p or not full_t: continue
         print(f"| {t} | {method} | {b['tokens_per_s']:.1f} | {p['tokens_per_s']:.1f} | {b['tokens_per_s'] / p['tokens_per_s']:.2f}x | {b['peak_rss_mib']:.0f} | {p['peak_rss_mib']:.0f} "
               f"| {b['peak_rss_mib'] / p['peak_rss_mib']:.2f} | {b['peak_rss_mib'] / full_t['peak_rss_mib']:.2f} |")

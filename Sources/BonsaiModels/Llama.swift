@@ -97,6 +97,9 @@ public final class LlamaForCausalLM: Module {
   /// In training, what each layer keeps for the backward pass, which recomputes the rest (`Tensor.checkpointed`:
   /// the same gradients, a fraction of the memory); nil keeps every activation.
   public var checkpointing: CheckpointPolicy?
+  /// With `checkpointing` `.products`: how many layers (the first ones) are recomputed whole instead (`.input`),
+  /// a dial between the two policies' memory and time.
+  public var wholeRecomputedLayers = 0
 
   /// A model with random weights (N(0, 0.02), as transformers initialises), or zeros to be loaded over.
   public init(config c: LlamaConfig, seed: UInt64 = 0) {
@@ -160,7 +163,7 @@ public final class LlamaForCausalLM: Module {
         return a + layer.mlp(layer.post_attention_layernorm(a))
       }
       if let policy = checkpointing, store == nil {
-        h = Tensor.checkpointed(h, parameters: layer.trainableTensors, keeping: policy, block)
+        h = Tensor.checkpointed(h, parameters: layer.trainableTensors, keeping: l < wholeRecomputedLayers ? .input : policy, block)
       } else {
         h = block(h)
       }

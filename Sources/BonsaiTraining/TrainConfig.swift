@@ -63,6 +63,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
   /// memory, a forward pass more) or its input and matrix products (`.products`: the cheap ops alone run
   /// twice); nil keeps every activation. The same gradients either way.
   public var gradientCheckpointing: CheckpointPolicy?
+  /// With `.products`: the first layers recomputed whole instead (`LlamaForCausalLM.wholeRecomputedLayers`).
+  public var wholeRecomputedLayers = 0
 
   public init(model: String, data: String) { self.model = model; self.data = data }
 
@@ -99,6 +101,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     } else {
       gradientCheckpointing = try c.decodeIfPresent(CheckpointPolicy.self, forKey: .gradientCheckpointing)
     }
+    wholeRecomputedLayers = try c.decodeIfPresent(Int.self, forKey: .wholeRecomputedLayers) ?? 0
   }
 
   enum CodingKeys: String, CodingKey {
@@ -110,6 +113,6 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     case trainSubset = "train_subset", method, sift, lora, selfDistill = "self_distill", batchSampler = "batch_sampler"
     case task, trainOn = "train_on", promptColumn = "prompt_column", completionColumn = "completion_column"
     case generationTokens = "generation_tokens", quantizedBase = "quantized_base", exportGGUF = "export_gguf"
-    case gradientCheckpointing = "gradient_checkpointing"
+    case gradientCheckpointing = "gradient_checkpointing", wholeRecomputedLayers = "whole_recomputed_layers"
   }
 }

@@ -109,6 +109,7 @@ public final class Trainer {
                                                                                          completion: config.completionColumn))
     let (model, tokenizer) = try DecoderCheckpoint.load(modelFolder, keepingBlocks: config.quantizedBase)
     model.checkpointing = config.gradientCheckpointing
+    model.wholeRecomputedLayers = config.wholeRecomputedLayers
     traceMemory("model loaded")
     let encoder = try LanguageEncoder(for: dataset, tokenizer: tokenizer, model: modelFolder.path, maxLength: config.maxLength,
                                       trainOnAll: config.trainOn == "all")

@@ -11,7 +11,8 @@
 //     gradient is complete, as finetune does without clipping or accumulation, and the loss is made from the
 //     final states a block of rows at a time (--unfused: every logit at once, then one update after the pass);
 //     --checkpointing recomputes each layer in the backward pass (finetune --gradient-checkpointing); --selective
-//     keeps each layer's products and recomputes the rest (finetune --selective-checkpointing).
+//     keeps each layer's products and recomputes the rest (finetune --selective-checkpointing), --whole-layers N
+//     recomputing the first N layers whole (finetune --selective-checkpointing --whole-layers N).
 //     A GGUF's matrices stay in their blocks, as `bonsai generate` keeps them; --fp32 converts them at load.
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
@@ -173,6 +174,7 @@ if CommandLine.arguments.contains("--decoder") {
     }
     let unfused = CommandLine.arguments.contains("--unfused")
     model.checkpointing = CommandLine.arguments.contains("--checkpointing") ? .input : CommandLine.arguments.contains("--selective") ? .products : nil
+    model.wholeRecomputedLayers = Int(arg("whole-layers", "0"))!
     let prompts = (0..<B).map { b in (0..<T).map { 17 + Int(mix64(UInt64(b * T + $0)) % 40000) } }
     let batch = TokenBatch(batch: B, tokens: T, ids: prompts.flatMap { $0 })
     var times: [Double] = []

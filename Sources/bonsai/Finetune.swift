@@ -72,6 +72,7 @@ struct TrainingOptions: ParsableArguments {
   @Flag(name: .long, help: "Decoders from a GGUF with --method lora: keep the frozen base in its quantised blocks (less memory).") var quantizedBase = false
   @Flag(name: .long, help: "Decoders: recompute each layer in the backward pass instead of keeping its activations (least memory, ~30% more time).") var gradientCheckpointing = false
   @Flag(name: .long, help: "Decoders: keep each layer's matrix products and recompute only the cheap ops between them in the backward pass (most of the memory saved for a few percent of time).") var selectiveCheckpointing = false
+  @Option(name: .long, help: "With --selective-checkpointing: recompute the first N layers whole instead (each saves its products' memory for a forward pass of the layer).") var wholeLayers = 0
   @Option(name: .long, help: "Decoders: also write best/ and final/ as model.gguf with matrices in f32, f16, q8_0 or q4_0 (llama.cpp loads it).") var exportGguf: String?
   @Option(name: .long, help: "Run folder (default: runs/MODEL-DATA).") var output: String?
   @Option(name: .long, help: "Continue the run in this folder from its last checkpoint.") var resume: String?
@@ -90,6 +91,9 @@ struct TrainingOptions: ParsableArguments {
     let metrics = ["accuracy", "macro_f1", "loss", "perplexity", "rouge1", "rouge2", "rougeL", "exact_match"]
     if let m = metric, !metrics.contains(m) { throw ValidationError("--metric must be one of \(metrics.joined(separator: ", ")), got \(m)") }
     if let t = task, !["classification", "causal-lm"].contains(t) { throw ValidationError("--task must be classification or causal-lm, got '\(t)'") }
+    if wholeLayers < 0 || (wholeLayers > 0 && !selectiveCheckpointing) {
+      throw ValidationError("--whole-layers takes a count of layers (0 or more) and goes with --selective-checkpointing")
+    }
     if gradientCheckpointing && selectiveCheckpointing {
       throw ValidationError("--gradient-checkpointing and --selective-checkpointing exclude each other (the first recomputes the products the second keeps)")
     }
@@ -160,6 +164,7 @@ struct TrainingOptions: ParsableArguments {
     }
     config.trainOn = trainOn; config.generationTokens = generationTokens; config.quantizedBase = quantizedBase; config.exportGGUF = exportGguf
     config.gradientCheckpointing = gradientCheckpointing ? .input : selectiveCheckpointing ? .products : nil
+    config.wholeRecomputedLayers = wholeLayers
     config.promptColumn = dataOptions.promptColumn; config.completionColumn = dataOptions.completionColumn
     config.maxSteps = maxSteps; config.threads = threads; config.distill = distill
     config.recordDynamics = recordDynamics; config.dynamicsPass = dynamicsPass; config.trainSubset = trainSubset

@@ -16,7 +16,7 @@ extension CLITests {
       .write(to: data, atomically: true, encoding: .utf8)
     let runDir = tmp.appendingPathComponent("lm-run")
     let f = try run(["finetune", "--model", tinyLlama, "--data", data.path, "--epochs", "2", "--batch-size", "4", "--max-length", "16",
-                     "--learning-rate", "1e-3", "--generation-tokens", "3", "--export-gguf", "q8_0", "--selective-checkpointing", "--output", runDir.path])
+                     "--learning-rate", "1e-3", "--generation-tokens", "3", "--export-gguf", "q8_0", "--selective-checkpointing", "--whole-layers", "1", "--output", runDir.path])
     XCTAssertEqual(f.status, 0, f.stderr)
     let out = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(f.stdout.utf8)) as? [String: Any], f.stdout)
     for key in ["test_loss", "test_perplexity", "test_rougeL", "test_exact_match"] { XCTAssertNotNil(out[key] as? Double, key) }

@@ -175,10 +175,10 @@ final class LanguageModelTests: XCTestCase {
     XCTAssertEqual(try file(cut, "final/model.safetensors"), try file(whole, "final/model.safetensors"), "resumed = uninterrupted, bit for bit")
     XCTAssertEqual(try file(cut, "metrics.jsonl"), try file(whole, "metrics.jsonl"))
     // recomputing each layer (or the cheap ops between its products) in the backward pass changes nothing but memory
-    for policy in CheckpointPolicy.allCases {
+    for (policy, wholeLayers) in [(CheckpointPolicy.input, 0), (.products, 0), (.products, 1)] {
       var checkpointing = c
-      checkpointing.gradientCheckpointing = policy
-      let recomputed = tmp.appendingPathComponent("recomputed-\(policy)")
+      checkpointing.gradientCheckpointing = policy; checkpointing.wholeRecomputedLayers = wholeLayers
+      let recomputed = tmp.appendingPathComponent("recomputed-\(policy)-\(wholeLayers)")
       try Trainer(config: checkpointing, modelFolder: model, runDir: recomputed).run(resume: false)
       XCTAssertEqual(try file(recomputed, "final/model.safetensors"), try file(whole, "final/model.safetensors"), "checkpointing \(policy): the same weights")
     }

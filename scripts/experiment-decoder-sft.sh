@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Shrink and Fine-Tune for decoders (issue 17's table, the DistilBART table redone on a small LLaMA). The teacher is
+# SmolLM2-135M-Instruct fine-tuned on bbc-headlines ($TEACHER_STEPS optimizer steps); the students keep 15, 10 and 6
+# of its 30 layers by the spread rule and 15 and 10 by block influence (shrink --select similarity on 64 training
+# examples), and each is trained with the same budget ($STEPS optimizer steps of batch 4, lr $LR) on the teacher's
+# split (--split-seed 42) with: SFT, logit KD (CE 0.2 + KD 0.8, T = 2, top-32 cache), hidden-state KD (the same + MSE
+# 3 on the copied-layer map, states normalised) and pseudo-labels (the teacher's greedy continuations, CE only). The
+# 15-layer spread rows run with each of $SEEDS, the others with the first; DynSDPB (--self-distill dynamic) against
+# plain SFT for the 15-layer student; a random-init 15-layer student as the floor. Every run is skipped when its
+# summary.json exists, so the script resumes where it stopped; the teacher's top-k cache is made once and copied.
+#   SEEDS="1 2 3" STEPS=300 TEACHER_STEPS=529 scripts/experiment-decoder-sft.sh    (about 6 h on 2 cores at these sizes)
+# Columns: test ROUGE-1/2/L (20 greedy tokens), dev perplexity, parameters, generation tokens/s (batch 1, 64 new tokens
+# after a 128-token prompt) and prompt tokens/s (1 x 128) from bonsai-bench on 2 threads, training wall time and tokens.
+# BONSAI=path/to/bonsai runs a copy of the binary (so rebuilding during the experiment does not disturb it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai --product bonsai-bench >/dev/null; fi
+B=${BONSAI:-.build/release/bonsai}; BENCH=${BONSAI_BENCH:-.build/release/bonsai-bench}
+R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; STEPS=${STEPS:-300}; LR=${LR:-1e-4}
+COMMON="--data bbc-headlines --max-length 160 --batch-size 4 --split-seed 42 --generation-tokens 20"
+mkdir -p $R/students
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs), AVX-512: $(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)" | tee $R/cpu.txt
+[ -f $R/teacher/summary.json ] || $B finetune --model smollm2 $COMMON --seed 42 --learning-rate 5e-5 --max-steps ${TEACHER_STEPS:-529} --overwrite --output $R/teacher >/dev/null
+T=$R/teacher/best
+for n in 15 10 6; do [ -d $R/students/s$n ] || $B shrink --teacher $T --num-layers $n --output $R/students/s$n > $R/students/s$n.json; done
+for n in 15 10; do
+  [ -d $R/students/bi$n ] || $B shrink --teacher $T --num-layers $n --select similarity --data bbc-headlines --output $R/students/bi$n > $R/students/bi$n.json
+done
+[ -d $R/students/random15 ] || $B shrink --teacher $T --num-layers 15 --random-init --output $R/students/random15 >/dev/null
+
+# run NAME STUDENT SEED COMMAND...: one run, skipped when done; distillation runs get the shared teacher cache first
+run() {
+  local name=$1 student=$2 seed=$3; shift 3
+  local out=$R/$name-s$seed
+  [ -f $out/summary.json ] && return 0
+  rm -rf $out; mkdir -p $out
+  [ -f $R/teacher_topk.safetensors ] && cp $R/teacher_topk.safetensors $out/
+  "$@" --student $R/students/$student $COMMON --seed $seed --learning-rate $LR --max-steps $STEPS --output $out >/dev/null 2>$out/log.txt
+  [ -f $R/teacher_topk.safetensors ] || { [ -f $out/teacher_topk.safetensors ] && cp $out/teacher_topk.safetensors $R/; } || true
+}
+finetune() {  # run() passes --student; finetune reads it as --model
+  local args=("$@"); for i in "${!args[@]}"; do [ "${args[$i]}" = "--student" ] && args[$i]="--model"; done; $B finetune "${args[@]}"; }
+distill() { $B distill --teacher $T "$@"; }
+variants() {  # variants STUDENT SEED
+  run $1-sft $1 $2 finetune
+  run $1-logit-kd $1 $2 distill --alpha-ce 0.2 --alpha-kd 0.8 --temperature 2 --top-k 32
+  run $1-hidden-kd $1 $2 distill --alpha-ce 0.2 --alpha-kd 0.8 --temperature 2 --top-k 32 --alpha-hidden 3 --normalize-hidden
+  run $1-pseudo $1 $2 distill --alpha-ce 1 --alpha-kd 0 --pseudo-labels
+}
+first=${SEEDS%% *}
+for s in $SEEDS; do variants s15 $s; run s15-dynsdpb s15 $s finetune --self-distill dynamic; done
+for st in s10 s6 bi15 bi10; do variants $st $first; done
+run random15-sft random15 $first finetune
+
+# speed of each architecture (fp32 HF folders, 2 threads, alone): generation and prompt tokens/s
+for m in teacher s15-sft-s$first s10-sft-s$first s6-sft-s$first; do
+  [ -f $R/$m/speed.json ] && continue
+  g=$($BENCH --decoder $R/$m/best --mode generate --batch 1 --tokens 128 --new 64 --threads 2 --steps 3)
+  p=$($BENCH --decoder $R/$m/best --mode prefill --batch 1 --tokens 128 --new 0 --threads 2 --steps 3)
+  echo "{\"generate\": $g, \"prefill\": $p}" > $R/$m/speed.json
+done
+
+python3 - "$R" "$SEEDS" <<'PY' | tee $R/table.md
+import json, math, statistics, sys
+R, seeds = sys.argv[1], sys.argv[2].split()
+def load(run): return json.load(open(f"{R}/{run}/summary.json"))
+def speed(run): s = json.load(open(f"{R}/{run}/speed.json")); return s["generate"]["tokens_per_s"], s["prefill"]["tokens_per_s"]
+def layers(st):
+  try: return json.load(open(f"{R}/students/{st}.json"))["copied_layers"]
+  except Exception: return None
+def fmt(v): return f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
+rows = [("teacher", "SmolLM2-135M, 30 layers", "fine-tune", ["teacher"], "teacher")]
+for st, n, how in [("s15", 15, "spread"), ("s10", 10, "spread"), ("s6", 6, "spread"), ("bi15", 15, "block influence"), ("bi10", 10, "block influence")]:
+  for v, name in [("sft", "SFT"), ("logit-kd", "CE 0.2 + logit KD 0.8 (T=2, top-32)"), ("hidden-kd", "logit KD + hidden MSE 3"), ("pseudo", "pseudo-labels")]:
+    runs = [f"{st}-{v}-s{s}" for s in (seeds if st == "s15" else seeds[:1])]
+    rows.append((f"{st}-{v}", f"{n} layers, {how} {layers(st)}", name, runs, f"s{n}-sft-s{seeds[0]}"))
+rows.append(("s15-dynsdpb", "15 layers, spread", "SFT + DynSDPB", [f"s15-dynsdpb-s{s}" for s in seeds], f"s15-sft-s{seeds[0]}"))
+rows.append(("random15-sft", "15 layers, random init", "SFT", [f"random15-sft-s{seeds[0]}"], f"s15-sft-s{seeds[0]}"))
+print(f"| student | init | training | runs | test ROUGE-1 | test ROUGE-2 | test ROUGE-L | dev perplexity | parameters | generation tokens/s (batch 1) | prompt tokens/s | training s | training tokens |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for name, init, how, runs, speedRun in rows:
+  done = [r for r in runs if __import__("os").path.exists(f"{R}/{r}/summary.json")]
+  if not done: continue
+  s = [load(r) for r in done]
+  try: g, p = speed(speedRun)
+  except Exception: g, p = float("nan"), float("nan")
+  col = lambda k: fmt([x["test"][k] for x in s])
+  ppl = fmt([math.exp(x["best_dev_loss"]) for x in s])
+  print(f"| {name} | {init} | {how} | {len(done)} | {col('rouge1')} | {col('rouge2')} | {col('rougeL')} | {ppl} | {s[0]['parameters']/1e6:.1f} M "
+        f"| {g:.1f} | {p:.1f} | {statistics.mean(x['training_loop_seconds'] for x in s):.0f} | {s[0]['train_tokens_processed']} |")
+PY
