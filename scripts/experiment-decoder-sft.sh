@@ -9,6 +9,7 @@
 # plain SFT for the 15-layer student; a random-init 15-layer student as the floor. Every run is skipped when its
 # summary.json exists, so the script resumes where it stopped; the teacher's top-k cache is made once and copied.
 #   SEEDS="1 2 3" STEPS=300 TEACHER_STEPS=529 scripts/experiment-decoder-sft.sh    (about 6 h on 2 cores at these sizes)
+#   STUDENTS="s15" SEEDS=1 STEPS=80 TEACHER_STEPS=120 scripts/experiment-decoder-sft.sh    (a first slice, about 1 h)
 # Columns: test ROUGE-1/2/L (20 greedy tokens), dev perplexity, parameters, generation tokens/s (batch 1, 64 new tokens
 # after a 128-token prompt) and prompt tokens/s (1 x 128) from bonsai-bench on 2 threads, training wall time and tokens.
 # BONSAI=path/to/bonsai runs a copy of the binary (so rebuilding during the experiment does not disturb it).
@@ -16,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai --product bonsai-bench >/dev/null; fi
 B=${BONSAI:-.build/release/bonsai}; BENCH=${BONSAI_BENCH:-.build/release/bonsai-bench}
-R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; STEPS=${STEPS:-300}; LR=${LR:-1e-4}
+R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; STEPS=${STEPS:-300}; LR=${LR:-1e-4}; STUDENTS=${STUDENTS:-"s15 s10 s6 bi15 bi10"}
 COMMON="--data bbc-headlines --max-length 160 --batch-size 4 --split-seed 42 --generation-tokens 20"
 mkdir -p $R/students
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs), AVX-512: $(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)" | tee $R/cpu.txt
@@ -48,13 +49,18 @@ variants() {  # variants STUDENT SEED
   run $1-pseudo $1 $2 distill --alpha-ce 1 --alpha-kd 0 --pseudo-labels
 }
 first=${SEEDS%% *}
-for s in $SEEDS; do variants s15 $s; run s15-dynsdpb s15 $s finetune --self-distill dynamic; done
-for st in s10 s6 bi15 bi10; do variants $st $first; done
-run random15-sft random15 $first finetune
+for st in $STUDENTS; do
+  if [ $st = s15 ]; then
+    for s in $SEEDS; do variants s15 $s; run s15-dynsdpb s15 $s finetune --self-distill dynamic; done
+    run random15-sft random15 $first finetune
+  else
+    variants $st $first
+  fi
+done
 
 # speed of each architecture (fp32 HF folders, 2 threads, alone): generation and prompt tokens/s
 for m in teacher s15-sft-s$first s10-sft-s$first s6-sft-s$first; do
-  [ -f $R/$m/speed.json ] && continue
+  [ -f $R/$m/speed.json ] || [ ! -d $R/$m/best ] && continue
   g=$($BENCH --decoder $R/$m/best --mode generate --batch 1 --tokens 128 --new 64 --threads 2 --steps 3)
   p=$($BENCH --decoder $R/$m/best --mode prefill --batch 1 --tokens 128 --new 0 --threads 2 --steps 3)
   echo "{\"generate\": $g, \"prefill\": $p}" > $R/$m/speed.json
