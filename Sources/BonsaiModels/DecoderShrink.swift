@@ -17,7 +17,6 @@ extension Shrink {
   public static func makeDecoderStudent(teacher url: URL, layers: [Int], output: URL, randomInit: Bool = false, seed: UInt64 = 0) throws {
     let (teacher, tokenizer) = try DecoderCheckpoint.load(url)
     let n = teacher.config.numHiddenLayers
-    try validate(layers, teacherLayers: n)
     let student = try decoderStudent(of: teacher, layers: layers, randomInit: randomInit, seed: seed)
     let metadata: [String: Any] = randomInit ? ["teacher": url.path, "random_init": true, "seed": seed]
       : ["teacher": url.path, "teacher_layers": n, "copied_layers": layers]

@@ -91,7 +91,8 @@ public enum DecoderDistillation {
       task.logitsNeeded = true
     }
     if d.alphaHidden > 0 {
-      let map = try hiddenMap(d, student: task.lm, teacher: teacher.model, studentFolder: URL(fileURLWithPath: config.model))
+      let map = try d.layerMap(studentFolder: URL(fileURLWithPath: config.model), studentLayers: task.lm.config.numHiddenLayers,
+                                teacherLayers: teacher.model.config.numHiddenLayers)
       guard task.lm.config.hiddenSize == teacher.model.config.hiddenSize else {
         throw DistillError.badMap("hidden-state KD needs the teacher's width \(teacher.model.config.hiddenSize), the student has \(task.lm.config.hiddenSize)")
       }
@@ -108,38 +109,22 @@ public enum DecoderDistillation {
     let tokens = train.reduce(0) { $0 + task.data.encodings[$1].targets.dropFirst().filter { $0 }.count }
     let stamp = ["teacher": teacher.url.path, "k": "\(k)", "temperature": "\(temperature)", "tokens": "\(tokens)", "format": "pt"]
     if let file = try? SafeTensorsFile(path: url.path), file.metadata == stamp {
-      let rows = try readTopK(file, k: k, temperature: temperature)
+      let rows = try readTopK(file, k: k)
       progress.message("teacher top-\(k) distributions read from \(url.lastPathComponent) (\(rows.values.reduce(0) { $0 + $1.count }) tokens)")
       return rows
     }
     let started = Date()
     let rows = teacher.topKRows(task, indices: train, k: k, temperature: temperature)
-    let keys = rows.keys.sorted(), flat = keys.flatMap { rows[$0]! }
-    func padded<T>(_ a: [T], _ fill: T) -> [T] { a + [T](repeating: fill, count: k - a.count) }
-    try writeSafeTensors([("probabilities", Tensor(flat.flatMap { padded($0.probabilities, 0) }, shape: [flat.count, k])),
-                          ("rest", Tensor(flat.map(\.rest), shape: [flat.count]))],
-                         int32: [("examples", keys.map { Int32($0) }), ("counts", keys.map { Int32(rows[$0]!.count) }),
-                                 ("ids", flat.flatMap { padded($0.ids, -1) })], to: url.path, metadata: stamp)
+    let (tensors, int32s) = TopKRow.entries(rows, k: k)
+    try writeSafeTensors(tensors, int32: int32s, to: url.path, metadata: stamp)
     let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
     progress.message(String(format: "teacher top-%d distributions of %d training tokens cached in %.0f s: %@, %.2f MB (%d bytes a token; the rest of each distribution is one bucket)",
-                            k, flat.count, Date().timeIntervalSince(started), url.lastPathComponent, Double(bytes) / 1e6, 8 * k + 4))
+                            k, rows.values.reduce(0) { $0 + $1.count }, Date().timeIntervalSince(started), url.lastPathComponent, Double(bytes) / 1e6, 8 * k + 12))
     return rows
   }
 
   /// The rows of a cache file written by `cachedTopK`, by example.
-  public static func readTopK(_ file: SafeTensorsFile, k: Int, temperature: Float) throws -> [Int: [TopKRow]] {
-    let keys = try file.int32s("examples"), counts = try file.int32s("counts"), ids = try file.int32s("ids")
-    let p = try file.tensor("probabilities").scalars, rest = try file.tensor("rest").scalars
-    var out: [Int: [TopKRow]] = [:], r = 0
-    for (key, count) in zip(keys, counts) {
-      out[Int(key)] = (0..<Int(count)).map { _ in
-        defer { r += 1 }
-        let n = ids[(r * k)..<((r + 1) * k)].prefix { $0 >= 0 }.count
-        return TopKRow(ids: Array(ids[(r * k)..<(r * k + n)]), probabilities: Array(p[(r * k)..<(r * k + n)]), rest: rest[r], alpha: 1, temperature: temperature)
-      }
-    }
-    return out
-  }
+  public static func readTopK(_ file: SafeTensorsFile, k: Int) throws -> [Int: [TopKRow]] { try TopKRow.rows(in: file, k: k) }
 
   /// `data` with each training completion replaced by the teacher's greedy continuation of its prompt (as long as
   /// the longest training completion at most; the EOS kept when the teacher stopped), generated once and kept in
@@ -150,7 +135,8 @@ public enum DecoderDistillation {
     let train = data.split.train.sorted(), enc = data.encodings
     let longest = train.map { enc[$0].ids.count - enc[$0].promptLength }.max() ?? 0
     let url = runDir.appendingPathComponent("teacher_generations.jsonl")
-    let stamp = "{\"teacher\": \(jsonQuoted(teacher.url.path)), \"max_new_tokens\": \(longest), \"examples\": \(train.count)}"
+    let stamp = String(decoding: try JSONSerialization.data(withJSONObject: ["teacher": teacher.url.path, "max_new_tokens": longest, "examples": train.count],
+                                                            options: .sortedKeys), as: UTF8.self)
     var made: [Int: [Int]] = [:]
     if let text = try? String(contentsOf: url, encoding: .utf8), text.split(separator: "\n").first.map(String.init) == stamp {
       for line in text.split(separator: "\n").dropFirst() {
@@ -188,20 +174,4 @@ public enum DecoderDistillation {
     return LanguageModelData(dataset: data.dataset, encodings: encodings, split: data.split)
   }
 
-  static func jsonQuoted(_ s: String) -> String {
-    String(decoding: (try? JSONSerialization.data(withJSONObject: [s])) ?? Data("[\"\"]".utf8), as: UTF8.self).dropFirst().dropLast().description
-  }
-
-  /// Teacher layer of each student layer: the option, else the student's init_metadata.copied_layers.
-  static func hiddenMap(_ d: DistillConfig, student: LlamaForCausalLM, teacher: LlamaForCausalLM, studentFolder: URL) throws -> [Int] {
-    var map = d.hiddenMap
-    if map == nil, let data = FileManager.default.contents(atPath: studentFolder.appendingPathComponent("config.json").path),
-       let cfg = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-       let meta = cfg["init_metadata"] as? [String: Any], let copied = meta["copied_layers"] as? [Int] { map = copied }
-    guard let m = map else { throw DistillError.badMap("the student has no init_metadata.copied_layers; give --hidden-map") }
-    let ns = student.config.numHiddenLayers, nt = teacher.config.numHiddenLayers
-    guard m.count == ns else { throw DistillError.badMap("\(m.count) entries for a student of \(ns) layers") }
-    for j in m where j < 0 || j >= nt { throw DistillError.badMap("teacher layer \(j) outside 0...\(nt - 1)") }
-    return m
-  }
 }

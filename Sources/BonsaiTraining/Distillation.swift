@@ -145,17 +145,20 @@ public final class Teacher {
     guard ws <= wt else { throw DistillError.studentWider(student: ws, teacher: wt) }
     guard d.alphaHidden > 0 else { return [] }
     guard sharesTokenizer else { throw DistillError.hiddenNeedsSharedTokenizer }
-    var map = d.hiddenMap
+    return try d.layerMap(studentFolder: studentFolder, studentLayers: student.encoderModel.layerCount, teacherLayers: model.encoderModel.layerCount)
+  }
+}
+
+extension DistillConfig {
+  /// Teacher layer of each student layer: `hiddenMap`, else the student's init_metadata.copied_layers (`bonsai shrink`).
+  func layerMap(studentFolder: URL, studentLayers ns: Int, teacherLayers nt: Int) throws -> [Int] {
+    var map = hiddenMap
     if map == nil, let data = FileManager.default.contents(atPath: studentFolder.appendingPathComponent("config.json").path),
        let cfg = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
        let meta = cfg["init_metadata"] as? [String: Any], let copied = meta["copied_layers"] as? [Int] { map = copied }
     guard let m = map else { throw DistillError.badMap("the student has no init_metadata.copied_layers; give --hidden-map") }
-    guard m.count == student.encoderModel.layerCount else {
-      throw DistillError.badMap("\(m.count) entries for a student of \(student.encoderModel.layerCount) layers")
-    }
-    for j in m where j < 0 || j >= model.encoderModel.layerCount {
-      throw DistillError.badMap("teacher layer \(j) outside 0...\(model.encoderModel.layerCount - 1)")
-    }
+    guard m.count == ns else { throw DistillError.badMap("\(m.count) entries for a student of \(ns) layers") }
+    for j in m where j < 0 || j >= nt { throw DistillError.badMap("teacher layer \(j) outside 0...\(nt - 1)") }
     return m
   }
 }

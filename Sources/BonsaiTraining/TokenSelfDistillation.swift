@@ -11,6 +11,7 @@
 //   KL_i = sum_j q_j (log q_j - log p_j) + r (log r - log p_rest),   p = softmax(z_now / T_i),
 //   L = (1/n) sum_i alpha_i T_i^2 KL_i.
 // With k = V it is the full KL of SelfDistillation.swift; a smaller k drops only the tail's shape.
+import BonsaiCheckpoint
 import BonsaiEngine
 import Foundation
 
@@ -118,30 +119,39 @@ final class TokenSelfDistillationTerm: LossTerm {
   }
 
   func saveState(to checkpoint: CheckpointWriter) throws {
-    let keys = previous.keys.sorted(), rows = keys.flatMap { previous[$0]! }, k = config.topK
-    let counts = keys.map { Int32(previous[$0]!.count) }
-    func padded(_ r: TopKRow) -> (ids: [Int32], p: [Float]) {
-      (r.ids + [Int32](repeating: -1, count: k - r.ids.count), r.probabilities + [Float](repeating: 0, count: k - r.probabilities.count))
-    }
-    try checkpoint.write("self_distill_previous", tensors: [
-      ("probabilities", Tensor(rows.flatMap { padded($0).p }, shape: [rows.count, k])),
-      ("scalars", Tensor(rows.flatMap { [$0.rest, $0.alpha, $0.temperature] }, shape: [rows.count, 3])),
-    ], int32s: [("examples", keys.map { Int32($0) }), ("counts", counts), ("ids", rows.flatMap { padded($0).ids })])
+    let (tensors, int32s) = TopKRow.entries(previous, k: config.topK)
+    try checkpoint.write("self_distill_previous", tensors: tensors, int32s: int32s)
   }
 
   func restoreState(from checkpoint: CheckpointReader) throws {
-    let file = try checkpoint.tensors("self_distill_previous")
+    previous = try TopKRow.rows(in: checkpoint.tensors("self_distill_previous"), k: config.topK)
+  }
+}
+
+extension TopKRow {
+  /// Rows by example as safetensors entries: probabilities [R, k] and scalars [R, 3] (rest, alpha, T), and the
+  /// examples, their row counts and the token ids (k a row, -1 past a shorter row) as int32.
+  static func entries(_ rows: [Int: [TopKRow]], k: Int) -> (tensors: [(key: String, tensor: Tensor)], int32s: [(key: String, values: [Int32])]) {
+    let keys = rows.keys.sorted(), flat = keys.flatMap { rows[$0]! }
+    func padded<T>(_ a: [T], _ fill: T) -> [T] { a + [T](repeating: fill, count: k - a.count) }
+    return ([("probabilities", Tensor(flat.flatMap { padded($0.probabilities, 0) }, shape: [flat.count, k])),
+             ("scalars", Tensor(flat.flatMap { [$0.rest, $0.alpha, $0.temperature] }, shape: [flat.count, 3]))],
+            [("examples", keys.map { Int32($0) }), ("counts", keys.map { Int32(rows[$0]!.count) }), ("ids", flat.flatMap { padded($0.ids, -1) })])
+  }
+
+  /// The rows `entries` wrote, by example.
+  static func rows(in file: SafeTensorsFile, k: Int) throws -> [Int: [TopKRow]] {
     let keys = try file.int32s("examples"), counts = try file.int32s("counts"), ids = try file.int32s("ids")
-    let p = try file.tensor("probabilities").scalars, s = try file.tensor("scalars").scalars, k = config.topK
-    previous = [:]
-    var row = 0
+    let p = try file.tensor("probabilities").scalars, s = try file.tensor("scalars").scalars
+    var out: [Int: [TopKRow]] = [:], row = 0
     for (key, count) in zip(keys, counts) {
-      previous[Int(key)] = (0..<Int(count)).map { _ in
+      out[Int(key)] = (0..<Int(count)).map { _ in
         defer { row += 1 }
         let n = ids[(row * k)..<((row + 1) * k)].prefix { $0 >= 0 }.count
         return TopKRow(ids: Array(ids[(row * k)..<(row * k + n)]), probabilities: Array(p[(row * k)..<(row * k + n)]),
                        rest: s[3 * row], alpha: s[3 * row + 1], temperature: s[3 * row + 2])
       }
     }
+    return out
   }
 }

@@ -147,6 +147,16 @@ final class LanguageModelTests: XCTestCase {
     return c
   }
 
+  /// Trains `c` in `runDir`, killed after `step` (as kill -9 would leave it), then resumed to the end.
+  func stopAndResume(_ c: TrainConfig, model: URL, in runDir: URL, afterStep step: Int) throws {
+    setenv("BONSAI_TEST_STOP_AFTER_STEP", "\(step)", 1)
+    XCTAssertThrowsError(try Trainer(config: c, modelFolder: model, runDir: runDir).run(resume: false))
+    unsetenv("BONSAI_TEST_STOP_AFTER_STEP")
+    try Trainer(config: c, modelFolder: model, runDir: runDir).run(resume: true)
+  }
+
+  func file(_ url: URL, _ path: String) throws -> Data { try Data(contentsOf: url.appendingPathComponent(path)) }
+
   func stepLosses(_ run: URL) throws -> [Double] {
     try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
       .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.compactMap { $0["loss"] as? Double }
@@ -167,11 +177,7 @@ final class LanguageModelTests: XCTestCase {
     XCTAssertNotNil(test["rougeL"] as? Double); XCTAssertNotNil(test["perplexity"] as? Double)
     XCTAssertEqual(summary["format"] as? String, "completion")
 
-    setenv("BONSAI_TEST_STOP_AFTER_STEP", "7", 1)
-    XCTAssertThrowsError(try Trainer(config: c, modelFolder: model, runDir: cut).run(resume: false))
-    unsetenv("BONSAI_TEST_STOP_AFTER_STEP")
-    try Trainer(config: c, modelFolder: model, runDir: cut).run(resume: true)
-    func file(_ url: URL, _ path: String) throws -> Data { try Data(contentsOf: url.appendingPathComponent(path)) }
+    try stopAndResume(c, model: model, in: cut, afterStep: 7)
     XCTAssertEqual(try file(cut, "final/model.safetensors"), try file(whole, "final/model.safetensors"), "resumed = uninterrupted, bit for bit")
     XCTAssertEqual(try file(cut, "metrics.jsonl"), try file(whole, "metrics.jsonl"))
     // recomputing each layer (or the cheap ops between its products) in the backward pass changes nothing but memory
@@ -268,11 +274,8 @@ final class LanguageModelTests: XCTestCase {
     let lines = try String(contentsOf: whole.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
       .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["loss"] != nil }
     XCTAssertGreaterThan(lines.filter { $0["sd_alpha"] != nil }.count, lines.count / 2, "most steps self-distil")
-    setenv("BONSAI_TEST_STOP_AFTER_STEP", "5", 1)
-    XCTAssertThrowsError(try Trainer(config: c, modelFolder: model, runDir: cut).run(resume: false))
-    unsetenv("BONSAI_TEST_STOP_AFTER_STEP")
-    try Trainer(config: c, modelFolder: model, runDir: cut).run(resume: true)
-    XCTAssertEqual(try Data(contentsOf: cut.appendingPathComponent("final/model.safetensors")), try Data(contentsOf: whole.appendingPathComponent("final/model.safetensors")),
+    try stopAndResume(c, model: model, in: cut, afterStep: 5)
+    XCTAssertEqual(try file(cut, "final/model.safetensors"), try file(whole, "final/model.safetensors"),
                    "the kept top-k rows survive the checkpoint: resumed = uninterrupted")
   }
 }
