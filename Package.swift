@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // Bonsai: a CPU training engine, BERT-family models and the `bonsai` tool.
 // Dependencies flow one way:
 //   BonsaiEngine (tensors, kernels, autodiff) <- BonsaiNN (layers, losses, optimizers)
@@ -7,6 +7,7 @@
 //   CBonsaiCPUCheck (start-up CPU check, C) <- BonsaiEngine, BonsaiTokenizers, BonsaiData
 //   CBonsaiQuant (kernels over GGUF's blocks, C: quant.c products, dequantize.c, blocks.h helpers) <- BonsaiEngine
 //   BonsaiNN + BonsaiCheckpoint + BonsaiTokenizers <- BonsaiModels (BERT, MPNet) <- bonsai (CLI)
+//   BonsaiTraining (+ CMPI with the MPI trait) <- BonsaiDistributed (Open MPI ranks) <- bonsai
 import PackageDescription
 
 // Kernels are written against SIMD16<Float>; without a target CPU Swift emits SSE2 only (20-50x slower).
@@ -47,6 +48,10 @@ let package = Package(
                                        "BonsaiData", "BonsaiTraining"]),
     .executable(name: "bonsai", targets: ["bonsai"]),
   ],
+  // Data-parallel training over Open MPI (`swift build --traits MPI`; Debian's libopenmpi-dev). Off by
+  // default, so that the default build never needs Open MPI.
+  traits: [.trait(name: "MPI", description: "Data-parallel training over Open MPI (mpirun -np N bonsai finetune ...)"),
+           .default(enabledTraits: [])],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
   ],
@@ -54,6 +59,7 @@ let package = Package(
     .systemLibrary(name: "COMP", path: "Sources/COMP"),
     .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
     .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+    .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
     .target(name: "CBonsaiBuildTarget", cSettings: buildTargetFlags + [.define("BONSAI_TARGET_CPU_NAME", to: targetCPU)]),
     .target(name: "CBonsaiCPUCheck", dependencies: ["CBonsaiBuildTarget"]),
     // Kernels over GGUF block formats, vectorised for the build's CPU; no contraction into FMAs, so that
@@ -66,8 +72,10 @@ let package = Package(
     .target(name: "BonsaiModels", dependencies: ["BonsaiNN", "BonsaiCheckpoint", "BonsaiTokenizers"], swiftSettings: speed),
     .target(name: "BonsaiData", dependencies: ["CBonsaiCPUCheck"], swiftSettings: speed),
     .target(name: "BonsaiTraining", dependencies: ["BonsaiModels", "BonsaiData"], swiftSettings: speed),
+    .target(name: "BonsaiDistributed", dependencies: ["BonsaiTraining", .target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+            swiftSettings: speed),
     .executableTarget(name: "bonsai", dependencies: [
-      "BonsaiModels", "BonsaiTraining", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      "BonsaiModels", "BonsaiTraining", "BonsaiDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ], swiftSettings: speed),
     .executableTarget(name: "bonsai-bench", dependencies: ["BonsaiModels"], swiftSettings: speed),
     .testTarget(name: "BonsaiEngineTests", dependencies: ["BonsaiEngine", "BonsaiNN", "CBonsaiCPUCheck"], swiftSettings: speed),

@@ -35,7 +35,7 @@ extension Tensor {
     let scale = 1 / Float(D).squareRoot()
     let useDropout = p > 0 && rng != nil
     let mask = useDropout ? ByteBuffer(count: B * H * T * T) : nil
-    if let mask, let rng { dropoutMask(mask.pointer, count: B * H * T * T, p: p, key: rng.nextStream()) }
+    if let mask, let rng { dropoutMask(mask.pointer, count: B * H * T * T, p: p, key: rng.nextStream(), offset: rng.elementOffset(count: B * H * T * T)) }
     let keep = 1 / (1 - p)
     let out = Tensor(uninitialized: [B, T, C])
     let pq = q.data, pk = k.data, pv = v.data, po = out.mutableData

@@ -1,16 +1,19 @@
 // Dropout with counter-based masks: deterministic for a seed whatever the thread count.
 // The keep mask is stored as bytes (1/4 of a float mask) for the backward pass.
 
-/// Fills `mask[n]` with 1 (keep) or 0 (drop) with drop probability `p`, from stream `key`.
+/// Fills `mask[n]` with 1 (keep) or 0 (drop) with drop probability `p`, from stream `key`: elements
+/// `offset ..< offset + n` of the stream (a rank's rows of a global batch; DataParallel.swift).
 /// Each 64-bit draw gives four 16-bit uniforms, so p is resolved to 1/65536.
-public func dropoutMask(_ mask: UnsafeMutablePointer<UInt8>, count n: Int, p: Float, key: UInt64) {
+public func dropoutMask(_ mask: UnsafeMutablePointer<UInt8>, count n: Int, p: Float, key: UInt64, offset: Int = 0) {
   let threshold = UInt64((p * 65536).rounded())
-  let words = (n + 3) / 4
+  let firstWord = offset / 4, words = (offset + n + 3) / 4 - firstWord
   parallelFor(words, grain: 4096) { r in
     for w in r {
-      let bits = mix64(key &+ UInt64(w) &* 0xD1B5_4A32_D192_ED03)
-      for k in 0..<4 where w * 4 + k < n {
-        mask[w * 4 + k] = (bits >> (16 * UInt64(k))) & 0xFFFF >= threshold ? 1 : 0
+      let word = firstWord + w
+      let bits = mix64(key &+ UInt64(word) &* 0xD1B5_4A32_D192_ED03)
+      for k in 0..<4 {
+        let i = word * 4 + k - offset
+        if i >= 0 && i < n { mask[i] = (bits >> (16 * UInt64(k))) & 0xFFFF >= threshold ? 1 : 0 }
       }
     }
   }
@@ -35,7 +38,7 @@ extension Tensor {
     guard p > 0, let rng else { return self }
     precondition(p < 1, "dropout: probability \(p) must be below 1")
     let mask = ByteBuffer(count: count)
-    dropoutMask(mask.pointer, count: count, p: p, key: rng.nextStream())
+    dropoutMask(mask.pointer, count: count, p: p, key: rng.nextStream(), offset: rng.elementOffset(count: count))
     let scale = 1 / (1 - p)
     let out = Tensor(uninitialized: shape)
     applyMask(out.mutableData, data, mask.pointer, scale: scale, count: count)

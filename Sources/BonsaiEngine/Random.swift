@@ -16,6 +16,13 @@ public final class RandomSource: @unchecked Sendable {
   public let seed: UInt64
   /// Streams handed out so far (saved in checkpoints to resume exactly).
   public var counter: UInt64
+  /// Under data parallelism, the rows of the global batch this process computes (the first and how many):
+  /// dropout then draws element i of a batch-major tensor as element i + first * (elements per row) of the
+  /// single process's tensor, so that every rank's masks are the single process's.
+  public var rows: (first: Int, count: Int)?
+
+  /// Where a batch-major tensor of `count` elements starts in the global batch's (0 in one process).
+  public func elementOffset(count: Int) -> Int { rows.map { $0.first * (count / max($0.count, 1)) } ?? 0 }
 
   public init(seed: UInt64, counter: UInt64 = 0) {
     self.seed = seed

@@ -19,9 +19,9 @@ public struct TokenBatch: Sendable {
     self.attentionMask = attentionMask ?? [Int](repeating: 1, count: ids.count)
   }
 
-  /// Pads `encodings` to the longest and stacks them.
-  public init(_ encodings: [Encoding], tokenizer: WordPieceTokenizer) {
-    let padded = tokenizer.pad(encodings)
+  /// Pads `encodings` to the longest (or to `length`) and stacks them.
+  public init(_ encodings: [Encoding], tokenizer: WordPieceTokenizer, length: Int? = nil) {
+    let padded = tokenizer.pad(encodings, to: length)
     self.init(batch: padded.count, tokens: padded.first?.ids.count ?? 0, ids: padded.flatMap(\.ids),
               typeIds: padded.flatMap(\.typeIds), attentionMask: padded.flatMap(\.attentionMask))
   }

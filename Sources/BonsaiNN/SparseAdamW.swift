@@ -88,7 +88,19 @@ public final class SparseAdamW {
     return order.prefix(k).map { Int32($0) }.sorted()
   }
 
+  /// Under data parallelism: sums a dense gradient over the ranks before a selection scores it.
+  public var reduceDense: ((Tensor) -> Void)?
+
+  /// Sums the k-vector gradients over the ranks with `reduce` (one flat buffer).
+  public func reduceGradients(_ reduce: (UnsafeMutablePointer<Float>, Int) -> Void) {
+    var flat = entries.flatMap(\.grad)
+    flat.withUnsafeMutableBufferPointer { reduce($0.baseAddress!, $0.count) }
+    var at = 0
+    for e in entries { e.grad = Array(flat[at..<(at + e.k)]); at += e.k }
+  }
+
   func absorb(_ e: Entry, _ g: Tensor) {
+    if e.score != nil { reduceDense?(g) }
     let gp = g.data
     if e.score != nil {
       e.score!.withUnsafeMutableBufferPointer { s in for i in 0..<g.count { s[i] += abs(gp[i]) } }

@@ -43,7 +43,7 @@ public final class ClassificationTask: TrainingTask {
   public func exampleID(_ index: Int) -> Int? { index < data.dataset.examples.count ? data.dataset.examples[index].line : nil }
 
   public func forward(_ batch: SampledBatch, rng: RandomSource?) -> TaskOutput {
-    let inputs = TokenBatch(batch.indices.map { data.encodings[$0] }, tokenizer: tokenizer)
+    let inputs = TokenBatch(batch.indices.map { data.encodings[$0] }, tokenizer: tokenizer, length: batch.shard?.tokens)
     let hidden = classifier.encoderModel.hiddenStates(inputs, rng: rng)
     let last = hidden.last!.reshaped(to: [inputs.batch, inputs.tokens, classifier.encoderModel.hiddenSize])
     return TaskOutput(batch: batch, inputs: inputs, hiddenStates: hidden, logits: classifier.head(last, batch: inputs, rng: rng),
@@ -91,7 +91,7 @@ public final class ClassificationTask: TrainingTask {
 
   /// A fresh run records its split (a resume checked it against the data in `PreparedData.prepare`).
   public func willStart(_ run: TrainingRun, resumed: Bool) throws {
-    if !resumed { try JSONEncoder.pretty.encode(recordedSplit).write(to: runDir.appendingPathComponent("split.json")) }
+    if !resumed && run.isWriter { try JSONEncoder.pretty.encode(recordedSplit).write(to: runDir.appendingPathComponent("split.json")) }
   }
 
   /// The model's part of a checkpoint: a Hugging Face folder (config.json, model.safetensors, tokenizer).

@@ -44,10 +44,13 @@ extension TrainingComponent {
 }
 
 /// One mini-batch as the sampler drew it: example indices, the first `repeated` of which repeat the
-/// previous step's examples (the repeat-half sampler; 0 otherwise).
+/// previous step's examples (the repeat-half sampler; 0 otherwise). Under data parallelism, one rank's
+/// share of a global batch (`shard`).
 public struct SampledBatch: Equatable, Sendable {
   public var indices: [Int]
   public var repeated: Int
+  /// Which rows of the global batch these are (nil: the whole batch, one process).
+  public var shard: BatchShard?
   public init(indices: [Int], repeated: Int = 0) { self.indices = indices; self.repeated = repeated }
 }
 
@@ -132,6 +135,8 @@ public protocol TrainingTask: TrainingComponent {
   func forward(_ batch: SampledBatch, rng: RandomSource?) -> TaskOutput
   /// The task's own loss, a mean over the scored rows, before any loss term.
   func loss(_ output: TaskOutput) -> Tensor
+  /// Rows the task loss averages over (under data parallelism each rank weights its loss by its share).
+  func lossUnits(_ output: TaskOutput) -> Int
   /// Scores the model being trained on `indices` (eval mode).
   func evaluate(_ indices: [Int]) -> Evaluation
   /// Scores the exported model in `folder` on `indices`.
@@ -149,10 +154,18 @@ public protocol LossTerm: TrainingComponent {
   func loss(_ output: TaskOutput, run: TrainingRun) throws -> Tensor?
   /// Trainable tensors the term owns (e.g. a projection), by checkpoint key.
   var parameters: [(key: String, tensor: Tensor)] { get }
+  /// Rows the term averages over in this batch, known before `loss` (under data parallelism each rank
+  /// weights the term by its share of them); default: every scored row.
+  func lossUnits(_ output: TaskOutput) -> Int
 }
 
 extension LossTerm {
   public var parameters: [(key: String, tensor: Tensor)] { [] }
+  public func lossUnits(_ output: TaskOutput) -> Int { output.targets.count }
+}
+
+extension TrainingTask {
+  public func lossUnits(_ output: TaskOutput) -> Int { output.targets.count }
 }
 
 /// A step metric drawn on the learning curve: `key` in metrics.jsonl, its legend, and the factor that

@@ -40,6 +40,9 @@ final class HiddenStateDistillation: LossTerm {
 
   public var parameters: [(key: String, tensor: Tensor)] { projection?.namedParameters(prefix: Self.prefix) ?? [] }
 
+  /// The MSE averages over the batch's real (non-padding) tokens.
+  public func lossUnits(_ output: TaskOutput) -> Int { output.inputs.attentionMask.filter { $0 != 0 }.count }
+
   public func loss(_ output: TaskOutput, run: TrainingRun) throws -> Tensor? {
     let tokens = output.inputs.attentionMask.enumerated().filter { $0.element != 0 }.map(\.offset)
     return DistillationLoss.hiddenMSE(student: output.hiddenStates, teacher: teacherStates(output.inputs), map: map, tokens: tokens,

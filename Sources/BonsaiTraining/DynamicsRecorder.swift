@@ -14,13 +14,18 @@ final class DynamicsRecorder: TrainingComponent {
 
   public init(task: ClassificationTask, pass: String, url: URL) { self.task = task; self.pass = pass; self.url = url }
 
+  /// Rank 0 alone writes dynamics.jsonl.
   public func willStart(_ run: TrainingRun, resumed: Bool) throws {
-    log = try DynamicsLog(url: url, truncateAfter: run.state.globalStep)
+    if run.isWriter { log = try DynamicsLog(url: url, truncateAfter: run.state.globalStep) }
   }
 
+  /// Under data parallelism every rank's records are gathered to rank 0, in the global batch's row order.
   public func didForward(_ output: TaskOutput, run: TrainingRun) throws {
     guard pass == "train" else { return }
-    log?.append(records(output, step: run.state.globalStep + 1, epoch: run.state.epoch))
+    let mine = output.batch.isWeightless ? [] : records(output, step: run.state.globalStep + 1, epoch: run.state.epoch)
+    guard run.communicator.size > 1 else { log?.append(mine); return }
+    let gathered = run.communicator.allGather(Array(try JSONEncoder().encode(mine)))
+    log?.append(try gathered.flatMap { try JSONDecoder().decode([DynamicsRecord].self, from: Data($0)) })
   }
 
   public func didStep(_ report: inout StepReport, run: TrainingRun) throws {

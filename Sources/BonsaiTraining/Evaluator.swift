@@ -28,7 +28,7 @@ final class Evaluator: TrainingComponent {
     run.progress.message("step \(report.step): " + dev.describe(metric: metric, value: value))
     if state.bestMetric.map({ Evaluator.lowerIsBetter(metric) ? value < $0 : value > $0 }) ?? true {
       state.bestMetric = value; state.bestStep = report.step; state.evalsWithoutImprovement = 0
-      try run.task.export(to: run.runDir.appendingPathComponent("best"), plan: run.plan)
+      if run.isWriter { try run.task.export(to: run.runDir.appendingPathComponent("best"), plan: run.plan) }
     } else {
       state.evalsWithoutImprovement += 1
     }

@@ -47,8 +47,9 @@ public final class LanguageModelTask: TrainingTask {
 
   /// Right-padded ids (padding never reaches a real token under the causal mask) and, per scored row,
   /// the position whose logits predict a target token.
-  static func batch(_ encodings: [TargetedEncoding], padId: Int) -> (TokenBatch, rows: [Int], targets: [Int], rowExamples: [Int]) {
-    let T = encodings.map(\.ids.count).max() ?? 0
+  /// (`length`: pad to it instead of the longest: a rank's share of a global batch.)
+  static func batch(_ encodings: [TargetedEncoding], padId: Int, length: Int? = nil) -> (TokenBatch, rows: [Int], targets: [Int], rowExamples: [Int]) {
+    let T = length ?? encodings.map(\.ids.count).max() ?? 0
     var ids: [Int] = [], mask: [Int] = [], rows: [Int] = [], targets: [Int] = [], rowExamples: [Int] = []
     for (b, e) in encodings.enumerated() {
       ids += e.ids + [Int](repeating: padId, count: T - e.ids.count)
@@ -61,7 +62,7 @@ public final class LanguageModelTask: TrainingTask {
   var padId: Int { tokenizer.padId ?? tokenizer.eosId ?? 0 }
 
   public func forward(_ batch: SampledBatch, rng: RandomSource?) -> TaskOutput {
-    let (inputs, rows, targets, rowExamples) = LanguageModelTask.batch(batch.indices.map { data.encodings[$0] }, padId: padId)
+    let (inputs, rows, targets, rowExamples) = LanguageModelTask.batch(batch.indices.map { data.encodings[$0] }, padId: padId, length: batch.shard?.tokens)
     let (hidden, states) = lm.forward(inputs, stateRows: rows)
     let output = TaskOutput(batch: batch, inputs: inputs, hiddenStates: hidden, headInput: states, logits: { [lm] in lm.logits($0) },
                             targets: targets, rowExamples: rowExamples.map { batch.indices[$0] })
@@ -144,7 +145,7 @@ public final class LanguageModelTask: TrainingTask {
 
   /// A fresh run records its split; the log says how much padding length-grouping saves.
   public func willStart(_ run: TrainingRun, resumed: Bool) throws {
-    if !resumed { try JSONEncoder.pretty.encode(data.split).write(to: runDir.appendingPathComponent("split.json")) }
+    if !resumed && run.isWriter { try JSONEncoder.pretty.encode(data.split).write(to: runDir.appendingPathComponent("split.json")) }
     let p = data.paddingFractions(batchSize: run.config.batchSize, seed: run.config.seed)
     padding = p
     run.progress.message(String(format: "batches length-grouped: %.1f%% of their tokens are padding (%.1f%% in random order)", 100 * p.grouped, 100 * p.random))

@@ -14,8 +14,13 @@ public final class MetricsLog: TrainingComponent {
 
   init(url: URL, metricName: String) { self.url = url; self.metricName = metricName }
 
+  /// Whether this process writes (rank 0 under data parallelism).
+  var writes = true
+
   public func willStart(_ run: TrainingRun, resumed: Bool) throws {
     specs = run.components.flatMap(\.curves)
+    writes = run.isWriter
+    guard writes else { return }
     if !resumed { try? FileManager.default.removeItem(at: url) }
     var kept: [String] = []
     if let text = try? String(contentsOf: url, encoding: .utf8) {
@@ -54,7 +59,7 @@ public final class MetricsLog: TrainingComponent {
 
   /// Appends one JSON object as a line (keys sorted).
   public func append(_ obj: [String: Any]) {
-    guard let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), let h = FileHandle(forWritingAtPath: url.path) else { return }
+    guard writes, let data = try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), let h = FileHandle(forWritingAtPath: url.path) else { return }
     h.seekToEndOfFile()
     h.write(data + Data("\n".utf8))
     try? h.close()

@@ -46,6 +46,8 @@ public class ParameterPlan: TrainingComponent {
   /// when nothing needs every gradient at once (no clipping, no accumulation) the update is bitwise the
   /// same, and the gradients of the whole model are never held together (less memory, no page faults).
   var updatesDuringBackward: Bool
+  /// Sums the gradients over the ranks before they are used (nil: one process; set by the run).
+  var gradientSync: GradientSync?
 
   /// `trained`: the model's parameters this plan updates densely; `sparse`: ones another optimizer updates;
   /// `extra`: loss terms' own parameters, trained densely too.
@@ -84,6 +86,9 @@ public class ParameterPlan: TrainingComponent {
     optimizer.learningRate = learningRate
     optimizer.beginStep()
     Tensor.gradientSinks = optimizer.updatingDuringBackward()
+    if let sync = gradientSync {  // every rank's backward completes the same gradients in the same order
+      Tensor.gradientSinks = Tensor.gradientSinks.map { p, update in (p, { g in sync.reduce([(g.mutableData, g.count)]); update(g) }) }
+    }
   }
 
   /// One optimizer step: clip every gradient the plan holds to a global L2 norm of `maxGradNorm`
@@ -95,6 +100,7 @@ public class ParameterPlan: TrainingComponent {
       Tensor.clearGrad(optimizer.parametersWithGradients)
       return
     }
+    if gradientSync != nil { reduceGradients() }
     if maxGradNorm > 0 {
       let coef = maxGradNorm / (Float(gradientSquaredNorm.squareRoot()) + 1e-6)
       if coef < 1 { scaleGradients(coef) }
@@ -102,6 +108,11 @@ public class ParameterPlan: TrainingComponent {
     update(learningRate: learningRate)
     Tensor.clearGrad(optimizer.parametersWithGradients)
   }
+
+  /// Sums every gradient the plan applies over the ranks.
+  func reduceGradients() { gradientSync?.reduceGradients(of: optimizer.parametersWithGradients) }
+  /// Floats a step sums over the ranks (what trains).
+  var reducedFloats: Int { trainableCount }
 
   /// Sum of squares of every gradient the plan applies.
   var gradientSquaredNorm: Double { optimizer.gradientSquaredNorm }

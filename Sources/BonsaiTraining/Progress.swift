@@ -29,6 +29,13 @@ public final class StderrProgress: ProgressSink {
   func write(_ s: String) { FileHandle.standardError.write(s.data(using: .utf8)!) }
 }
 
+/// Says nothing (ranks other than 0 under data parallelism).
+public final class SilentProgress: ProgressSink {
+  public init() {}
+  public func step(epoch: Int, step: Int, total: Int, loss: Float, learningRate: Float, examplesPerSecond: Double, eta: Double) {}
+  public func message(_ text: String) {}
+}
+
 /// Reports each optimizer step (loss, learning rate, throughput, ETA) to the run's progress sink.
 final class ProgressObserver: TrainingComponent {
   func didStep(_ report: inout StepReport, run: TrainingRun) throws {

@@ -51,14 +51,17 @@ final class SIFTPlan: ParameterPlan {
   /// (|gradient| of the task loss summed, no update).
   override func willStart(_ run: TrainingRun, resumed: Bool) throws {
     sparse.attach()
+    // under data parallelism a selection sums |the ranks' summed gradient|, as one process would
+    if let sync = gradientSync { sparse.reduceDense = { g in sync.reduce([(g.mutableData, g.count)]) } }
     guard !resumed else { return }
     let config = run.config
     let batches = lengthGroupedBatches(task.trainIndices, lengths: task.lengths, batchSize: config.batchSize, seed: config.seed, epoch: 0)
     let voteRng = RandomSource(seed: config.seed &+ 31)
     sparse.beginSelection()
     for idx in batches.prefix(options.voteBatches) {
-      let output = task.forward(SampledBatch(indices: idx), rng: voteRng)
-      task.loss(output).backward()
+      let output = run.forward(SampledBatch(indices: idx), rng: voteRng), share = run.lossShares(output)[0]
+      let loss = task.loss(output)
+      (share == 1 ? loss : loss.scaled(by: share)).backward()
     }
     sparse.endSelection()
     Tensor.clearGrad(optimizer.parametersWithGradients)
@@ -75,8 +78,16 @@ final class SIFTPlan: ParameterPlan {
   }
 
   override func step(learningRate: Float, maxGradNorm: Float) {
+    kVectorsSummed = reselecting  // a reselection gathers its k-vectors from dense gradients already summed
     if reselecting { sparse.endReselection(); reselecting = false }
     super.step(learningRate: learningRate, maxGradNorm: maxGradNorm)
+  }
+  var kVectorsSummed = false
+
+  /// The head's gradients and the gathered k-vectors: only what trains crosses between ranks.
+  override func reduceGradients() {
+    super.reduceGradients()
+    if let sync = gradientSync, !kVectorsSummed { sparse.reduceGradients { sync.reduce([($0, $1)]) } }
   }
 
   override var gradientSquaredNorm: Double { super.gradientSquaredNorm + sparse.gradientSquaredNorm }

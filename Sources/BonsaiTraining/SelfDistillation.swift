@@ -87,6 +87,12 @@ final class SelfDistillationTerm: LossTerm {
 
   public init(config: SelfDistillConfig) { self.config = config }
 
+  /// The repeated rows, when the previous logits of all of them are kept (else the term adds nothing).
+  public func lossUnits(_ output: TaskOutput) -> Int {
+    let repeated = output.batch.indices.prefix(output.batch.repeated)
+    return repeated.allSatisfy { previous[$0] != nil } ? repeated.count : 0
+  }
+
   public func loss(_ output: TaskOutput, run: TrainingRun) throws -> Tensor? {
     let idx = output.batch.indices, nR = output.batch.repeated, k = output.logits.size(-1)
     precondition(output.rowExamples == idx, "SelfDistillationTerm: needs one logits row per example")
@@ -98,7 +104,8 @@ final class SelfDistillationTerm: LossTerm {
       meter.add(alpha: Double(alpha.reduce(0, +)) / Double(nR), temperature: Double(temperature.reduce(0, +)) / Double(nR))
     }
     let z = output.logitValues
-    previous = Dictionary(uniqueKeysWithValues: (nR..<idx.count).map { (idx[$0], Array(z[($0 * k)..<(($0 + 1) * k)])) })
+    let kept = output.batch.isWeightless ? [:] : Dictionary(uniqueKeysWithValues: (nR..<idx.count).map { (idx[$0], Array(z[($0 * k)..<(($0 + 1) * k)])) })
+    previous = run.communicator.allGather(kept, encode: { $1.floats($0) }, decode: { $0.floats() })  // every rank keeps every rank's
     return term
   }
 

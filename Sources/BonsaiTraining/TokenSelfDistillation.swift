@@ -24,6 +24,14 @@ public struct TopKRow: Equatable, Sendable {
   public var temperature: Float
 }
 
+extension TopKRow {
+  /// As ranks exchange it (DataParallel.swift).
+  func encode(_ w: inout ByteWriter) { w.int32s(ids); w.floats(probabilities); w.float(rest); w.float(alpha); w.float(temperature) }
+  init(_ r: inout ByteReader) {
+    ids = r.int32s(); probabilities = r.floats(); rest = r.float(); alpha = r.float(); temperature = r.float()
+  }
+}
+
 public enum TokenSelfDistillation {
   /// The compact row of logits `z` whose target is `y`.
   public static func row(_ z: UnsafeBufferPointer<Float>, target y: Int, k: Int, config c: SelfDistillConfig) -> TopKRow {
@@ -89,6 +97,13 @@ final class TokenSelfDistillationTerm: LossTerm {
 
   init(config: SelfDistillConfig) { self.config = config }
 
+  /// The target tokens of the repeated examples, when the previous rows of all of them are kept.
+  func lossUnits(_ output: TaskOutput) -> Int {
+    let repeated = Set(output.batch.indices.prefix(output.batch.repeated))
+    let now = output.rowExamples.filter { repeated.contains($0) }.count
+    return repeated.reduce(0) { $0 + (previous[$1]?.count ?? 0) } == now ? now : 0
+  }
+
   func loss(_ output: TaskOutput, run: TrainingRun) throws -> Tensor? {
     let nR = output.batch.repeated, repeated = Set(output.batch.indices.prefix(nR))
     var term: Tensor?
@@ -100,10 +115,12 @@ final class TokenSelfDistillationTerm: LossTerm {
                 temperature: earlier.reduce(0) { $0 + Double($1.temperature) } / Double(earlier.count))
     }
     let z = output.logits.data, V = output.logits.size(-1), k = min(config.topK, V)
-    previous = [:]
-    for (i, e) in output.rowExamples.enumerated() where !repeated.contains(e) {
-      previous[e, default: []].append(TokenSelfDistillation.row(UnsafeBufferPointer(start: z + i * V, count: V), target: output.targets[i], k: k, config: config))
+    var kept: [Int: [TopKRow]] = [:]
+    for (i, e) in output.rowExamples.enumerated() where !repeated.contains(e) && !output.batch.isWeightless {
+      kept[e, default: []].append(TokenSelfDistillation.row(UnsafeBufferPointer(start: z + i * V, count: V), target: output.targets[i], k: k, config: config))
     }
+    previous = run.communicator.allGather(kept, encode: { rows, w in w.int(rows.count); for r in rows { r.encode(&w) } },
+                                          decode: { r in (0..<r.int()).map { _ in TopKRow(&r) } })  // every rank keeps every rank's
     peakRows = max(peakRows, previous.values.reduce(0) { $0 + $1.count })
     return term
   }

@@ -35,8 +35,13 @@ public final class Trainer {
   /// Loss terms of your own, made for each run after the built-in ones (docs/training.md); nil: none this run.
   public var extraLossTerms: [(TrainingTask) throws -> LossTerm?] = []
 
-  public init(config: TrainConfig, modelFolder: URL, runDir: URL, progress: ProgressSink = StderrProgress()) {
-    self.config = config; self.modelFolder = modelFolder; self.runDir = runDir; self.progress = progress
+  /// The ranks training together (DataParallel.world unless given): rank 0 alone writes and reports.
+  public let communicator: Communicator
+
+  public init(config: TrainConfig, modelFolder: URL, runDir: URL, progress: ProgressSink = StderrProgress(),
+              communicator: Communicator = DataParallel.world) {
+    self.config = config; self.modelFolder = modelFolder; self.runDir = runDir; self.communicator = communicator
+    self.progress = communicator.rank == 0 ? progress : SilentProgress()
   }
 
   /// Runs (or resumes from checkpoint-last/) training; returns the summary written to summary.json.
@@ -48,7 +53,7 @@ public final class Trainer {
     if resume {
       try run.restore(validate: checkOptionsUnchanged)
       progress.message("resuming at step \(run.state.globalStep) (epoch \(run.state.epoch + 1), batch \(run.state.batchInEpoch))")
-    } else {
+    } else if communicator.rank == 0 {
       try JSONEncoder.pretty.encode(config).write(to: runDir.appendingPathComponent("config.json"))
     }
     return try run.train(resumed: resume)
@@ -90,7 +95,7 @@ public final class Trainer {
     }
     observers.append(Evaluator(metric: config.metric, evalEvery: config.evalEvery, patience: config.patience))
     return TrainingRun(config: config, runDir: runDir, progress: progress, task: task, lossTerms: terms, taskWeight: config.distill?.alphaCE ?? 1,
-                       plan: plan, sampler: sampler, metrics: metrics, observers: observers)
+                       plan: plan, sampler: sampler, metrics: metrics, observers: observers, communicator: communicator)
   }
 
   /// A decoder learning its data's completions (or texts, or chats' assistant turns).
@@ -117,14 +122,18 @@ public final class Trainer {
     traceMemory("data prepared")
     let teacher = try config.distill.map { try DecoderTeacher(url: try Assets.model($0.teacher, log: progress.message), studentTokenizer: tokenizer) }
     if let d = config.distill, d.pseudoLabels, let teacher {
-      data = try DecoderDistillation.pseudoLabelled(data, teacher: teacher, tokenizer: tokenizer, maxLength: config.maxLength, runDir: runDir, progress: progress)
+      data = try communicator.rankZeroFirst {  // rank 0 generates and caches them, the others read the cache
+        try DecoderDistillation.pseudoLabelled(data, teacher: teacher, tokenizer: tokenizer, maxLength: config.maxLength, runDir: runDir, progress: progress)
+      }
     }
     let task = LanguageModelTask(model: model, tokenizer: tokenizer, data: data, runDir: runDir, generationTokens: config.generationTokens,
                                  metric: config.metric, ggufType: config.exportGGUF)
     task.logitsNeeded = config.selfDistill != nil
     var terms: [LossTerm] = config.selfDistill.map { [TokenSelfDistillationTerm(config: $0)] } ?? []
     if let d = config.distill, let teacher {
-      terms += try DecoderDistillation.make(d, teacher: teacher, config: config, task: task, runDir: runDir, progress: progress)
+      terms += try communicator.rankZeroFirst {  // rank 0 makes and caches the teacher's top-k rows, the others read them
+        try DecoderDistillation.make(d, teacher: teacher, config: config, task: task, runDir: runDir, progress: progress)
+      }
     }
     return (task, terms)
   }

@@ -42,9 +42,18 @@ public final class TrainingRun {
   public private(set) var startStep = 0
   /// When the training loop ended (seconds since `started`) and the peak RSS then.
   var trainedAt: (seconds: Double, peakRSS: Int)?
+  /// The ranks training together (DataParallel.swift); one process unless launched by mpirun.
+  public let communicator: Communicator
+  /// Sums the plan's gradients over the ranks.
+  public let gradientSync: GradientSync
+  /// Whether this process writes the run folder (rank 0).
+  public var isWriter: Bool { communicator.rank == 0 }
+  var isParallel: Bool { communicator.size > 1 }
 
   init(config: TrainConfig, runDir: URL, progress: ProgressSink, task: TrainingTask, lossTerms: [LossTerm], taskWeight: Float,
-       plan: ParameterPlan, sampler: BatchSampler, metrics: MetricsLog, observers: [TrainingComponent]) {
+       plan: ParameterPlan, sampler: BatchSampler, metrics: MetricsLog, observers: [TrainingComponent], communicator: Communicator = SingleProcess()) {
+    self.communicator = communicator; gradientSync = GradientSync(communicator)
+    if communicator.size > 1 { plan.gradientSync = gradientSync }
     self.config = config; self.runDir = runDir; self.progress = progress; self.task = task; self.lossTerms = lossTerms
     self.taskWeight = taskWeight; self.plan = plan; self.sampler = sampler; self.metrics = metrics; self.observers = observers
     rng = RandomSource(seed: config.seed &+ 17)
@@ -57,6 +66,10 @@ public final class TrainingRun {
   public func train(resumed: Bool) throws -> [String: Any] {
     defer { for c in components { c.didFinish(self) } }
     progress.message("\(task.splitDescription); \(totalSteps) optimizer steps")
+    if isParallel {
+      progress.message(String(format: "data parallel: %d ranks, each computes its share of every batch of %d; a step sums %.1f MB of gradients over them (%d MiB buckets)",
+                              communicator.size, config.batchSize, Double(4 * plan.reducedFloats) / 1e6, 4 * DataParallel.bucketFloats >> 20))
+    }
     started = Date(); startStep = state.globalStep
     for c in components { try c.willStart(self, resumed: resumed) }
     var stop = state.finished || state.globalStep >= totalSteps
@@ -85,32 +98,61 @@ public final class TrainingRun {
     return try finish()
   }
 
-  /// Forward and backward over one optimizer step's micro-batches; returns their mean loss.
+  /// Forward and backward over one optimizer step's micro-batches; returns their mean loss (over every rank).
   func accumulateGradients(_ batches: [SampledBatch], learningRate: Float) throws -> Float {
     let micro = config.gradientAccumulation
     var total: Float = 0, done = 0
     repeat {
-      let output = task.forward(batches[state.batchInEpoch], rng: rng)
+      let global = batches[state.batchInEpoch]
+      let output = forward(global)
+      let shares = lossShares(output)
       var loss = task.loss(output)
-      if taskWeight != 1 { loss = loss.scaled(by: taskWeight) }
-      for term in lossTerms { if let t = try term.loss(output, run: self) { loss = loss + t } }
+      if taskWeight * shares[0] != 1 { loss = loss.scaled(by: taskWeight * shares[0]) }
+      for (term, share) in zip(lossTerms, shares.dropFirst()) {
+        if let t = try term.loss(output, run: self) { loss = loss + (share == 1 ? t : t.scaled(by: share)) }
+      }
       for c in components { try c.didForward(output, run: self) }
       guard loss.item.isFinite else { throw TrainingError.nonFiniteLoss(step: state.globalStep + 1, value: loss.item) }
       plan.willBackward(step: state.globalStep, microBatch: done, learningRate: learningRate)
       (micro > 1 ? loss.scaled(by: 1 / Float(micro)) : loss).backward()
       total += loss.item / Float(micro)
-      examplesSeen += output.batch.indices.count
-      tokensSeen += output.inputs.batch * output.inputs.tokens
+      examplesSeen += global.indices.count
+      tokensSeen += global.indices.count * output.inputs.tokens
       done += 1
       state.batchInEpoch += 1
     } while done < micro && state.batchInEpoch < batches.count
+    if isParallel { var t = [Double(total)]; communicator.allReduceSum(&t); total = Float(t[0]) }
     return total
+  }
+
+  /// The forward pass of this rank's share of `global` (all of it in one process), with dropout masks drawn
+  /// as the single process draws them for those rows.
+  public func forward(_ global: SampledBatch, rng: RandomSource? = nil) -> TaskOutput {
+    let rng = rng ?? self.rng
+    guard isParallel else { return task.forward(global, rng: rng) }
+    let batch = global.sharded(rank: communicator.rank, of: communicator.size, tokens: global.indices.map { task.lengths[$0] }.max() ?? 0)
+    rng.rows = (batch.shard!.first, batch.indices.count)
+    defer { rng.rows = nil }
+    return task.forward(batch, rng: rng)
+  }
+
+  /// Each loss's weight on this rank (the task's, then each term's): its share of the rows the loss
+  /// averages over in the global batch, so that the ranks' gradients sum to the single process's. All 1
+  /// in one process.
+  public func lossShares(_ output: TaskOutput) -> [Float] {
+    guard isParallel else { return [Float](repeating: 1, count: 1 + lossTerms.count) }
+    var units = output.batch.isWeightless ? [Double](repeating: 0, count: 1 + lossTerms.count)
+      : [Double(task.lossUnits(output))] + lossTerms.map { Double($0.lossUnits(output)) }
+    let local = units
+    communicator.allReduceSum(&units)
+    return zip(local, units).map { $1 > 0 ? Float($0 / $1) : 0 }
   }
 
   func makeReport(loss: Float, learningRate: Float, batchesInEpoch: Int) -> StepReport {
     let elapsed = Date().timeIntervalSince(started), done = state.globalStep - startStep
     var metrics: [String: Double] = [:]
     for c in components { metrics.merge(c.stepMetrics()) { a, _ in a } }
+    if isParallel { let (bytes, seconds) = gradientSync.take(); metrics["allreduce_mb"] = Double(bytes) / 1e6; metrics["allreduce_ms"] = 1000 * seconds }
     return StepReport(step: state.globalStep, epoch: state.epoch,
                       epochProgress: Double(state.epoch) + Double(state.batchInEpoch) / Double(batchesInEpoch),
                       loss: loss, learningRate: learningRate, metrics: metrics,
@@ -120,13 +162,17 @@ public final class TrainingRun {
   }
 
   /// Every component's state and the trainer state, swapped in atomically as checkpoint-last/.
+  /// Under data parallelism rank 0 writes it and the others wait for it.
   func saveCheckpoint() throws {
     state.dropoutCounter = rng.counter
-    try CheckpointFolder.save(in: runDir) { writer in
-      for c in components { try c.saveState(to: writer) }
-      try writer.write("trainer_state", json: state)
+    if isWriter {
+      try CheckpointFolder.save(in: runDir) { writer in
+        for c in components { try c.saveState(to: writer) }
+        try writer.write("trainer_state", json: state)
+      }
+      for c in components { try c.didSaveCheckpoint(self) }
     }
-    for c in components { try c.didSaveCheckpoint(self) }
+    communicator.barrier()
   }
 
   /// Reads every component's state and the trainer state back from checkpoint-last/, once `validate`
@@ -143,13 +189,19 @@ public final class TrainingRun {
   func interruptIfAsked() throws {
     let env = ProcessInfo.processInfo.environment
     if let crash = env["BONSAI_TEST_CRASH_AFTER_STEP"].flatMap(Int.init), state.globalStep >= crash { exit(75) }
+    if let kill = env["BONSAI_TEST_KILL_RANK_AFTER_STEP"]?.split(separator: ":").compactMap({ Int($0) }), kill.count == 2,
+       communicator.rank == kill[0], state.globalStep >= kill[1] {  // a rank that dies (SIGKILL) mid-run
+      Foundation.kill(getpid(), SIGKILL)
+    }
     if let stopAt = env["BONSAI_TEST_STOP_AFTER_STEP"].flatMap(Int.init), state.globalStep >= stopAt {
       throw TrainingError.interrupted(step: state.globalStep)
     }
   }
 
-  /// The final model, the test split scored with the selected one (best/, else final/), summary.json.
+  /// The final model, the test split scored with the selected one (best/, else final/), summary.json;
+  /// rank 0's work alone under data parallelism (the others return an empty summary).
   func finish() throws -> [String: Any] {
+    guard isWriter else { return [:] }
     try task.export(to: runDir.appendingPathComponent("final"), plan: plan)
     var test: Evaluation?
     if !task.testIndices.isEmpty {  // --test-fraction 0: no test metrics at all, rather than zeros on zero examples

@@ -1,7 +1,9 @@
 // The `bonsai` command-line tool: one subcommand per file.
 import ArgumentParser
 import BonsaiData
+import BonsaiDistributed
 import BonsaiEngine
+import BonsaiTraining
 import Foundation
 
 @main
@@ -78,7 +80,9 @@ func jsonArray(_ values: [Float]) -> String {
 /// Runs a command body, turning errors into one clear line and exit code 1.
 func runReportingErrors(_ body: () throws -> Void) throws {
   do { try body() } catch let e as ValidationError { throw e } catch {
-    FileHandle.standardError.write(("error: " + ((error as? LocalizedError)?.errorDescription ?? "\(error)") + "\n").data(using: .utf8)!)
+    let world = DataParallel.world, rank = world.size > 1 ? " (rank \(world.rank) of \(world.size))" : ""
+    FileHandle.standardError.write(("error\(rank): " + ((error as? LocalizedError)?.errorDescription ?? "\(error)") + "\n").data(using: .utf8)!)
+    Distributed.abort(code: 1)  // the other ranks would wait for this one forever
     throw ExitCode(1)
   }
 }

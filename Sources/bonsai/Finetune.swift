@@ -1,6 +1,7 @@
 // `bonsai finetune` and `bonsai distill`, with the data and training options they share.
 import ArgumentParser
 import BonsaiData
+import BonsaiDistributed
 import BonsaiEngine
 import BonsaiModels
 import BonsaiTraining
@@ -125,7 +126,9 @@ struct TrainingOptions: ParsableArguments {
   }
 
   /// Resolves names, fills a TrainConfig, prepares the run folder and trains; prints the test metrics.
+  /// Under `mpirun -np N` (a build with the MPI trait) the N ranks train together; rank 0 prints.
   func train(model: String, data dataOptions: DataOptions, distill: DistillConfig? = nil) throws {
+    try Distributed.start()
     let (config, modelFolder) = try makeConfig(model: model, data: dataOptions, distill: distill)
     let runPath = resume ?? output ?? "runs/\(modelFolder.lastPathComponent)-\(URL(fileURLWithPath: config.data).deletingPathExtension().lastPathComponent)"
     let summary = try runTraining(config, modelFolder: modelFolder, runDir: URL(fileURLWithPath: runPath), resume: resume != nil, overwrite: overwrite)
@@ -142,7 +145,7 @@ struct TrainingOptions: ParsableArguments {
       out = ["test_examples": 0, "run": runPath,
              "evaluate": "no test split (--test-fraction 0): evaluate with bonsai eval --model \(folder) --data HELD-OUT-FILE"]
     }
-    emit(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+    if DataParallel.world.rank == 0 { emit(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self)) }
   }
 
   /// The run's configuration from these options (model and data names resolved, fetched on first use).
@@ -192,15 +195,16 @@ struct TrainingOptions: ParsableArguments {
 
 /// Trains `config` in `runDir` (refusing to replace a run unless `overwrite`); returns the summary.
 func runTraining(_ config: TrainConfig, modelFolder: URL, runDir: URL, resume: Bool, overwrite: Bool) throws -> [String: Any] {
-  let log = StderrProgress()
+  let log = StderrProgress(), world = DataParallel.world
   let fm = FileManager.default
   if !resume, fm.fileExists(atPath: runDir.appendingPathComponent("config.json").path) {
     guard overwrite else { throw TrainingError.runExists(path: runDir.path) }
-    try fm.removeItem(at: runDir)
+    if world.rank == 0 { try fm.removeItem(at: runDir) }
   }
+  world.barrier()  // every rank sees the run folder as rank 0 left it
   let trainer = Trainer(config: config, modelFolder: modelFolder, runDir: runDir, progress: log)
   let summary = try trainer.run(resume: resume)
-  log.message("run folder: \(runDir.path) (best/, final/, metrics.jsonl, summary.json, learning-curve.svg\(config.recordDynamics ? ", dynamics.jsonl" : ""))")
+  if world.rank == 0 { log.message("run folder: \(runDir.path) (best/, final/, metrics.jsonl, summary.json, learning-curve.svg\(config.recordDynamics ? ", dynamics.jsonl" : ""))") }
   return summary
 }
 
