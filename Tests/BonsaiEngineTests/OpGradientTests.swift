@@ -95,6 +95,20 @@ final class OpGradientTests: XCTestCase {
     assertGradientsMatch([a]) { a.dropout(0.3, rng: RandomSource(seed: 3)) }
   }
 
+  /// Data parallelism: a rank's rows of a batch-major tensor get exactly the single process's masks, for row
+  /// offsets that do not fall on the 4-element draws, in dropout and in attention's probabilities.
+  func testDropoutOfARanksRowsEqualsTheWholeBatchs() {
+    let rows = 7, width = 5
+    let whole = Tensor(repeating: 1, shape: [rows, width]).dropout(0.5, rng: RandomSource(seed: 11)).scalars
+    for (first, count) in [(0, 3), (3, 4), (2, 1), (6, 1)] {
+      let rng = RandomSource(seed: 11)
+      rng.rows = (first, count)
+      let part = Tensor(repeating: 1, shape: [count, width]).dropout(0.5, rng: rng).scalars
+      XCTAssertEqual(part, Array(whole[(first * width)..<((first + count) * width)]), "rows \(first)..<\(first + count)")
+    }
+    XCTAssertEqual(RandomSource(seed: 1).elementOffset(count: 99), 0, "one process: no offset")
+  }
+
   func testAttentionWithMaskBiasAndDropout() {
     let s = AttentionShape(batch: 2, tokens: 5, heads: 2, headSize: 4)
     let q = tensor([2, 5, 8], seed: 22), k = tensor([2, 5, 8], seed: 23), v = tensor([2, 5, 8], seed: 24)
