@@ -76,9 +76,9 @@ extension SampledBatch {
 public final class GradientSync {
   let communicator: Communicator
   var bucket: [Float] = []
-  /// Floats summed and seconds spent since the last `take()`.
+  /// Floats summed, seconds spent summing and seconds spent waiting for the slowest rank since the last `take()`.
   private(set) var floats = 0
-  private(set) var seconds = 0.0
+  private(set) var seconds = 0.0, waitSeconds = 0.0
 
   public init(_ communicator: Communicator) { self.communicator = communicator }
 
@@ -86,7 +86,9 @@ public final class GradientSync {
   /// parameters that have one are agreed first), so every rank reduces the same buffers.
   public func reduceGradients(of parameters: [Tensor]) {
     var present = parameters.map { $0.grad == nil ? 0.0 : 1.0 }
-    communicator.allReduceSum(&present)
+    let start = Date()
+    communicator.allReduceSum(&present)  // a few bytes: its time is the wait for the slowest rank's backward pass
+    waitSeconds += Date().timeIntervalSince(start)
     for (p, n) in zip(parameters, present) where n > 0 && p.grad == nil { p.grad = Tensor(zeros: p.shape) }
     reduce(parameters.compactMap(\.grad).map { ($0.mutableData, $0.count) })
   }
@@ -121,10 +123,10 @@ public final class GradientSync {
     seconds += Date().timeIntervalSince(start)
   }
 
-  /// Bytes summed and seconds spent since the last call, for the step's metrics.
-  func take() -> (bytes: Int, seconds: Double) {
-    defer { floats = 0; seconds = 0 }
-    return (4 * floats, seconds)
+  /// Bytes summed, seconds spent summing them and seconds waiting since the last call, for the step's metrics.
+  func take() -> (bytes: Int, seconds: Double, wait: Double) {
+    defer { floats = 0; seconds = 0; waitSeconds = 0 }
+    return (4 * floats, seconds, waitSeconds)
   }
 }
 

@@ -76,12 +76,13 @@ public final class TrainingRun {
     epochs: while state.epoch < config.epochs && !stop {
       let batches = sampler.batches(epoch: state.epoch)
       while state.batchInEpoch < batches.count {
-        let learningRate = schedule(state.globalStep)
+        let learningRate = schedule(state.globalStep), stepStarted = Date()
         let loss = try accumulateGradients(batches, learningRate: learningRate)
         plan.step(learningRate: learningRate, maxGradNorm: config.maxGradNorm)
         state.globalStep += 1
         traceMemory("step \(state.globalStep)")
         var report = makeReport(loss: loss, learningRate: learningRate, batchesInEpoch: batches.count)
+        report.metrics["step_seconds"] = Date().timeIntervalSince(stepStarted)
         for c in components { try c.didStep(&report, run: self) }
         if report.endOfEpoch { state.epoch += 1; state.batchInEpoch = 0 }
         stop = report.stop || report.isLast
@@ -152,7 +153,10 @@ public final class TrainingRun {
     let elapsed = Date().timeIntervalSince(started), done = state.globalStep - startStep
     var metrics: [String: Double] = [:]
     for c in components { metrics.merge(c.stepMetrics()) { a, _ in a } }
-    if isParallel { let (bytes, seconds) = gradientSync.take(); metrics["allreduce_mb"] = Double(bytes) / 1e6; metrics["allreduce_ms"] = 1000 * seconds }
+    if isParallel {
+      let (bytes, seconds, wait) = gradientSync.take()
+      metrics["allreduce_mb"] = Double(bytes) / 1e6; metrics["allreduce_ms"] = 1000 * seconds; metrics["rank_wait_ms"] = 1000 * wait
+    }
     return StepReport(step: state.globalStep, epoch: state.epoch,
                       epochProgress: Double(state.epoch) + Double(state.batchInEpoch) / Double(batchesInEpoch),
                       loss: loss, learningRate: learningRate, metrics: metrics,
