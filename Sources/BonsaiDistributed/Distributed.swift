@@ -43,6 +43,9 @@ public enum Distributed {
     #if MPI
     if DataParallel.world.size > 1 { return }
     DataParallel.world = MPIWorld()
+    if let mb = ProcessInfo.processInfo.environment["BONSAI_BUCKET_MB"].flatMap(Double.init), mb > 0 {  // for the benchmark's ablation
+      DataParallel.bucketFloats = max(1024, Int(mb * 262_144))
+    }
     if ProcessInfo.processInfo.environment["BONSAI_THREADS"] == nil {
       let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap(Int.init) ?? 1
       let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
