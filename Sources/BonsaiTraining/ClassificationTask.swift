@@ -8,7 +8,7 @@ import BonsaiNN
 import BonsaiTokenizers
 import Foundation
 
-public final class ClassificationTask: TrainingTask {
+public final class ClassificationTask: TrainingTask, ShardedEvaluation {
   public let classifier: SequenceClassifier
   public let tokenizer: WordPieceTokenizer
   public let data: PreparedData
@@ -63,6 +63,36 @@ public final class ClassificationTask: TrainingTask {
 
   /// Predictions and mean loss of `model` on `indices`, longest first in batches of 64, dropout off.
   public static func evaluate(_ model: SequenceClassifier, tokenizer: WordPieceTokenizer, data: PreparedData, indices: [Int]) -> ClassificationMetrics {
+    let (predicted, lossSum) = scores(model, tokenizer: tokenizer, data: data, indices: indices)
+    return metrics(data: data, indices: indices, predicted: predicted, lossSum: lossSum)
+  }
+
+  static func metrics(data: PreparedData, indices: [Int], predicted: [Int: Int], lossSum: Double) -> ClassificationMetrics {
+    ClassificationMetrics(gold: indices.map { data.labelIds[$0] }, predicted: indices.map { predicted[$0]! }, labels: data.labels,
+                          loss: indices.isEmpty ? nil : lossSum / Double(indices.count))
+  }
+
+  /// A rank's part of a dev evaluation: its summed loss and each example's prediction.
+  public func evaluationPart(_ indices: [Int]) -> [UInt8] {
+    let (predicted, lossSum) = ClassificationTask.scores(classifier, tokenizer: tokenizer, data: data, indices: indices)
+    var w = ByteWriter()
+    w.double(lossSum); w.int(predicted.count)
+    for (i, p) in predicted.sorted(by: { $0.key < $1.key }) { w.int(i); w.int(p) }
+    return w.bytes
+  }
+
+  public func evaluation(of indices: [Int], parts: [[UInt8]]) -> Evaluation {
+    var predicted: [Int: Int] = [:], lossSum = 0.0
+    for part in parts {
+      var r = ByteReader(part)
+      lossSum += r.double()
+      for _ in 0..<r.int() { let i = r.int(); predicted[i] = r.int() }
+    }
+    return ClassificationTask.metrics(data: data, indices: indices, predicted: predicted, lossSum: lossSum)
+  }
+
+  /// The prediction of each of `indices` and the sum of their losses (longest first in batches of 64, dropout off).
+  static func scores(_ model: SequenceClassifier, tokenizer: WordPieceTokenizer, data: PreparedData, indices: [Int]) -> (predicted: [Int: Int], lossSum: Double) {
     let ordered = indices.sorted { data.encodings[$0].ids.count > data.encodings[$1].ids.count }
     var predicted: [Int: Int] = [:]
     var lossSum = 0.0
@@ -78,8 +108,7 @@ public final class ClassificationTask: TrainingTask {
         predicted[i] = row.firstIndex(of: row.max()!)! - r * k
       }
     }
-    return ClassificationMetrics(gold: indices.map { data.labelIds[$0] }, predicted: indices.map { predicted[$0]! }, labels: data.labels,
-                                 loss: indices.isEmpty ? nil : lossSum / Double(indices.count))
+    return (predicted, lossSum)
   }
 
   /// An ordinary Hugging Face folder (LoRA merged), plus the plan's delta or adapters.

@@ -147,6 +147,15 @@ public protocol TrainingTask: TrainingComponent {
   var splitDescription: String { get }
 }
 
+/// A task whose evaluation ranks share (data parallelism): each scores a part of the examples, and every
+/// rank makes the whole evaluation from all the parts, so that early stopping decides the same everywhere.
+public protocol ShardedEvaluation: TrainingTask {
+  /// The per-example results of scoring `indices` with the model being trained (eval mode), as bytes.
+  func evaluationPart(_ indices: [Int]) -> [UInt8]
+  /// The evaluation of `indices` from the parts of every rank (which together score each index once).
+  func evaluation(of indices: [Int], parts: [[UInt8]]) -> Evaluation
+}
+
 /// A term added to the task loss. It owns its state (teacher, projection, previous logits) and may
 /// bring parameters of its own, which the plan then trains densely.
 public protocol LossTerm: TrainingComponent {

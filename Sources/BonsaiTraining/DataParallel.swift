@@ -159,6 +159,8 @@ struct ByteWriter {
   var bytes: [UInt8] = []
   mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { bytes += $0 } }
   mutating func float(_ v: Float) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+  mutating func double(_ v: Double) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+  mutating func string(_ v: String) { let u = Array(v.utf8); int(u.count); bytes += u }
   mutating func floats(_ v: [Float]) { int(v.count); for x in v { float(x) } }
   mutating func int32s(_ v: [Int32]) { int(v.count); for x in v { withUnsafeBytes(of: x.littleEndian) { bytes += $0 } } }
 }
@@ -175,6 +177,8 @@ struct ByteReader {
   }
   mutating func int() -> Int { Int(load(Int64.self)) }
   mutating func float() -> Float { Float(bitPattern: load(UInt32.self)) }
+  mutating func double() -> Double { Double(bitPattern: load(UInt64.self)) }
+  mutating func string() -> String { let n = int(); defer { at += n }; return String(decoding: bytes[at..<(at + n)], as: UTF8.self) }
   mutating func floats() -> [Float] { (0..<int()).map { _ in float() } }
   mutating func int32s() -> [Int32] { (0..<int()).map { _ in load(Int32.self) } }
 }

@@ -21,7 +21,7 @@ final class Evaluator: TrainingComponent {
     let evalNow = evalEvery > 0 ? report.step % evalEvery == 0 : report.endOfEpoch
     if evalNow { report.wantsCheckpoint = true }
     guard evalNow || report.isLast else { return }
-    let dev = run.task.evaluate(run.task.devIndices)
+    let dev = run.evaluate(run.task.devIndices)
     traceMemory("evaluated")
     let value = dev.value(metric) ?? dev.value("accuracy") ?? 0
     run.metrics.recordEvaluation(step: report.step, evaluation: try dev.jsonObject(), curveValue: Evaluator.lowerIsBetter(metric) ? 0 : value)

@@ -9,7 +9,7 @@ import BonsaiNN
 import BonsaiTokenizers
 import Foundation
 
-public final class LanguageModelTask: TrainingTask {
+public final class LanguageModelTask: TrainingTask, ShardedEvaluation {
   public let lm: LlamaForCausalLM
   public let tokenizer: ByteLevelBPETokenizer
   public let data: LanguageModelData
@@ -86,6 +86,43 @@ public final class LanguageModelTask: TrainingTask {
   /// Token-weighted loss and perplexity of `model` on `indices` (longest first, batches of 8), and with
   /// `generate` greedy continuations of each prompt scored against its completion.
   func evaluate(_ model: LlamaForCausalLM, indices: [Int], generate: Bool) -> LanguageEvaluation {
+    let s = scores(model, indices: indices, generate: generate)
+    return evaluation(indices: indices, nll: s.nll, tokens: s.tokens, generations: s.generations)
+  }
+
+  /// Whether an evaluation with `generate` scores greedy continuations.
+  func generates(_ generate: Bool) -> Bool { generate && generationTokens > 0 && data.dataset.format != "text" }
+
+  func evaluation(indices: [Int], nll: Double, tokens: Int, generations: [Int: String]) -> LanguageEvaluation {
+    var e = LanguageEvaluation(loss: tokens > 0 ? nll / Double(tokens) : nil, tokens: tokens, examples: indices.count)
+    if !generations.isEmpty {
+      e.score(predictions: indices.map { generations[$0] ?? "" }, references: indices.map { data.encodings[$0].reference ?? "" })
+    }
+    return e
+  }
+
+  /// A rank's part of a dev evaluation: its summed negative log-likelihood and target tokens, and its generations.
+  public func evaluationPart(_ indices: [Int]) -> [UInt8] {
+    let s = scores(lm, indices: indices, generate: devGenerates)
+    var w = ByteWriter()
+    w.double(s.nll); w.int(s.tokens); w.int(s.generations.count)
+    for (i, g) in s.generations.sorted(by: { $0.key < $1.key }) { w.int(i); w.string(g) }
+    return w.bytes
+  }
+
+  public func evaluation(of indices: [Int], parts: [[UInt8]]) -> Evaluation {
+    var nll = 0.0, tokens = 0, generations: [Int: String] = [:]
+    for part in parts {
+      var r = ByteReader(part)
+      nll += r.double(); tokens += r.int()
+      for _ in 0..<r.int() { let i = r.int(); generations[i] = r.string() }
+    }
+    return evaluation(indices: indices, nll: nll, tokens: tokens, generations: generations)
+  }
+
+  /// Summed negative log-likelihood and count of the target tokens of `indices` (longest first, batches of 8),
+  /// and with `generate` each prompt's greedy continuation.
+  func scores(_ model: LlamaForCausalLM, indices: [Int], generate: Bool) -> (nll: Double, tokens: Int, generations: [Int: String]) {
     let ordered = indices.sorted { lengths[$0] > lengths[$1] }
     var nll = 0.0, tokens = 0
     for start in stride(from: 0, to: ordered.count, by: 8) {
@@ -95,12 +132,8 @@ public final class LanguageModelTask: TrainingTask {
       let loss = withoutGrad { Tensor.crossEntropy(logits: model.forward(inputs, logitRows: rows).logits, labels: targets) }
       nll += Double(loss.item) * Double(rows.count); tokens += rows.count
     }
-    var e = LanguageEvaluation(loss: tokens > 0 ? nll / Double(tokens) : nil, tokens: tokens, examples: indices.count)
-    if generate && generationTokens > 0 && data.dataset.format != "text" {
-      let references = indices.map { data.encodings[$0].reference ?? "" }
-      e.score(predictions: generations(model, indices: indices), references: references)
-    }
-    return e
+    let made = generates(generate) ? Dictionary(uniqueKeysWithValues: zip(indices, generations(model, indices: indices))) : [:]
+    return (nll, tokens, made)
   }
 
   /// `bonsai eval` for a decoder: every example of `dataset` scored (loss, perplexity and, unless

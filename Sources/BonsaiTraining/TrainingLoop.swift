@@ -137,6 +137,15 @@ public final class TrainingRun {
     return task.forward(batch, rng: rng)
   }
 
+  /// The task's evaluation of `indices` with the model being trained: under data parallelism each rank scores
+  /// every N-th example (longest first, so that the shares take about the same time) and the parts are gathered.
+  public func evaluate(_ indices: [Int]) -> Evaluation {
+    guard isParallel, let sharded = task as? ShardedEvaluation else { return task.evaluate(indices) }
+    let ordered = indices.sorted { (task.lengths[$0], $1) > (task.lengths[$1], $0) }
+    let mine = stride(from: communicator.rank, to: ordered.count, by: communicator.size).map { ordered[$0] }
+    return sharded.evaluation(of: indices, parts: communicator.allGather(sharded.evaluationPart(mine)))
+  }
+
   /// Each loss's weight on this rank (the task's, then each term's): its share of the rows the loss
   /// averages over in the global batch, so that the ranks' gradients sum to the single process's. All 1
   /// in one process.
