@@ -30,7 +30,7 @@ public enum Distributed {
   }
 
   /// Ranks the launcher started (Open MPI's or PMI's environment), 1 when not launched by mpirun.
-  static var launchedRanks: Int {
+  public static var launchedRanks: Int {
     let env = ProcessInfo.processInfo.environment
     return (env["OMPI_COMM_WORLD_SIZE"] ?? env["PMI_SIZE"]).flatMap(Int.init) ?? 1
   }

@@ -77,9 +77,16 @@ func jsonArray(_ values: [Float]) -> String {
   "[" + values.map { $0.isFinite ? "\($0)" : "null" }.joined(separator: ",") + "]"
 }
 
-/// Runs a command body, turning errors into one clear line and exit code 1.
-func runReportingErrors(_ body: () throws -> Void) throws {
-  do { try body() } catch let e as ValidationError { throw e } catch {
+/// Runs a command body, turning errors into one clear line and exit code 1. Only the commands that train
+/// data-parallel (`dataParallel`) may be launched by mpirun as several ranks; the others refuse, rather than run
+/// N copies that write the same files.
+func runReportingErrors(dataParallel: Bool = false, _ body: () throws -> Void) throws {
+  do {
+    if !dataParallel && Distributed.launchedRanks > 1 {
+      throw ValidationError("launched as \(Distributed.launchedRanks) MPI ranks: only finetune and distill train data-parallel; run this command as one process")
+    }
+    try body()
+  } catch let e as ValidationError { throw e } catch {
     let world = DataParallel.world, rank = world.size > 1 ? " (rank \(world.rank) of \(world.size))" : ""
     FileHandle.standardError.write(("error\(rank): " + ((error as? LocalizedError)?.errorDescription ?? "\(error)") + "\n").data(using: .utf8)!)
     Distributed.abort(code: 1)  // the other ranks would wait for this one forever

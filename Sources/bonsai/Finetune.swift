@@ -218,7 +218,7 @@ struct Finetune: ParsableCommand {
   @OptionGroup var training: TrainingOptions
 
   func run() throws {
-    try runReportingErrors { try training.train(model: model, data: dataOptions) }
+    try runReportingErrors(dataParallel: true) { try training.train(model: model, data: dataOptions) }
   }
 }
 
@@ -252,7 +252,7 @@ struct Distill: ParsableCommand {
   }
 
   func run() throws {
-    try runReportingErrors {
+    try runReportingErrors(dataParallel: true) {
       var d = DistillConfig(teacher: teacher)
       d.alphaCE = alphaCe; d.alphaKD = alphaKd; d.temperature = temperature; d.alphaHidden = alphaHidden
       d.hiddenMap = hiddenMap.map { $0.split(separator: ",").map { Int($0)! } }

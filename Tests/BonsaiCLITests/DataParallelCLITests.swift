@@ -91,6 +91,13 @@ extension CLITests {
     XCTAssertGreaterThan(c2.allreduceMB[3], 40)
   }
 
+  func testCommandsThatDoNotTrainRefuseSeveralRanks() throws {
+    let r = try mpirun(2, ["shrink", "--teacher", minilm, "--layers", "2", "--output", tmp.appendingPathComponent("s").path])
+    XCTAssertNotEqual(r.status, 0)
+    XCTAssertTrue(r.stderr.contains("only finetune and distill train data-parallel"), r.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.appendingPathComponent("s").path), "nothing written")
+  }
+
   func testDecoderLoRAWithSelfDistillationAndAccumulationOnTwoRanks() throws {
     let data = tmp.appendingPathComponent("pairs.jsonl")
     try (0..<40).map { #"{"prompt": "item \#($0) ->", "completion": " \#($0 % 3 == 0 ? "fizz" : "plain") \#($0)"}"# }.joined(separator: "\n")

@@ -179,7 +179,7 @@ final class LanguageModelTests: XCTestCase {
 
     try stopAndResume(c, model: model, in: cut, afterStep: 7)
     XCTAssertEqual(try file(cut, "final/model.safetensors"), try file(whole, "final/model.safetensors"), "resumed = uninterrupted, bit for bit")
-    XCTAssertEqual(try file(cut, "metrics.jsonl"), try file(whole, "metrics.jsonl"))
+    XCTAssertEqual(try metricsWithoutTimes(cut), try metricsWithoutTimes(whole))
     // recomputing each layer (or the cheap ops between its products) in the backward pass changes nothing but memory
     for (policy, wholeLayers) in [(CheckpointPolicy.input, 0), (.products, 0), (.products, 1)] {
       var checkpointing = c
