@@ -1,8 +1,8 @@
 // Data-parallel training as a user launches it, `mpirun -np N bonsai finetune ...` (a build with the MPI
 // trait, as CI builds): 2 ranks follow one process's loss curve within float summation order, over shared
-// memory and over TCP on loopback, for full fine-tuning, SIFT (only its components cross) and a decoder's
-// LoRA with self-distillation and accumulation; a rank killed mid-run ends the job within seconds, and the
-// run resumes from its last checkpoint with another number of ranks.
+// memory and over TCP on loopback, for full fine-tuning (training dynamics gathered to rank 0), SIFT (only
+// its components cross) and a decoder's LoRA with self-distillation and accumulation; a rank killed mid-run
+// ends the job within seconds, and the run resumes from its last checkpoint with another number of ranks.
 import Foundation
 import XCTest
 
@@ -44,7 +44,23 @@ extension CLITests {
 
   var polaritySlice: [String] {
     ["--model", minilm, "--data", "polarity", "--max-steps", "4", "--batch-size", "6", "--max-length", "32", "--dev-fraction", "0.02",
-     "--test-fraction", "0.02", "--eval-every", "1"]
+     "--test-fraction", "0.02", "--eval-every", "1", "--record-dynamics"]
+  }
+
+  /// dynamics.jsonl's records as (example, step, p) in file order.
+  func dynamics(_ runDir: URL) throws -> [(id: Int, step: Int, p: Double)] {
+    try String(contentsOf: runDir.appendingPathComponent("dynamics.jsonl"), encoding: .utf8).split(separator: "\n").map {
+      let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+      return (try XCTUnwrap(o["id"] as? Int), try XCTUnwrap(o["step"] as? Int), try XCTUnwrap(o["p"] as? Double))
+    }
+  }
+
+  func assertSameDynamics(_ a: URL, _ b: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+    let x = try dynamics(a), y = try dynamics(b)
+    XCTAssertEqual(x.count, 24, "4 steps of 6 examples", file: file, line: line)
+    XCTAssertEqual(x.map(\.id), y.map(\.id), "the same examples in the same order (gathered to rank 0)", file: file, line: line)
+    XCTAssertEqual(x.map(\.step), y.map(\.step), file: file, line: line)
+    for (r, s) in zip(x, y) { XCTAssertEqual(r.p, s.p, accuracy: 1e-5, file: file, line: line) }
   }
 
   func testTwoRanksFollowOneProcessAndAKilledRankResumesWithThreeRanks() throws {
@@ -60,6 +76,7 @@ extension CLITests {
     assertSameCurve(c1.train, c2.train, "training loss, 1 process vs 2 ranks (dropout on)")
     assertSameCurve(c1.dev, c2.dev, "dev loss")
     XCTAssertEqual(c2.allreduceMB.first ?? 0, 90.9, accuracy: 0.1, "every gradient of MiniLM + head is summed")
+    try assertSameDynamics(one, two)
 
     // rank 1 dies (SIGKILL) after step 2: mpirun ends the job within seconds; 3 ranks resume it to one process's end
     let started = Date()
@@ -71,6 +88,7 @@ extension CLITests {
     XCTAssertEqual(resumed.status, 0, resumed.stderr)
     XCTAssertTrue(resumed.stderr.contains("resuming at step 2"), resumed.stderr)
     assertSameCurve(c1.train, try curves(killed).train, "killed at step 2 with 2 ranks, resumed with 3")
+    try assertSameDynamics(one, killed)
   }
 
   func testSIFTOverTCPSumsOnlyItsComponents() throws {
