@@ -30,12 +30,14 @@ public struct DistillConfig: Codable, Sendable, Equatable {
   public var unlabeled: String?
   /// Decoders: tokens of each teacher distribution kept for logit KD (the rest as one bucket; nil: 32).
   public var topK: Int?
+  /// Alignment/uniformity distillation of the sentence vectors (AlignUniform.swift; nil: none).
+  public var alignUniform: AlignUniformConfig?
 
   public init(teacher: String) { self.teacher = teacher }
 
   enum CodingKeys: String, CodingKey {
     case teacher, alphaCE = "alpha_ce", alphaKD = "alpha_kd", temperature, alphaHidden = "alpha_hidden", hiddenMap = "hidden_map"
-    case normalizeHidden = "normalize_hidden", pseudoLabels = "pseudo_labels", unlabeled, topK = "top_k"
+    case normalizeHidden = "normalize_hidden", pseudoLabels = "pseudo_labels", unlabeled, topK = "top_k", alignUniform = "align_uniform"
   }
 }
 
@@ -111,6 +113,8 @@ public final class Teacher {
   let sharesTokenizer: Bool
   /// Cached logits, one row per example of the run's data (then the unlabelled texts).
   public private(set) var logits: [[Float]] = []
+  /// Cached sentence vectors (the first token's final hidden state), when asked for, in the same order.
+  public private(set) var features: [[Float]] = []
 
   public init(folder: URL, studentTokenizer: WordPieceTokenizer) throws {
     guard let labels = ModelFolder.labels(folder) else { throw DistillError.notAClassifier(path: folder.path) }
@@ -120,19 +124,28 @@ public final class Teacher {
       && tok.encode("Distillation check: Héllo, wörld! 123").ids == studentTokenizer.encode("Distillation check: Héllo, wörld! 123").ids
   }
 
-  /// Computes (once) the teacher's logits for `texts`.
-  public func cacheLogits(_ examples: [(text: String, pair: String?)], maxLength: Int, progress: (String) -> Void) {
+  /// Computes (once) the teacher's logits for `texts` (each read with the teacher's own tokenizer) and, with
+  /// `features`, its sentence vectors.
+  public func cacheLogits(_ examples: [(text: String, pair: String?)], maxLength: Int, features keepFeatures: Bool = false, progress: (String) -> Void) {
     let encodings = examples.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) }
     let order = encodings.indices.sorted { encodings[$0].ids.count > encodings[$1].ids.count }
-    var rows = [[Float]](repeating: [], count: examples.count)
-    let k = labels.count
+    var rows = [[Float]](repeating: [], count: examples.count), vectors = keepFeatures ? rows : []
+    let k = labels.count, width = model.encoderModel.hiddenSize
     for start in stride(from: 0, to: order.count, by: 64) {
       let idx = Array(order[start..<min(start + 64, order.count)])
-      let z = withoutGrad { model(TokenBatch(idx.map { encodings[$0] }, tokenizer: tokenizer), rng: nil) }.scalars
-      for (r, i) in idx.enumerated() { rows[i] = Array(z[(r * k)..<((r + 1) * k)]) }
+      let batch = TokenBatch(idx.map { encodings[$0] }, tokenizer: tokenizer)
+      let (z, h) = withoutGrad { () -> ([Float], [Float]) in
+        let last = model.encoderModel.hiddenStates(batch, rng: nil).last!
+        let logits = model.head(last.reshaped(to: [batch.batch, batch.tokens, width]), batch: batch, rng: nil).scalars
+        return (logits, keepFeatures ? last.gatherRows((0..<batch.batch).map { $0 * batch.tokens }).scalars : [])
+      }
+      for (r, i) in idx.enumerated() {
+        rows[i] = Array(z[(r * k)..<((r + 1) * k)])
+        if keepFeatures { vectors[i] = Array(h[(r * width)..<((r + 1) * width)]) }
+      }
     }
-    logits = rows
-    progress("teacher logits cached for \(examples.count) examples")
+    logits = rows; features = vectors
+    progress("teacher logits\(keepFeatures ? " and sentence vectors" : "") cached for \(examples.count) examples")
   }
 
   /// Teacher hidden states for a student batch (same tokenizer: the same token ids).

@@ -91,12 +91,16 @@ enum DistillationSetup {
       extra = text.split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
       examples += extra.map { (text: $0, pair: nil) }
     }
-    teacher.cacheLogits(examples, maxLength: config.maxLength, progress: progress.message)
+    teacher.cacheLogits(examples, maxLength: config.maxLength, features: d.alignUniform != nil, progress: progress.message)
     if d.pseudoLabels || !extra.isEmpty { data = teacherLabelled(data, teacher: teacher, pseudoLabels: d.pseudoLabels, extra: extra, tokenizer: tokenizer, maxLength: config.maxLength, progress: progress) }
     var terms: [LossTerm] = []
     if d.alphaKD > 0 { terms.append(LogitDistillation(teacher: teacher, weight: d.alphaKD, temperature: d.temperature)) }
     if d.alphaHidden > 0 {
       terms.append(HiddenStateDistillation(teacherStates: teacher.hiddenStates, weight: d.alphaHidden, map: hiddenMap, normalize: d.normalizeHidden, projection: projection))
+    }
+    if let au = d.alignUniform {
+      terms.append(AlignUniformDistillation(teacher: teacher, studentWidth: ws, config: au, rng: RandomSource(seed: config.seed &+ 37)))
+      progress.message("alignment/uniformity distillation: sentence vectors through \(ws) -> \(au.dim) and \(wt) -> \(au.dim) projectors")
     }
     return terms
   }

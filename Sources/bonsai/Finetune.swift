@@ -229,9 +229,14 @@ struct Distill: ParsableCommand {
   @Option(name: .long, help: "A fine-tuned teacher, e.g. a finetune run's best/: a classifier folder (with id2label), or a decoder (folder or .gguf) with the student's vocabulary.") var teacher: String
   @Option(name: .long, help: "The student: a model name or folder (e.g. made by `bonsai shrink`).") var student: String
   @OptionGroup var dataOptions: DataOptions
-  @Option(name: .long, help: "Weight of cross-entropy on the (gold or pseudo) labels.") var alphaCe: Float = 0.2
-  @Option(name: .long, help: "Weight of T^2 * KL(teacher || student) at temperature T.") var alphaKd: Float = 0.8
-  @Option(name: .long, help: "Distillation temperature T.") var temperature: Float = 2
+  @Option(name: .long, help: "kd (Hinton's logit KD, the variants below) or align-uniform (Farhat & Chen: CE + alignment + uniformity of projected sentence vectors + KD at T=4).")
+  var loss = "kd"
+  @Option(name: .long, help: "Weight of cross-entropy on the (gold or pseudo) labels (default 0.2; align-uniform: 1).") var alphaCe: Float?
+  @Option(name: .long, help: "Weight of T^2 * KL(teacher || student) at temperature T (default 0.8; align-uniform: 1).") var alphaKd: Float?
+  @Option(name: .long, help: "Distillation temperature T (default 2; align-uniform: 4).") var temperature: Float?
+  @Option(name: .long, help: "align-uniform: weight of the alignment term.") var alignWeight: Float = 1
+  @Option(name: .long, help: "align-uniform: weight of the uniformity term.") var uniformWeight: Float = 1
+  @Option(name: .long, help: "align-uniform: width of the projected sentence vectors.") var projectionDim = 128
   @Option(name: .long, help: "Weight of the hidden-state MSE (needs a shared tokenizer; a narrower student gets a learned projection).") var alphaHidden: Float = 0
   @Option(name: .long, help: "Teacher layer per student layer, e.g. 0,6,11 (default: the student's copied layers).") var hiddenMap: String?
   @Flag(name: .long, help: "Parameter-free layer norm on both hidden states before the MSE.") var normalizeHidden = false
@@ -240,11 +245,18 @@ struct Distill: ParsableCommand {
   @Option(name: .long, help: "Decoders: tokens of each teacher distribution kept for logit KD, the rest as one bucket (cached once per run).") var topK = 32
   @OptionGroup var training: TrainingOptions
 
+  var alignUniform: Bool { loss == "align-uniform" }
+
   func validate() throws {
-    if alphaCe < 0 || alphaKd < 0 || alphaHidden < 0 || alphaCe + alphaKd + alphaHidden == 0 {
+    guard ["kd", "align-uniform"].contains(loss) else { throw ValidationError("--loss must be kd or align-uniform, got '\(loss)'") }
+    let ce = alphaCe ?? 0.2, kd = alphaKd ?? 0.8
+    if ce < 0 || kd < 0 || alphaHidden < 0 || (ce + kd + alphaHidden == 0 && !alignUniform) {
       throw ValidationError("--alpha-ce, --alpha-kd and --alpha-hidden must be >= 0 and not all 0")
     }
-    if !(temperature > 0) { throw ValidationError("--temperature must be positive, got \(temperature)") }
+    if let t = temperature, !(t > 0) { throw ValidationError("--temperature must be positive, got \(t)") }
+    if alignWeight < 0 || uniformWeight < 0 || projectionDim < 1 {
+      throw ValidationError("--align-weight and --uniform-weight must be >= 0 and --projection-dim at least 1")
+    }
     if topK < 1 { throw ValidationError("--top-k must be at least 1, got \(topK)") }
     if let m = hiddenMap, m.split(separator: ",").contains(where: { Int($0) == nil }) {
       throw ValidationError("--hidden-map must be comma-separated integers, got '\(m)'")
@@ -254,7 +266,13 @@ struct Distill: ParsableCommand {
   func run() throws {
     try runReportingErrors(dataParallel: true) {
       var d = DistillConfig(teacher: teacher)
-      d.alphaCE = alphaCe; d.alphaKD = alphaKd; d.temperature = temperature; d.alphaHidden = alphaHidden
+      d.alphaCE = alphaCe ?? (alignUniform ? 1 : 0.2); d.alphaKD = alphaKd ?? (alignUniform ? 1 : 0.8)
+      d.temperature = temperature ?? (alignUniform ? 4 : 2); d.alphaHidden = alphaHidden
+      if alignUniform {
+        var au = AlignUniformConfig()
+        au.alignWeight = alignWeight; au.uniformWeight = uniformWeight; au.dim = projectionDim
+        d.alignUniform = au
+      }
       d.hiddenMap = hiddenMap.map { $0.split(separator: ",").map { Int($0)! } }
       d.normalizeHidden = normalizeHidden; d.pseudoLabels = pseudoLabels; d.unlabeled = unlabeled
       if DecoderCheckpoint.isDecoder(try Assets.model(student)) { d.topK = topK }
