@@ -11,7 +11,7 @@ struct Bonsai: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bonsai",
     abstract: "Fine-tune, shrink, distil and sparsify small language models on a CPU.",
-    subcommands: [Fetch.self, Tokenize.self, Embed.self, Finetune.self, Eval.self, Predict.self, ShrinkCommand.self, InitCommand.self, Distill.self,
+    subcommands: [Fetch.self, Tokenize.self, Embed.self, Finetune.self, Eval.self, Predict.self, ShrinkCommand.self, InitCommand.self, Distill.self, Augment.self,
                   Datamap.self, Select.self, FTFT.self, ApplyDelta.self, Generate.self, Chat.self, Score.self, Convert.self])
 }
 
