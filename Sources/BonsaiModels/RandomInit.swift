@@ -50,8 +50,8 @@ public enum RandomInit {
   /// (config.json, model.safetensors, the tokenizer files of `like`), atomically; returns its config.
   @discardableResult
   public static func makeBERT(like: URL, shape: Shape, seed: UInt64, output: URL) throws -> BertConfig {
-    let fm = FileManager.default, configURL = like.appendingPathComponent("config.json")
-    guard let data = fm.contents(atPath: configURL.path), let likeConfig = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+    let configURL = like.appendingPathComponent("config.json")
+    guard let data = FileManager.default.contents(atPath: configURL.path), let likeConfig = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
       throw CheckpointError.unreadable(path: configURL.path, reason: "cannot read config.json")
     }
     let json = try JSONSerialization.data(withJSONObject: try bertConfig(like: likeConfig, shape: shape, likePath: like.path, seed: seed),
@@ -60,18 +60,7 @@ public enum RandomInit {
     let model = ParameterInit.deferred { BertModel(config: config) }
     let params = model.namedParameters()
     initialize(params, config: config, rng: RandomSource(seed: seed))
-    let tmp = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).tmp-\(getpid())")
-    try? fm.removeItem(at: tmp)
-    try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
-    try json.write(to: tmp.appendingPathComponent("config.json"))
-    try writeSafeTensors(params, to: tmp.appendingPathComponent("model.safetensors").path, metadata: ["format": "pt"])
-    for name in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] {
-      let src = like.appendingPathComponent(name)
-      if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(name)) }
-    }
-    try? fm.removeItem(at: output)
-    try fm.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
-    try fm.moveItem(at: tmp, to: output)
+    try writeStudentFolder(config: json, tensors: params, tokenizerFrom: like, to: output)
     return config
   }
 

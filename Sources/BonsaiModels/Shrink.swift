@@ -93,17 +93,26 @@ public enum Shrink {
       ParameterInit.initialize(tensors, std: Float(config["initializer_range"] as? Double ?? 0.02), rng: RandomSource(seed: seed))
       config["init_metadata"] = ["teacher": teacher.path, "random_init": true, "seed": seed]
     }
-    let tmp = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).tmp-\(getpid())")
-    try? fm.removeItem(at: tmp)
-    try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
-    try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
-    try writeSafeTensors(tensors, to: tmp.appendingPathComponent("model.safetensors").path)
-    for name in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] {
-      let src = teacher.appendingPathComponent(name)
-      if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(name)) }
-    }
-    try? fm.removeItem(at: output)
-    try fm.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
-    try fm.moveItem(at: tmp, to: output)
+    try writeStudentFolder(config: try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]), tensors: tensors,
+                           tokenizerFrom: teacher, to: output)
   }
+}
+
+/// A new model folder swapped in atomically: config.json, model.safetensors (with `metadata`) and the tokenizer
+/// files of `source` (a shrunk student's teacher, a random student's model it is like).
+func writeStudentFolder(config: Data, tensors: [(key: String, tensor: Tensor)], metadata: [String: String] = ["format": "pt"], tokenizerFrom source: URL,
+                        to output: URL) throws {
+  let fm = FileManager.default
+  let tmp = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).tmp-\(getpid())")
+  try? fm.removeItem(at: tmp)
+  try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+  try config.write(to: tmp.appendingPathComponent("config.json"))
+  try writeSafeTensors(tensors, to: tmp.appendingPathComponent("model.safetensors").path, metadata: metadata)
+  for name in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] {
+    let src = source.appendingPathComponent(name)
+    if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(name)) }
+  }
+  try? fm.removeItem(at: output)
+  try fm.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
+  try fm.moveItem(at: tmp, to: output)
 }

@@ -94,9 +94,14 @@ public final class SparseAdamW {
   /// Sums the k-vector gradients over the ranks with `reduce` (one flat buffer).
   public func reduceGradients(_ reduce: (UnsafeMutablePointer<Float>, Int) -> Void) {
     var flat = entries.flatMap(\.grad)
-    flat.withUnsafeMutableBufferPointer { reduce($0.baseAddress!, $0.count) }
-    var at = 0
-    for e in entries { e.grad = Array(flat[at..<(at + e.k)]); at += e.k }
+    flat.withUnsafeMutableBufferPointer { f in
+      reduce(f.baseAddress!, f.count)
+      var at = 0
+      for e in entries {  // back into each accumulator in place (no new arrays every step)
+        e.grad.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: f.baseAddress! + at, count: e.k) }
+        at += e.k
+      }
+    }
   }
 
   func absorb(_ e: Entry, _ g: Tensor) {
