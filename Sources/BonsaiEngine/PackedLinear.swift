@@ -68,13 +68,10 @@ extension Tensor {
   static func smallProducts(_ x: Tensor, packed layers: [(weight: PackedMatrix, bias: Tensor?)]) -> [Tensor] {
     let inF = x.shape.last!, rows = x.count / inF
     for (w, _) in layers { precondition(w.columns == inF, "linear: packed weight [\(w.rows), \(w.columns)] for input \(x.shape)") }
-    // the input once, quantised per block of 32 for the Q formats: codes, then (dx, sx) pairs both ways round
-    let pairs = Int(bq_pairs_per_row(Int32(inF))), quantized = layers.contains { $0.weight.format.isQuantized }
-    let scratch = Storage(count: quantized ? rows * inF / 2 + 2 * rows * pairs : 0, zeroed: false)
-    let codes = UnsafeMutableRawPointer(scratch.pointer).assumingMemoryBound(to: Int16.self)
-    let ds = scratch.pointer + rows * inF / 2
-    let activations = bq_activations(q: codes, ds: ds, sd: ds + rows * pairs)
-    if quantized { bq_quantize_rows(x.data, Int32(rows), Int32(inF), inF, activations) }
+    // the input once, quantised per block of 32 for the Q formats (in the layout of the kernels in use)
+    let quantized = layers.contains { $0.weight.format.isQuantized }
+    let scratch = Storage(count: quantized ? bq_activation_floats(Int32(rows), Int32(inF)) : 0, zeroed: false)
+    let activations = quantized ? bq_quantize_rows(x.data, Int32(rows), Int32(inF), inF, scratch.pointer) : bq_activations()
     let xp = x.data
     let outputs = SmallLinear.products(x, outFeatures: layers.map(\.weight.rows), biases: layers.map(\.bias)) { i, range, y in
       let w = layers[i].weight

@@ -87,5 +87,12 @@ extension PackedFormat {
   }
 }
 
-/// Which kernels this build uses for packed products ("avx2" or "scalar").
+/// Which kernels packed products use ("avx512", "avx2" or "scalar").
 public var packedKernels: String { String(cString: bq_kernel_name()) }
+
+/// The kernel sets for packed products that this build has, best first (the first is the default).
+public var availablePackedKernels: [String] { String(cString: bq_kernels_available()).split(separator: " ").map(String.init) }
+
+/// Uses the named kernels for packed products from now on (not while products run); false if this build lacks them.
+@discardableResult
+public func usePackedKernels(_ name: String) -> Bool { bq_use_kernels(name) != 0 }

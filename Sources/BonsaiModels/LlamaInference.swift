@@ -8,8 +8,8 @@ import Foundation
 
 /// Keys (after rotary) and values of every layer for B sequences, up to `capacity` positions each.
 public final class LlamaKVCache {
-  let batch: Int, capacity: Int, width: Int
-  /// Per layer [B, capacity, K*D].
+  let batch: Int, capacity: Int, width: Int, heads: Int
+  /// Per layer [B, K, capacity, D]: each key/value head's positions in a row, so that attending streams them.
   var keys: [[Float]], values: [[Float]]
   /// Filled positions (the same for every row), and which of them are real tokens, per row.
   public internal(set) var length = 0
@@ -17,8 +17,8 @@ public final class LlamaKVCache {
   /// The position (rotary index) of each row's next token.
   var nextPosition: [Int]
 
-  init(layers: Int, batch: Int, capacity: Int, width: Int) {
-    self.batch = batch; self.capacity = capacity; self.width = width
+  init(layers: Int, batch: Int, capacity: Int, heads: Int, headSize: Int) {
+    self.batch = batch; self.capacity = capacity; self.width = heads * headSize; self.heads = heads
     keys = Array(repeating: [Float](repeating: 0, count: batch * capacity * width), count: layers)
     values = keys
     real = Array(repeating: [], count: batch)
@@ -32,7 +32,7 @@ extension LlamaForCausalLM {
   public func prefill(ids: [[Int]], extra: Int) -> (LlamaKVCache, Tensor) {
     let B = ids.count, T = ids.map(\.count).max() ?? 0, c = config
     precondition(T > 0, "prefill: empty prompts")
-    let cache = LlamaKVCache(layers: c.numHiddenLayers, batch: B, capacity: T + extra, width: c.numKeyValueHeads * c.headDim)
+    let cache = LlamaKVCache(layers: c.numHiddenLayers, batch: B, capacity: T + extra, heads: c.numKeyValueHeads, headSize: c.headDim)
     var flat: [Int] = [], mask: [Int] = [], positions: [Int] = []
     for (b, row) in ids.enumerated() {
       let pad = T - row.count
@@ -77,46 +77,60 @@ extension LlamaForCausalLM {
 extension LlamaKVCache {
   /// The prompt's keys and values [B*T, K*D] into positions 0..<T.
   func store(layer l: Int, keys k: Tensor, values v: Tensor, tokens T: Int) {
-    let kp = k.data, vp = v.data
-    for b in 0..<batch {
-      let dst = b * capacity * width, src = b * T * width
-      keys[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: dst).update(from: kp + src, count: T * width) }
-      values[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: dst).update(from: vp + src, count: T * width) }
-    }
+    for t in 0..<T { put(layer: l, keys: k.data, values: v.data, rowOf: { $0 * T + t }, at: t) }
   }
 
   /// One row per sequence at position `length`.
   func append(layer l: Int, keys k: Tensor, values v: Tensor) {
-    let kp = k.data, vp = v.data
-    for b in 0..<batch {
-      let dst = (b * capacity + length) * width
-      keys[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: dst).update(from: kp + b * width, count: width) }
-      values[l].withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: dst).update(from: vp + b * width, count: width) }
-    }
+    put(layer: l, keys: k.data, values: v.data, rowOf: { $0 }, at: length)
+  }
+
+  /// Row rowOf(b) of k and v ([rows, K*D]) into position `at` of sequence b, for every b.
+  private func put(layer l: Int, keys kp: UnsafePointer<Float>, values vp: UnsafePointer<Float>, rowOf: (Int) -> Int, at: Int) {
+    let K = heads, D = width / heads
+    keys[l].withUnsafeMutableBufferPointer { kb in values[l].withUnsafeMutableBufferPointer { vb in
+      for b in 0..<batch {
+        for h in 0..<K {
+          let dst = ((b * K + h) * capacity + at) * D, src = rowOf(b) * width + h * D
+          (kb.baseAddress! + dst).update(from: kp + src, count: D)
+          (vb.baseAddress! + dst).update(from: vp + src, count: D)
+        }
+      }
+    } }
   }
 
   /// softmax(q k^T / sqrt(D)) v for one query per row over its first `length` cached positions (padding
-  /// skipped); query head h reads key/value head h / (H/K). Returns [B, H*D].
+  /// skipped); query head h reads key/value head h / (H/K). Returns [B, H*D]. The query heads that share a
+  /// key/value head are done together, so that each cached row is read once for all of them (at batch 8
+  /// the cache no longer fits the caches: reading it once per query head took a seventh of a step).
   func attend(layer l: Int, queries q: Tensor, heads H: Int, headSize D: Int, length L: Int) -> Tensor {
     let K = width / D, group = H / K, scale = 1 / Float(D).squareRoot()
     let out = Tensor(zeros: [batch, H * D])
     let qp = q.data, op = out.mutableData
     keys[l].withUnsafeBufferPointer { kb in values[l].withUnsafeBufferPointer { vb in
-      parallelFor(batch * H) { range in
-        var scores = [Float](repeating: 0, count: L)
-        for bh in range {
-          let b = bh / H, h = bh % H, kvh = h / group, real = self.real[b]
-          let qr = qp + (b * H + h) * D
-          var m = -Float.infinity
+      parallelFor(batch * K) { range in
+        var scores = [Float](repeating: 0, count: group * L), top = [Float](repeating: 0, count: group)
+        for bk in range {
+          let b = bk / K, kvh = bk % K, real = self.real[b]
+          let queries = qp + (b * H + kvh * group) * D, outputs = op + (b * H + kvh * group) * D
+          let row = { (j: Int) in (b * K + kvh) * self.capacity + j }  // a cached position's row of D
+          for g in 0..<group { top[g] = -Float.infinity }
           for j in 0..<L where real[j] {
-            scores[j] = dot(qr, kb.baseAddress! + ((b * capacity + j) * K + kvh) * D, D) * scale
-            m = max(m, scores[j])
+            let k = kb.baseAddress! + row(j) * D
+            for g in 0..<group {
+              let s = dot(queries + g * D, k, D) * scale
+              scores[g * L + j] = s
+              top[g] = max(top[g], s)
+            }
           }
-          var total: Float = 0
-          for j in 0..<L where real[j] { scores[j] = Foundation.exp(scores[j] - m); total += scores[j] }
-          let o = op + (b * H + h) * D
+          for g in 0..<group {  // softmax of each head's scores; top[g] becomes its total
+            var total: Float = 0
+            for j in 0..<L where real[j] { scores[g * L + j] = Foundation.exp(scores[g * L + j] - top[g]); total += scores[g * L + j] }
+            top[g] = total
+          }
           for j in 0..<L where real[j] {
-            addScaled(o, scores[j] / total, vb.baseAddress! + ((b * capacity + j) * K + kvh) * D, D)
+            let v = vb.baseAddress! + row(j) * D
+            for g in 0..<group { addScaled(outputs + g * D, scores[g * L + j] / top[g], v, D) }
           }
         }
       }

@@ -1,5 +1,5 @@
 // Helpers shared by the kernel files of CBonsaiQuant (not part of its public header): fp16/bf16 scalars and
-// block sizes, and whether this build has the AVX2 kernels.
+// block sizes, and whether this build has the AVX2 and AVX-512 kernels.
 #ifndef BONSAI_QUANT_BLOCKS_H
 #define BONSAI_QUANT_BLOCKS_H
 #include "include/bonsai_quant.h"
@@ -9,6 +9,9 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define BQ_AVX2 1
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define BQ_AVX512 1
+#endif
 #endif
 
 #define BQ_ALWAYS static inline __attribute__((always_inline))

@@ -3,6 +3,7 @@
 //   bonsai-bench --sgemm
 //   bonsai-bench --kernels --threads 1     (ns per element of the SIMD kernels: GELU, softmax, layer norm, AdamW)
 //   bonsai-bench --decoder FILE.gguf|DIR --mode prefill|generate|train --batch B --tokens T --new 128 --threads 2
+//                [--packed-kernels avx512|avx2|scalar]   (the kernels over GGUF blocks; default the best this build has)
 //     prefill: one forward of B x T tokens; generate: B prompts of T tokens, then --new greedy tokens each
 //     (KV cache; tokens/s counts new tokens, timed after the prompt as llama-bench's tg); generate-all: the
 //     same through `Generator`, prompt included; train: forward + backward of the causal-LM loss on B x T;
@@ -60,6 +61,11 @@ func rssLine(_ tag: String) {
   FileHandle.standardError.write("\(elapsed)\(tag): \(parts.joined(separator: " ")) tensors live \(live) MiB peak \(peak) MiB cached \(BlockCache.cachedBytes >> 20) MiB\(heap)\n".data(using: .utf8)!)
 }
 Engine.threads = Int(arg("threads", "2"))!
+let packedChoice = arg("packed-kernels", packedKernels)
+guard usePackedKernels(packedChoice) else {
+  FileHandle.standardError.write("error: --packed-kernels \(packedChoice): this build has \(availablePackedKernels.joined(separator: ", "))\n".data(using: .utf8)!)
+  exit(1)
+}
 if CommandLine.arguments.contains("--sgemm") {
   print(String(format: "{\"sgemm_gflops\": %.1f, \"threads\": %d}", measureSGEMM(n: 1024, seconds: 1.0), Engine.threads))
   exit(0)

@@ -45,11 +45,23 @@ final class PackedMatrixTests: XCTestCase {
   }
 
   func testDecodingProductsEqualTheirReferenceAndStayWithinTheActivationRounding() {
-    let inF = 320, outF = 77
+    // every kernel set this build has (avx512, avx2, scalar), rows of an even and an odd number of blocks
+    XCTAssertEqual(availablePackedKernels.first, packedKernels, "the best kernels are the default")
+    XCTAssertFalse(usePackedKernels("no-such-kernels"))
+    defer { usePackedKernels(availablePackedKernels[0]) }
+    for kernels in availablePackedKernels {
+      XCTAssertTrue(usePackedKernels(kernels))
+      XCTAssertEqual(packedKernels, kernels)
+      for inF in [320, 352] { checkDecodingProducts(inF: inF, kernels: kernels) }
+    }
+  }
+
+  func checkDecodingProducts(inF: Int, kernels: String) {
+    let outF = 77
     let w32 = random([outF, inF], seed: 2), bias = random([outF], seed: 3)
     for format in formats {
       let packed = PackedMatrix(quantizing: w32, to: format), w = packed.dequantized()
-      for rows in [1, 2, 3, 8] {
+      for rows in [1, 2, 3, 5, 8] {
         let x = random([rows, inF], seed: UInt64(10 + rows))
         let y = withoutGrad { x.linear(packed: packed, bias: bias) }
         XCTAssertEqual(y.shape, [rows, outF])
@@ -64,8 +76,8 @@ final class PackedMatrixTests: XCTestCase {
               scale += abs(wj * Double(xr[j])); bound += abs(wj) * step[j] / 2
             }
             let got = Double(y.data[r * outF + o])
-            XCTAssertEqual(got, reference, accuracy: 2e-6 * (scale + 1), "\(format) rows \(rows): [\(r), \(o)] against the rounded activations")
-            XCTAssertEqual(got, exact, accuracy: bound + 2e-6 * (scale + 1), "\(format) rows \(rows): [\(r), \(o)] within the activation rounding")
+            XCTAssertEqual(got, reference, accuracy: 2e-6 * (scale + 1), "\(kernels) \(format) rows \(rows) in \(inF): [\(r), \(o)] against the rounded activations")
+            XCTAssertEqual(got, exact, accuracy: bound + 2e-6 * (scale + 1), "\(kernels) \(format) rows \(rows) in \(inF): [\(r), \(o)] within the activation rounding")
           }
         }
       }

@@ -60,7 +60,12 @@ final class PackedDecoderTests: XCTestCase {
     for (key, t) in packed.materializedParameters() where key.contains("layers.3.") || key.hasPrefix("model.embed") {
       XCTAssertEqual(t.scalars, fp32[key]?.scalars, "\(key): q/k rows in Hugging Face order, values as gguf dequantises")
     }
-    compare(packed, reference, "Q4_1 file", tokenizer: tok, prompts: try prompts())
+    // with every kernel set this build has (avx512, avx2, scalar)
+    defer { usePackedKernels(availablePackedKernels[0]) }
+    for kernels in availablePackedKernels {
+      XCTAssertTrue(usePackedKernels(kernels))
+      compare(packed, reference, "Q4_1 file, \(kernels) kernels", tokenizer: tok, prompts: try prompts())
+    }
   }
 
   func testEveryFormatAgainstTheFP32PathOnItsWeights() throws {
