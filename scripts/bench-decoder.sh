@@ -10,6 +10,7 @@
 # Bonsai's generation is timed after its prompt, as llama-bench's tg; transformers' includes its 16-token prompt.
 # Peak RSS is the process's VmHWM. llama.cpp is never built here: LLAMA_BENCH and LLAMA_QUANTIZE name binaries you
 # built yourself (without them only the transformers table is printed). ONLY_LLAMA=1 skips transformers.
+# PACKED_KERNELS=avx2|scalar runs Bonsai with other kernels than the best its build has.
 #   [LLAMA_BENCH=... LLAMA_QUANTIZE=... ROUNDS=3 FORMATS="Q4_1 Q8_0"] scripts/bench-decoder.sh
 #   (needs the reference environment: shared/reference/, + gguf and accelerate)
 # Prints JSON lines and the tables, naming the CPU.
@@ -26,7 +27,8 @@ for f in ${FORMATS:-Q4_1 Q8_0 F16 F32}; do
   file[$f]=$path
 done
 bonsai() {  # FORMAT MODE BATCH TOKENS NEW THREADS [extra flags]
-  .build/release/bonsai-bench --decoder "${file[$1]}" --mode $2 --batch $3 --tokens $4 --new $5 --threads $6 --steps 2 "${@:7}" \
+  .build/release/bonsai-bench --decoder "${file[$1]}" --mode $2 --batch $3 --tokens $4 --new $5 --threads $6 --steps 2 \
+    ${PACKED_KERNELS:+--packed-kernels $PACKED_KERNELS} "${@:7}" \
     | sed "s/\"impl\": \"bonsai\"/\"impl\": \"bonsai\", \"format\": \"$1\", \"file_mib\": $(( $(stat -L -c %s "${file[$1]}") >> 20 ))/"
 }
 if [ "${ONLY_LLAMA:-0}" != 1 ]; then

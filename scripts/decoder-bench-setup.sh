@@ -3,7 +3,7 @@
 # $GGUF, and the CPU named on stderr.
 cd "$(dirname "$0")/.."
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
-swift build -c release --product bonsai-bench >/dev/null
+swift build -c release --product bonsai-bench ${SWIFT_BUILD_FLAGS:-} >/dev/null  # e.g. SWIFT_BUILD_FLAGS='--traits MPI' to keep a test build
 PY=${PY:-$HOME/.cache/bonsai-ref/venv/bin/python}
 GGUF=${BONSAI_HOME:-$HOME/.cache/bonsai}/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -f "$GGUF" ] || .build/release/bonsai fetch smollm2 >/dev/null

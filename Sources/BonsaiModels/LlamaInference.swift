@@ -9,8 +9,11 @@ import Foundation
 /// Keys (after rotary) and values of every layer for B sequences, up to `capacity` positions each.
 public final class LlamaKVCache {
   let batch: Int, capacity: Int, width: Int, heads: Int
-  /// Per layer [B, K, capacity, D]: each key/value head's positions in a row, so that attending streams them.
+  /// Per layer: keys [B, K, D, keyStride] (transposed: 16 positions of one dimension are one vector, so
+  /// that scores need no horizontal sums) and values [B, K, capacity, D]; each head's positions in a row.
   var keys: [[Float]], values: [[Float]]
+  /// Positions per key row: the capacity rounded up to 16.
+  let keyStride: Int
   /// Filled positions (the same for every row), and which of them are real tokens, per row.
   public internal(set) var length = 0
   var real: [[Bool]]
@@ -19,8 +22,9 @@ public final class LlamaKVCache {
 
   init(layers: Int, batch: Int, capacity: Int, heads: Int, headSize: Int) {
     self.batch = batch; self.capacity = capacity; self.width = heads * headSize; self.heads = heads
-    keys = Array(repeating: [Float](repeating: 0, count: batch * capacity * width), count: layers)
-    values = keys
+    keyStride = (capacity + 15) / 16 * 16
+    keys = Array(repeating: [Float](repeating: 0, count: batch * keyStride * width), count: layers)
+    values = Array(repeating: [Float](repeating: 0, count: batch * capacity * width), count: layers)
     real = Array(repeating: [], count: batch)
     nextPosition = Array(repeating: 0, count: batch)
   }
@@ -91,9 +95,9 @@ extension LlamaKVCache {
     keys[l].withUnsafeMutableBufferPointer { kb in values[l].withUnsafeMutableBufferPointer { vb in
       for b in 0..<batch {
         for h in 0..<K {
-          let dst = ((b * K + h) * capacity + at) * D, src = rowOf(b) * width + h * D
-          (kb.baseAddress! + dst).update(from: kp + src, count: D)
-          (vb.baseAddress! + dst).update(from: vp + src, count: D)
+          let src = rowOf(b) * width + h * D, keysT = kb.baseAddress! + (b * K + h) * D * keyStride + at
+          for d in 0..<D { keysT[d * keyStride] = kp[src + d] }
+          (vb.baseAddress! + ((b * K + h) * capacity + at) * D).update(from: vp + src, count: D)
         }
       }
     } }
@@ -101,36 +105,60 @@ extension LlamaKVCache {
 
   /// softmax(q k^T / sqrt(D)) v for one query per row over its first `length` cached positions (padding
   /// skipped); query head h reads key/value head h / (H/K). Returns [B, H*D]. The query heads that share a
-  /// key/value head are done together, so that each cached row is read once for all of them (at batch 8
-  /// the cache no longer fits the caches: reading it once per query head took a seventh of a step).
+  /// key/value head are done together, 16 positions at a time, so that the cache is read once for all of
+  /// them (at batch 8 it no longer fits the caches).
   func attend(layer l: Int, queries q: Tensor, heads H: Int, headSize D: Int, length L: Int) -> Tensor {
-    let K = width / D, group = H / K, scale = 1 / Float(D).squareRoot()
+    let K = width / D, group = H / K, scale = 1 / Float(D).squareRoot(), stride = keyStride
     let out = Tensor(zeros: [batch, H * D])
     let qp = q.data, op = out.mutableData
     keys[l].withUnsafeBufferPointer { kb in values[l].withUnsafeBufferPointer { vb in
       parallelFor(batch * K) { range in
-        var scores = [Float](repeating: 0, count: group * L), top = [Float](repeating: 0, count: group)
-        for bk in range {
-          let b = bk / K, kvh = bk % K, real = self.real[b]
-          let queries = qp + (b * H + kvh * group) * D, outputs = op + (b * H + kvh * group) * D
-          let row = { (j: Int) in (b * K + kvh) * self.capacity + j }  // a cached position's row of D
-          for g in 0..<group { top[g] = -Float.infinity }
-          for j in 0..<L where real[j] {
-            let k = kb.baseAddress! + row(j) * D
-            for g in 0..<group {
-              let s = dot(queries + g * D, k, D) * scale
-              scores[g * L + j] = s
-              top[g] = max(top[g], s)
+        var scores = [Float](repeating: 0, count: group * stride)
+        scores.withUnsafeMutableBufferPointer { sb in
+          let sp = sb.baseAddress!
+          for bk in range {
+            let b = bk / K, kvh = bk % K, real = self.real[b]
+            let queries = qp + (b * H + kvh * group) * D, outputs = op + (b * H + kvh * group) * D
+            let keysT = kb.baseAddress! + (b * K + kvh) * D * stride, vals = vb.baseAddress! + (b * K + kvh) * self.capacity * D
+            for j0 in Swift.stride(from: 0, to: L, by: 16) {  // scores of 16 positions (past L: ignored)
+              for g in 0..<group {
+                let qg = queries + g * D
+                var s0 = V16(), s1 = V16(), s2 = V16(), s3 = V16(), d = 0  // four chains of sums
+                while d + 4 <= D {
+                  s0 += V16(repeating: qg[d]) * load16(keysT + d * stride, j0)
+                  s1 += V16(repeating: qg[d + 1]) * load16(keysT + (d + 1) * stride, j0)
+                  s2 += V16(repeating: qg[d + 2]) * load16(keysT + (d + 2) * stride, j0)
+                  s3 += V16(repeating: qg[d + 3]) * load16(keysT + (d + 3) * stride, j0)
+                  d += 4
+                }
+                while d < D { s0 += V16(repeating: qg[d]) * load16(keysT + d * stride, j0); d += 1 }
+                store16(((s0 + s1) + (s2 + s3)) * scale, sp + g * stride, j0)
+              }
             }
-          }
-          for g in 0..<group {  // softmax of each head's scores; top[g] becomes its total
-            var total: Float = 0
-            for j in 0..<L where real[j] { scores[g * L + j] = Foundation.exp(scores[g * L + j] - top[g]); total += scores[g * L + j] }
-            top[g] = total
-          }
-          for j in 0..<L where real[j] {
-            let v = vb.baseAddress! + row(j) * D
-            for g in 0..<group { addScaled(outputs + g * D, scores[g * L + j] / top[g], v, D) }
+            for g in 0..<group {  // each head's softmax over the real positions, in place
+              let sg = sp + g * stride
+              var top = -Float.infinity, total: Float = 0
+              for j in 0..<L where real[j] { top = Swift.max(top, sg[j]) }
+              for j in 0..<L where real[j] { sg[j] = Foundation.exp(sg[j] - top); total += sg[j] }
+              for j in 0..<L { sg[j] = real[j] ? sg[j] / total : 0 }
+              // its output: the weighted values, 64 dimensions at a time in registers
+              let o = outputs + g * D
+              var d0 = 0
+              while d0 < D {
+                let width = Swift.min(64, D - d0)
+                if width == 64 {
+                  var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+                  for j in 0..<L where real[j] {
+                    let w = V16(repeating: sg[j]), v = vals + j * D + d0
+                    a0 += w * load16(v, 0); a1 += w * load16(v, 16); a2 += w * load16(v, 32); a3 += w * load16(v, 48)
+                  }
+                  store16(a0, o, d0); store16(a1, o, d0 + 16); store16(a2, o, d0 + 32); store16(a3, o, d0 + 48)
+                } else {
+                  for j in 0..<L where real[j] { addScaled(o + d0, sg[j], vals + j * D + d0, width) }
+                }
+                d0 += width
+              }
+            }
           }
         }
       }
