@@ -91,7 +91,7 @@ extension PackedFormat {
 public var packedKernels: String { String(cString: bq_kernel_name()) }
 
 /// The kernel sets for packed products that this build has, best first (the first is the default).
-public var availablePackedKernels: [String] { String(cString: bq_kernels_available()).split(separator: " ").map(String.init) }
+public var availablePackedKernels: [String] { (0..<bq_kernel_count()).map { String(cString: bq_kernel_at($0)) } }
 
 /// Uses the named kernels for packed products from now on (not while products run); false if this build lacks them.
 @discardableResult

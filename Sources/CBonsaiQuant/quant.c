@@ -19,15 +19,9 @@ BQ_ALWAYS const bq_kernels *bq_in_use(void) { return bq_current ? bq_current : b
 
 const char *bq_kernel_name(void) { return bq_in_use()->name; }
 
-const char *bq_kernels_available(void) {
-#if BQ_AVX512
-  return "avx512 avx2 scalar";
-#elif BQ_AVX2
-  return "avx2 scalar";
-#else
-  return "scalar";
-#endif
-}
+int bq_kernel_count(void) { return bq_set_count; }
+
+const char *bq_kernel_at(int i) { return i >= 0 && i < bq_set_count ? bq_sets[i]->name : NULL; }
 
 int bq_use_kernels(const char *name) {
   for (int i = 0; i < bq_set_count; i++)

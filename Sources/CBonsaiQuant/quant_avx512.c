@@ -129,21 +129,29 @@ BQ_ALWAYS void bq512_prefetch(const uint8_t *w, size_t rowBytes, int r, int r1) 
   for (size_t at = 0; at < rowBytes; at += 64) _mm_prefetch(p + at, _MM_HINT_T0);
 }
 
+// Runs ROW(r, k, i0) for every weight row r in [r0, r1) (prefetching rows ahead) and every chunk of k <= 8
+// activation rows from i0, with k a constant in each case, so that the row kernel is unrolled for it.
+#define BQ512_CASE(ROW, k) \
+  case k: for (int r = r0; r < r1; r++) { bq512_prefetch(w, rowBytes, r + BQ512_AHEAD, r1); ROW(r, k, i0); } break;
+#define BQ512_OVER_ROWS(ROW)                                                                                  \
+  for (int i0 = 0; i0 < m; i0 += 8) switch (m - i0 < 8 ? m - i0 : 8) {                                      \
+    BQ512_CASE(ROW, 1) BQ512_CASE(ROW, 2) BQ512_CASE(ROW, 3) BQ512_CASE(ROW, 4)                              \
+    BQ512_CASE(ROW, 5) BQ512_CASE(ROW, 6) BQ512_CASE(ROW, 7) BQ512_CASE(ROW, 8)                              \
+  }
+
+// The activations from row i0 on.
+BQ_ALWAYS bq_activations bq512_from(bq_activations x, int i0) {
+  x.q += (size_t)i0 * x.q_stride;
+  x.ds += (size_t)i0 * x.s_stride;
+  x.sd += (size_t)i0 * x.s_stride;
+  return x;
+}
+
 BQ_ALWAYS void bq512_typed(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m,
                            float *y, size_t ldy, int r0, int r1) {
-  for (int i0 = 0; i0 < m; i0 += 8) {
-    bq_activations xi = x;
-    xi.q += (size_t)i0 * x.q_stride;
-    xi.ds += (size_t)i0 * x.s_stride;
-    xi.sd += (size_t)i0 * x.s_stride;
-    float *yi = y + (size_t)i0 * ldy;
-    switch (m - i0 < 8 ? m - i0 : 8) {
-#define BQ512_CASE(k) case k: for (int r = r0; r < r1; r++) { bq512_prefetch(w, rowBytes, r + BQ512_AHEAD, r1); \
-                                                                bq512_rows(type, w + (size_t)r * rowBytes, xi, in, k, yi + r, ldy); } break;
-    BQ512_CASE(1) BQ512_CASE(2) BQ512_CASE(3) BQ512_CASE(4) BQ512_CASE(5) BQ512_CASE(6) BQ512_CASE(7) BQ512_CASE(8)
-#undef BQ512_CASE
-    }
-  }
+#define BQ512_ROW(r, k, i0) bq512_rows(type, w + (size_t)(r) * rowBytes, bq512_from(x, i0), in, k, y + (size_t)(i0) * ldy + (r), ldy)
+  BQ512_OVER_ROWS(BQ512_ROW)
+#undef BQ512_ROW
 }
 
 static void bq512_matmul_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m,
@@ -184,16 +192,9 @@ BQ_ALWAYS void bq512_float_rows(const int type, const uint8_t *w, const float *x
 
 BQ_ALWAYS void bq512_float_typed(const int type, const uint8_t *w, size_t rowBytes, int in, const float *x, int m,
                                  float *y, size_t ldy, int r0, int r1) {
-  for (int i0 = 0; i0 < m; i0 += 8) {
-    const float *xi = x + (size_t)i0 * in;
-    float *yi = y + (size_t)i0 * ldy;
-    switch (m - i0 < 8 ? m - i0 : 8) {
-#define BQ512_CASE(k) case k: for (int r = r0; r < r1; r++) { bq512_prefetch(w, rowBytes, r + BQ512_AHEAD, r1); \
-                                                                bq512_float_rows(type, w + (size_t)r * rowBytes, xi, in, k, yi + r, ldy); } break;
-    BQ512_CASE(1) BQ512_CASE(2) BQ512_CASE(3) BQ512_CASE(4) BQ512_CASE(5) BQ512_CASE(6) BQ512_CASE(7) BQ512_CASE(8)
-#undef BQ512_CASE
-    }
-  }
+#define BQ512_ROW(r, k, i0) bq512_float_rows(type, w + (size_t)(r) * rowBytes, x + (size_t)(i0) * in, in, k, y + (size_t)(i0) * ldy + (r), ldy)
+  BQ512_OVER_ROWS(BQ512_ROW)
+#undef BQ512_ROW
 }
 
 static void bq512_matmul_f(int type, const uint8_t *w, size_t rowBytes, int in, const float *x, int m,

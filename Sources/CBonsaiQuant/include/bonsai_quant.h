@@ -47,8 +47,9 @@ void bq_dequantize_rows(int type, const uint8_t *w, size_t rowBytes, int in, flo
 /// The kernels in use ("avx512", "avx2" or "scalar").
 const char *bq_kernel_name(void);
 
-/// The kernels this build has, best first, separated by spaces.
-const char *bq_kernels_available(void);
+/// How many kernel sets this build has, and the name of set i (0 the best; NULL past the last).
+int bq_kernel_count(void);
+const char *bq_kernel_at(int i);
 
 /// Uses the named kernels from now on, in every thread (not while products run); 0 if this build lacks them.
 int bq_use_kernels(const char *name);
