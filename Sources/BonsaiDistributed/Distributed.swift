@@ -35,6 +35,12 @@ public enum Distributed {
     return (env["OMPI_COMM_WORLD_SIZE"] ?? env["PMI_SIZE"]).flatMap(Int.init) ?? 1
   }
 
+  /// This process's rank in the job mpirun launched (0 for a lone process), read before MPI is joined.
+  public static var launchedRank: Int {
+    let env = ProcessInfo.processInfo.environment
+    return (env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"]).flatMap(Int.init) ?? 0
+  }
+
   /// Joins the job this process was launched into and makes it `DataParallel.world`; nothing in a lone process.
   /// Threads per rank default to the cores the rank may use, shared among the ranks on its machine.
   public static func start() throws {

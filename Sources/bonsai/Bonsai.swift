@@ -83,6 +83,8 @@ func jsonArray(_ values: [Float]) -> String {
 func runReportingErrors(dataParallel: Bool = false, _ body: () throws -> Void) throws {
   do {
     if !dataParallel && Distributed.launchedRanks > 1 {
+      // one line from rank 0; the others' copies of it would interleave with it on the shared stderr
+      guard Distributed.launchedRank == 0 else { throw ExitCode(1) }
       throw ValidationError("launched as \(Distributed.launchedRanks) MPI ranks: only finetune and distill train data-parallel; run this command as one process")
     }
     try body()
