@@ -73,11 +73,12 @@ extension Assets {
     log("wrote \(lines.count) examples to \(dst.path)")
   }
 
-  /// `lines` as a JSONL file at `dst`, written beside it and renamed into place.
+  /// `lines` as a JSONL file at `dst`, written beside it and renamed into place. (The written file's name
+  /// differs from the one `place` moves it through: sharing it, `place` deleted the file before moving it.)
   static func writeJSONL(_ lines: [String], to dst: URL) throws {
     try FileManager.default.createDirectory(at: dst.deletingLastPathComponent(), withIntermediateDirectories: true)
-    let tmp = dst.deletingLastPathComponent().appendingPathComponent(".\(dst.lastPathComponent).tmp-\(getpid())")
-    try Data(lines.joined(separator: "\n").utf8).write(to: tmp)
-    try place(tmp, at: dst)
+    let written = dst.deletingLastPathComponent().appendingPathComponent(".\(dst.lastPathComponent).part-\(getpid())")
+    try Data(lines.joined(separator: "\n").utf8).write(to: written)
+    try place(written, at: dst)
   }
 }

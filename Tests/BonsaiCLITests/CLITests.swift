@@ -25,10 +25,11 @@ final class CLITests: XCTestCase {
     return dir.appendingPathComponent("bonsai")
   }
 
-  func run(_ args: [String], stdin: Data = Data()) throws -> Run {
+  func run(_ args: [String], stdin: Data = Data(), environment: [String: String] = [:]) throws -> Run {
     let p = Process()
     p.executableURL = binary
     p.arguments = args
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
     let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
     p.standardInput = inPipe; p.standardOutput = outPipe; p.standardError = errPipe
     try p.run()

@@ -64,3 +64,32 @@ extension CLITests {
                                 "--output", tmp.appendingPathComponent("c").path]), mentions: "exclude each other")
   }
 }
+
+extension CLITests {
+  /// The named decoder data sets are derived from their corpora on first use: here in a scratch cache
+  /// holding two BBC articles and two polarity reviews (a fresh machine once failed here: the JSONL's
+  /// temporary file was deleted before being moved into place).
+  func testDerivedDataSetsAreWrittenOnFirstUse() throws {
+    let home = tmp.appendingPathComponent("home"), bbc = home.appendingPathComponent("data/bbc")
+    for (label, file, text) in [("business", "001.txt", "Ad sales boost profits\r\n\r\nQuarterly profits rose.\r\n  Shares too. "),
+                                ("tech", "001.txt", "New phone out\n\nIt is thin.\n\nAnd fast.")] {
+      try FileManager.default.createDirectory(at: bbc.appendingPathComponent(label), withIntermediateDirectories: true)
+      try text.write(to: bbc.appendingPathComponent("\(label)/\(file)"), atomically: true, encoding: .utf8)
+    }
+    for corpus in ["polarity", "reviews"] {  // (polarity is fetched with reviews: both present, nothing is fetched)
+      try "\"1\",\"a fine film\"\n\"-1\",\"a dull film\"\n".write(to: home.appendingPathComponent("data/\(corpus).csv"), atomically: true, encoding: .utf8)
+    }
+    let r = try run(["fetch", "bbc-headlines", "polarity-instruct"], environment: ["BONSAI_HOME": home.path])
+    XCTAssertEqual(r.status, 0, r.stderr)
+    let read = { (name: String) throws -> [[String: String]] in
+      try String(contentsOf: home.appendingPathComponent("data/\(name).jsonl"), encoding: .utf8).split(separator: "\n")
+        .map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]) }
+    }
+    XCTAssertEqual(try read("bbc-headlines"), [
+      ["prompt": "Write a headline for this news article.\n\nQuarterly profits rose.\nShares too.\n\nHeadline:", "completion": " Ad sales boost profits"],
+      ["prompt": "Write a headline for this news article.\n\nIt is thin.\nAnd fast.\n\nHeadline:", "completion": " New phone out"]])
+    XCTAssertEqual(try read("polarity-instruct").map { $0["completion"] }, [" positive", " negative"])
+    let left = try FileManager.default.contentsOfDirectory(atPath: home.appendingPathComponent("data").path).filter { $0.hasPrefix(".") }
+    XCTAssertEqual(left, [], "temporary files left behind")
+  }
+}
