@@ -12,12 +12,14 @@
 #   STUDENTS="s15" SEEDS=1 STEPS=80 TEACHER_STEPS=120 scripts/experiment-decoder-sft.sh    (a first slice, about 1 h)
 # Columns: test ROUGE-1/2/L (20 greedy tokens), dev perplexity, parameters, generation tokens/s (batch 1, 64 new tokens
 # after a 128-token prompt) and prompt tokens/s (1 x 128) from bonsai-bench on 2 threads, training wall time and tokens.
+# VARIANTS (default "sft logit-kd hidden-kd pseudo dynsdpb random") runs only those rows' trainings.
 # BONSAI=path/to/bonsai runs a copy of the binary (so rebuilding during the experiment does not disturb it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai --product bonsai-bench >/dev/null; fi
 B=${BONSAI:-.build/release/bonsai}; BENCH=${BONSAI_BENCH:-.build/release/bonsai-bench}
 R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; STEPS=${STEPS:-300}; LR=${LR:-1e-4}; STUDENTS=${STUDENTS:-"s15 s10 s6 bi15 bi10"}
+VARIANTS=${VARIANTS:-"sft logit-kd hidden-kd pseudo dynsdpb random"}
 COMMON="--data bbc-headlines --max-length 160 --batch-size 4 --split-seed 42 --generation-tokens 20"
 mkdir -p $R/students
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs), AVX-512: $(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)" | tee $R/cpu.txt
@@ -42,17 +44,19 @@ run() {
 finetune() {  # run() passes --student; finetune reads it as --model
   local args=("$@"); for i in "${!args[@]}"; do [ "${args[$i]}" = "--student" ] && args[$i]="--model"; done; $B finetune "${args[@]}"; }
 distill() { $B distill --teacher $T "$@"; }
+has() { [[ " $VARIANTS " == *" $1 "* ]]; }
 variants() {  # variants STUDENT SEED
-  run $1-sft $1 $2 finetune
-  run $1-logit-kd $1 $2 distill --alpha-ce 0.2 --alpha-kd 0.8 --temperature 2 --top-k 32
-  run $1-hidden-kd $1 $2 distill --alpha-ce 0.2 --alpha-kd 0.8 --temperature 2 --top-k 32 --alpha-hidden 3 --normalize-hidden
-  run $1-pseudo $1 $2 distill --alpha-ce 1 --alpha-kd 0 --pseudo-labels
+  has sft && run $1-sft $1 $2 finetune
+  has logit-kd && run $1-logit-kd $1 $2 distill --alpha-ce 0.2 --alpha-kd 0.8 --temperature 2 --top-k 32
+  has hidden-kd && run $1-hidden-kd $1 $2 distill --alpha-ce 0.2 --alpha-kd 0.8 --temperature 2 --top-k 32 --alpha-hidden 3 --normalize-hidden
+  has pseudo && run $1-pseudo $1 $2 distill --alpha-ce 1 --alpha-kd 0 --pseudo-labels
+  return 0
 }
 first=${SEEDS%% *}
 for st in $STUDENTS; do
   if [ $st = s15 ]; then
-    for s in $SEEDS; do variants s15 $s; run s15-dynsdpb s15 $s finetune --self-distill dynamic; done
-    run random15-sft random15 $first finetune
+    for s in $SEEDS; do variants s15 $s; has dynsdpb && run s15-dynsdpb s15 $s finetune --self-distill dynamic; done
+    has random && run random15-sft random15 $first finetune
   else
     variants $st $first
   fi

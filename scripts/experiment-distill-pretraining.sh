@@ -11,7 +11,8 @@
 #             `bonsai augment --per-example 2 --edits` of it: SmolLM2 paraphrases and token edits)
 # Every student trains $EPOCHS epochs at most with early stopping on dev accuracy (patience 3); runs whose summary.json
 # exists are skipped, so the script resumes where it stopped. The table (scripts/experiment-distill-pretraining.py):
-# test accuracy and macro-F1 (mean and spread over seeds), training wall time, tokens x parameters.
+# test accuracy and macro-F1 (mean and spread over seeds), training wall time, tokens x parameters. Tweets: a stratified
+# sample of $TWEETS (default 4000; scripts/sample-tweets.py, seed 0), labels positive / neutral / negative.
 #   TASKS="polarity tweets bbc" SEEDS="1 2 3" scripts/experiment-distill-pretraining.sh      (the whole table: many hours)
 #   TASKS=polarity SETTINGS=p10 SEEDS=1 EPOCHS=6 scripts/experiment-distill-pretraining.sh   (a first slice)
 # BONSAI=path/to/bonsai runs a copy of the binary.
@@ -29,16 +30,21 @@ SPLIT="--split-seed 42 --max-length $MAXLEN --batch-size 32"
 for task in $TASKS; do
   T=$R/$task
   mkdir -p "$T"
-  [ -f "$T/teacher/summary.json" ] || $B finetune --model mpnet --data "$task" $SPLIT --seed 42 --epochs "$TEACHER_EPOCHS" --learning-rate 5e-5 \
+  D=$task  # tweets: a stratified sample of $TWEETS (38,158 tweets would take hours a run; polarity has 4,000 texts, BBC 2,225)
+  if [ "$task" = tweets ]; then
+    [ -f "$T/tweets-sample.csv" ] || python3 scripts/sample-tweets.py "$($B fetch tweets | python3 -c "import json,sys; print(json.load(sys.stdin)['path'])")" "$T/tweets-sample.csv" "${TWEETS:-4000}"
+    D=$T/tweets-sample.csv
+  fi
+  [ -f "$T/teacher/summary.json" ] || $B finetune --model mpnet --data "$D" $SPLIT --seed 42 --epochs "$TEACHER_EPOCHS" --learning-rate 5e-5 \
     --record-dynamics --overwrite --output "$T/teacher" >/dev/null 2>"$T/teacher.log"
   [ -f "$T/p10.json" ] || $B select "$T/teacher" --strategy random --fraction 0.1 --seed 42 --output "$T/p10.json" >/dev/null
   if [[ " $SETTINGS " == *" p10aug "* ]] && [ ! -f "$T/aug.txt" ]; then
-    $B augment --model smollm2 --data "$task" --per-example 2 --max-new-tokens 64 --edits --train-subset "$T/p10.json" --seed 42 --output "$T/aug.txt" > "$T/aug.json" 2>"$T/aug.log"
+    $B augment --model smollm2 --data "$D" --per-example 2 --max-new-tokens 64 --edits --train-subset "$T/p10.json" --seed 42 --output "$T/aug.txt" > "$T/aug.json" 2>"$T/aug.log"
   fi
   for seed in $SEEDS; do
     [ -d "$R/random4-s$seed" ] || $B init --like minilm --layers 4 --seed "$seed" --output "$R/random4-s$seed" >/dev/null
     for setting in $SETTINGS; do
-      data=(--data "$task"); [ "$setting" != all ] && data+=(--train-subset "$T/p10.json")
+      data=(--data "$D"); [ "$setting" != all ] && data+=(--train-subset "$T/p10.json")
       for student in $STUDENTS; do
         model=$student; [ "$student" = random4 ] && model=$R/random4-s$seed
         for loss in $LOSSES; do
