@@ -201,8 +201,10 @@ public enum Assets {
     let fm = FileManager.default
     try fm.createDirectory(at: dst.deletingLastPathComponent(), withIntermediateDirectories: true)
     let tmp = dst.deletingLastPathComponent().appendingPathComponent(".\(dst.lastPathComponent).tmp-\(getpid())")
-    try? fm.removeItem(at: tmp)
-    try fm.moveItem(at: src, to: tmp)
+    if src.standardizedFileURL != tmp.standardizedFileURL {  // (a source already written there is not cleared away)
+      try? fm.removeItem(at: tmp)
+      try fm.moveItem(at: src, to: tmp)
+    }
     try? fm.removeItem(at: dst)
     try fm.moveItem(at: tmp, to: dst)
   }

@@ -73,8 +73,7 @@ extension Assets {
     log("wrote \(lines.count) examples to \(dst.path)")
   }
 
-  /// `lines` as a JSONL file at `dst`, written beside it and renamed into place. (The written file's name
-  /// differs from the one `place` moves it through: sharing it, `place` deleted the file before moving it.)
+  /// `lines` as a JSONL file at `dst`, written beside it and renamed into place.
   static func writeJSONL(_ lines: [String], to dst: URL) throws {
     try FileManager.default.createDirectory(at: dst.deletingLastPathComponent(), withIntermediateDirectories: true)
     let written = dst.deletingLastPathComponent().appendingPathComponent(".\(dst.lastPathComponent).part-\(getpid())")
