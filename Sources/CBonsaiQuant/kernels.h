@@ -25,6 +25,10 @@ void bq_avx2_matmul_f(int type, const uint8_t *w, size_t rowBytes, int in, const
 #endif
 #if BQ_AVX512
 extern const bq_kernels bq_avx512_kernels;
+// Rows [r0, r1) of W (a multiple of 16 of them) against m activation rows in the AVX-512 layout, 16 weight rows
+// at a time (quant_avx512_tiles.c); Q8_0, Q4_0, Q4_1.
+void bq512_tiles_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m, float *y, size_t ldy,
+                   int r0, int r1);
 #endif
 
 // The plain layout (scalar and AVX2 kernels): row i's codes in order at q + i * in; its (dx, sx) pairs at

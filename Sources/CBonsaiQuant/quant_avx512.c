@@ -5,9 +5,11 @@
 //   codes, per pair, 64 int16: [b 0..15 | b' 0..15 | b 16..31 | b' 16..31] (a row with an odd number of
 //   blocks ends with a pair whose second block is zero);
 //   ds, per pair, 16 floats: [dx_b x8 | dx_b' x8]; sd: [sx_b / 8 x8 | sx_b' / 8 x8] (/ 8 is exact).
-// Per pair and activation row: 2 integer multiply-adds, 1 conversion, 1 multiply by the pair's scales and
-// 1 FMA (Q4_1: one more FMA for m sx). Q4_0's codes are offset by -8 as they are decoded, so its products
-// need no side term. Weight blocks are decoded once for up to 8 activation rows.
+// Several activation rows (batched decoding) go through tiles of 16 weight rows (quant_avx512_tiles.c), which
+// scale 16 weight rows' sums at once; the rows of W past the last whole tile take the kernel here: per pair and
+// activation row, 2 integer multiply-adds, 1 conversion, 1 multiply by the pair's scales and 1 FMA (Q4_1: one
+// more FMA for m sx). Q4_0's codes are offset by -8 as they are decoded, so its products need no side term.
+// Weight blocks are decoded once for up to 8 activation rows.
 // A single row (batch-1 decoding) keeps the plain layout and the AVX2 kernels: on a Zen 4, whose 512-bit
 // operations are split in two, decoding a pair for one row costs more than it saves (measured: 2.9 against
 // 2.4-2.6 ms for 65536 x 576 Q8_0 weights, F16 3.4-4.4 against 3.3 ms, 1 thread).
@@ -147,8 +149,8 @@ BQ_ALWAYS bq_activations bq512_from(bq_activations x, int i0) {
   return x;
 }
 
-BQ_ALWAYS void bq512_typed(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m,
-                           float *y, size_t ldy, int r0, int r1) {
+BQ_ALWAYS void bq512_by_rows(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m,
+                             float *y, size_t ldy, int r0, int r1) {
 #define BQ512_ROW(r, k, i0) bq512_rows(type, w + (size_t)(r) * rowBytes, bq512_from(x, i0), in, k, y + (size_t)(i0) * ldy + (r), ldy)
   BQ512_OVER_ROWS(BQ512_ROW)
 #undef BQ512_ROW
@@ -160,10 +162,13 @@ static void bq512_matmul_q(int type, const uint8_t *w, size_t rowBytes, int in, 
     bq_avx2_matmul_q(type, w, rowBytes, in, x, m, y, ldy, r0, r1);
     return;
   }
+  // whole tiles of 16 weight rows (quant_avx512_tiles.c), then the rows left one at a time
+  const int rest = r0 + (r1 - r0) / 16 * 16;
+  bq512_tiles_q(type, w, rowBytes, in, x, m, y, ldy, r0, rest);
   switch (type) {
-  case BQ_Q8_0: bq512_typed(BQ_Q8_0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
-  case BQ_Q4_0: bq512_typed(BQ_Q4_0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
-  case BQ_Q4_1: bq512_typed(BQ_Q4_1, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q8_0: bq512_by_rows(BQ_Q8_0, w, rowBytes, in, x, m, y, ldy, rest, r1); break;
+  case BQ_Q4_0: bq512_by_rows(BQ_Q4_0, w, rowBytes, in, x, m, y, ldy, rest, r1); break;
+  case BQ_Q4_1: bq512_by_rows(BQ_Q4_1, w, rowBytes, in, x, m, y, ldy, rest, r1); break;
   default: break;
   }
 }
