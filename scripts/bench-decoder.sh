@@ -10,7 +10,10 @@
 # Bonsai's generation is timed after its prompt, as llama-bench's tg; transformers' includes its 16-token prompt.
 # Peak RSS is the process's VmHWM. llama.cpp is never built here: LLAMA_BENCH and LLAMA_QUANTIZE name binaries you
 # built yourself (without them only the transformers table is printed). ONLY_LLAMA=1 skips transformers.
-# PACKED_KERNELS=avx2|scalar runs Bonsai with other kernels than the best its build has.
+# PACKED_KERNELS=avx2|scalar runs Bonsai with other kernels than the best its build has. TABLE_ROUNDS=N repeats the
+# Bonsai/transformers table N times, alternating sides, and prints medians; TABLE_CONFIGS (';'-separated "mode batch
+# tokens new", default the three rows above) and TABLE_TRAIN=0 narrow it, e.g. to batch-8 generation:
+#   TABLE_ROUNDS=5 TABLE_CONFIGS="generate 8 16 128" TABLE_TRAIN=0 FORMATS="Q4_1 Q8_0" scripts/bench-decoder.sh
 #   [LLAMA_BENCH=... LLAMA_QUANTIZE=... ROUNDS=3 FORMATS="Q4_1 Q8_0"] scripts/bench-decoder.sh
 #   (needs the reference environment: shared/reference/, + gguf and accelerate)
 # Prints JSON lines and the tables, naming the CPU.
@@ -31,15 +34,20 @@ bonsai() {  # FORMAT MODE BATCH TOKENS NEW THREADS [extra flags]
     ${PACKED_KERNELS:+--packed-kernels $PACKED_KERNELS} "${@:7}" \
     | sed "s/\"impl\": \"bonsai\"/\"impl\": \"bonsai\", \"format\": \"$1\", \"file_mib\": $(( $(stat -L -c %s "${file[$1]}") >> 20 ))/"
 }
+IFS=';' read -ra table_configs <<< "${TABLE_CONFIGS:-prefill 1 512 128;generate 1 16 128;generate 8 16 128}"
 if [ "${ONLY_LLAMA:-0}" != 1 ]; then
-  for threads in 1 2; do
-    for cfg in "prefill 1 512 128" "generate 1 16 128" "generate 8 16 128"; do
-      set -- $cfg
-      for f in "${!file[@]}"; do bonsai $f $1 $2 $3 $4 $threads | tee -a "$OUT"; done
-      "$PY" scripts/bench_decoder_torch.py $1 $threads $2 $3 $4 2>/dev/null | tee -a "$OUT"
+  for round in $(seq ${TABLE_ROUNDS:-1}); do
+    for threads in 1 2; do
+      for cfg in "${table_configs[@]}"; do
+        set -- $cfg
+        for f in "${!file[@]}"; do bonsai $f $1 $2 $3 $4 $threads | tee -a "$OUT"; done
+        "$PY" scripts/bench_decoder_torch.py $1 $threads $2 $3 $4 2>/dev/null | tee -a "$OUT"
+      done
+      if [ "${TABLE_TRAIN:-1}" = 1 ]; then
+        bonsai Q4_1 train 4 128 0 $threads --fp32 | tee -a "$OUT"
+        "$PY" scripts/bench_decoder_torch.py train $threads 4 128 0 2>/dev/null | tee -a "$OUT"
+      fi
     done
-    bonsai Q4_1 train 4 128 0 $threads --fp32 | tee -a "$OUT"
-    "$PY" scripts/bench_decoder_torch.py train $threads 4 128 0 2>/dev/null | tee -a "$OUT"
   done
 fi
 if [ -n "${LLAMA_BENCH:-}" ]; then
@@ -61,8 +69,8 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 one, runs, rss = {}, {}, {}
 for r in rows:
-    if r["impl"] == "transformers": one[("transformers", "fp32", r["mode"], r["threads"], r["batch"])] = r
-    elif r["impl"] == "bonsai": one[("bonsai", r["format"], r["mode"], r["threads"], r["batch"])] = r
+    if r["impl"] == "transformers": one.setdefault(("transformers", "fp32", r["mode"], r["threads"], r["batch"]), []).append(r)
+    elif r["impl"] == "bonsai": one.setdefault(("bonsai", r["format"], r["mode"], r["threads"], r["batch"]), []).append(r)
     elif r["impl"] == "bonsai-vs-llama.cpp":
         runs.setdefault(("Bonsai", r["format"], r["mode"], r["threads"]), []).append(r["tokens_per_s"])
         if r["mode"] == "generate": rss.setdefault((r["format"], r["threads"]), (r["peak_rss_mib"], r["file_mib"]))
@@ -70,6 +78,10 @@ for r in rows:
         x = r["raw"]
         runs.setdefault(("llama.cpp", r["format"], "prefill" if x["n_gen"] == 0 else "generate", x["n_threads"]), []).append(x["avg_ts"])
 formats = [f for f in ("Q4_1", "Q8_0", "F16", "F32") if any(k[1] == f for k in one) or any(k[1] == f for k in runs)]
+table_rounds = max((len(v) for v in one.values()), default=0)
+# several rounds (TABLE_ROUNDS): the median tokens/s of each configuration and its largest peak RSS
+one = {k: {"tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in v), 1), "peak_rss_mib": max(r["peak_rss_mib"] for r in v)}
+       for k, v in one.items()}
 if one:
     print("| threads | measure | " + " | ".join(f"Bonsai {f}" for f in formats) + " | transformers fp32 | best ratio |")
     print("|---|---|" + "---|" * (len(formats) + 2))
@@ -77,6 +89,7 @@ if one:
         for mode, b, what in (("prefill", 1, "prompt forward, 512 tokens"), ("generate", 1, "generation, batch 1"),
                               ("generate", 8, "generation, batch 8"), ("train", 4, "training step 4 x 128 (Bonsai fp32)")):
             p = one.get(("transformers", "fp32", mode, t, b))
+            if not p and not any(k[2:] == (mode, t, b) for k in one): continue
             cells = []
             for f in formats:
                 r = one.get(("bonsai", f, mode, t, b))
@@ -84,6 +97,7 @@ if one:
             best = max((one[k]["tokens_per_s"] for k in one if k[0] == "bonsai" and k[2:] == (mode, t, b)), default=None)
             ratio = f"{best / p['tokens_per_s']:.2f}x" if p and best else "-"
             print(f"| {t} | {what} (tokens/s, peak RSS) | " + " | ".join(cells) + f" | {p['tokens_per_s'] if p else '-'}" + (f" ({p['peak_rss_mib']} MiB)" if p else "") + f" | {ratio} |")
+    if table_rounds > 1: print(f"(medians of {table_rounds} rounds)")
 if runs:
     n = max(len(v) for v in runs.values())
     print()

@@ -22,6 +22,10 @@ void bq_avx2_matmul_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_ac
                       int r0, int r1);
 void bq_avx2_matmul_f(int type, const uint8_t *w, size_t rowBytes, int in, const float *x, int m, float *y, size_t ldy,
                       int r0, int r1);
+// Rows [r0, r1) of W (a multiple of 8 of them) against m activation rows in the plain layout, 8 weight rows at a
+// time (quant_avx2_tiles.c); Q8_0, Q4_0, Q4_1.
+void bq_avx2_tiles_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m, float *y, size_t ldy,
+                     int r0, int r1);
 #endif
 #if BQ_AVX512
 extern const bq_kernels bq_avx512_kernels;

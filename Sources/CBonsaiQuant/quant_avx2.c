@@ -3,7 +3,9 @@
 // Per block: sum_j w_j x_j = dw dx P (Q8_0), dw (dx P - 8 sx) (Q4_0: codes 0..15 offset by 8),
 // dw dx P + mw sx (Q4_1), where P = sum_j qw_j qx_j is an exact integer and sx = dx sum_j qx_j.
 // Blocks go in fours: their (dw, mw) scales are converted together and multiplied by the activations'
-// (dx, sx) pairs at once; each block's P (8 partial sums) then takes its lane of that product.
+// (dx, sx) pairs at once; each block's P (8 partial sums) then takes its lane of that product. Several
+// activation rows go through tiles of 8 weight rows (quant_avx2_tiles.c) and only the rows of W past the last
+// whole tile through the per-row kernel here.
 #include "kernels.h"
 
 #if BQ_AVX2
@@ -142,10 +144,13 @@ BQ_ALWAYS void bq_avx2_typed(const int type, const uint8_t *w, size_t rowBytes, 
     for (int r = r0; r < r1; r++) y[r] += bq_dot_one(type, w + (size_t)r * rowBytes, x.q, x.ds, in / 32);
     return;
   }
+  // whole tiles of 8 weight rows (quant_avx2_tiles.c), then the rows left one at a time
+  const int rest = r0 + (r1 - r0) / 8 * 8;
+  bq_avx2_tiles_q(type, w, rowBytes, in, x, m, y, ldy, r0, rest);
   for (int i0 = 0; i0 < m; i0 += 8) {
     const int mi = m - i0 < 8 ? m - i0 : 8;
     const bq_activations xi = {x.q + (size_t)i0 * in, x.ds + (size_t)i0 * pairs, x.sd + (size_t)i0 * pairs, in, pairs};
-    for (int r = r0; r < r1; r++) bq_dot_rows(type, w + (size_t)r * rowBytes, xi, in, mi, y + (size_t)i0 * ldy + r, ldy);
+    for (int r = rest; r < r1; r++) bq_dot_rows(type, w + (size_t)r * rowBytes, xi, in, mi, y + (size_t)i0 * ldy + r, ldy);
   }
 }
 

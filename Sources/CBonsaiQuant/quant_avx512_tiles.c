@@ -120,6 +120,7 @@ BQ_ALWAYS void bq512_tile(const int type, const uint8_t *w, size_t rowBytes, int
       const __m512 mw = type == BQ_Q4_1 ? _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)minima[b - b0])), _mm512_set1_ps(8))
                                         : _mm512_setzero_ps();
       const int p = b >> 1, h = b & 1;
+#pragma clang loop unroll(full)
       for (int i = 0; i < m; i++) {
         const int16_t *q = x.q + (size_t)i * x.q_stride + (size_t)p * 64 + 16 * h;  // pair k at 2k (k < 8), 2k + 16
         // two sums (pairs 0-7 and 8-15) halve the chain of dependent multiply-adds
