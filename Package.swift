@@ -5,7 +5,8 @@
 //   BonsaiEngine <- BonsaiCheckpoint (safetensors, configs)
 //   BonsaiTokenizers (no engine dependency)
 //   CBonsaiCPUCheck (start-up CPU check, C) <- BonsaiEngine, BonsaiTokenizers, BonsaiData
-//   CBonsaiQuant (kernels over GGUF's blocks, C: quant.c entry points + scalar, quant_avx2.c, quant_avx512.c, dequantize.c) <- BonsaiEngine
+//   CBonsaiQuant (kernels over GGUF's blocks, C: quant.c entry points + scalar, quant_avx2[_tiles].c, quant_avx512[_tiles].c,
+//   dequantize.c) <- BonsaiEngine
 //   BonsaiNN + BonsaiCheckpoint + BonsaiTokenizers <- BonsaiModels (BERT, MPNet) <- bonsai (CLI)
 //   BonsaiTraining (+ CMPI with the MPI trait) <- BonsaiDistributed (Open MPI ranks) <- bonsai
 import PackageDescription
