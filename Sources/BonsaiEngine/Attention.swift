@@ -146,8 +146,9 @@ func attentionProbabilities(
   }
 }
 
+/// x[rows, cols] <- softmax row by row, in place, on the calling thread.
 @inline(__always)
-func softmaxRowsSerial(_ x: UnsafeMutablePointer<Float>, rows: Int, cols d: Int) {
+public func softmaxRowsSerial(_ x: UnsafeMutablePointer<Float>, rows: Int, cols d: Int) {
   for row in 0..<rows {
     let r = x + row * d
     var mv = V16(repeating: -.infinity), j = 0

@@ -166,24 +166,12 @@ extension LlamaKVCache {
     return out
   }
 
-  /// s[0..<L] <- softmax over the real positions (0 at padding), 16 at a time (vexp, as the training
-  /// path's attention): at batch 8 the scalar exps were a quarter of the attention's time.
+  /// s[0..<L] <- softmax over the real positions (0 at padding), 16 at a time (the engine's vexp softmax, as
+  /// the training path's attention): at batch 8 the scalar exps were a quarter of the attention's time.
   @inline(__always)
   private func softmaxOfReal(_ s: UnsafeMutablePointer<Float>, _ real: [Bool], _ L: Int) {
     for j in 0..<L where !real[j] { s[j] = -.infinity }
-    var mv = V16(repeating: -.infinity), j = 0
-    while j + 16 <= L { mv = vmax(mv, load16(s, j)); j += 16 }
-    var top = hmax(mv)
-    while j < L { top = Swift.max(top, s[j]); j += 1 }
-    let topv = V16(repeating: top)
-    var sv = V16(), total: Float = 0
-    j = 0
-    while j + 16 <= L { let e = vexp(load16(s, j) - topv); store16(e, s, j); sv += e; j += 16 }
-    while j < L { let e = sexp(s[j] - top); s[j] = e; total += e; j += 1 }
-    for j in 0..<L where !real[j] { total -= s[j]; s[j] = 0 }  // vexp stops at exp(-87), not 0
-    let inv = V16(repeating: 1 / (total + hsum(sv)))
-    j = 0
-    while j + 16 <= L { store16(load16(s, j) * inv, s, j); j += 16 }
-    while j < L { s[j] *= inv[0]; j += 1 }
+    softmaxRowsSerial(s, rows: 1, cols: L)
+    for j in 0..<L where !real[j] { s[j] = 0 }  // vexp stops at exp(-87), not 0
   }
 }
