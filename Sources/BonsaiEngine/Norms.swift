@@ -99,8 +99,7 @@ extension Tensor {
     var rstd = [Float](repeating: 0, count: rows)
     let x = data, w = weight.data, y = out.mutableData
     for r in 0..<rows {
-      var s: Float = 0
-      for j in 0..<c { s += x[r * c + j] * x[r * c + j] }
+      let s = dot(x + r * c, x + r * c, c)  // in 16 lanes: the serial sum was 1.8% of a batch-8 generation step
       let rs = 1 / (s / Float(c) + eps).squareRoot()
       rstd[r] = rs
       for j in 0..<c { y[r * c + j] = x[r * c + j] * rs * w[j] }

@@ -23,6 +23,23 @@ static size_t bq512_floats(int rows, int in) {
   return rows == 1 ? bq_plain_floats(rows, in) : (size_t)rows * (size_t)bq512_pairs(in) * 64;
 }
 
+// bq_quantize_block in 512-bit registers, with the same codes: the maximum is exact, d and 1 / d are the same scalar
+// operations, v / d is rounded to nearest even (as nearbyintf in the default mode) and clamped the same way. The
+// scalar loop was 3% of a batch-8 generation step (1 thread, Zen 4).
+BQ_ALWAYS float bq512_quantize_block(const float *v, int16_t *q_lo, int16_t *q_hi, int *sum) {
+  const __m512 lo = _mm512_loadu_ps(v), hi = _mm512_loadu_ps(v + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+  const float d = amax / 32767, id = d != 0 ? 1 / d : 0;
+  const __m512 vid = _mm512_set1_ps(id), top = _mm512_set1_ps(32767), bottom = _mm512_set1_ps(-32767);
+  const __m512 clo = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(lo, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), bottom), top);
+  const __m512 chi = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(hi, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), bottom), top);
+  const __m512i ilo = _mm512_cvttps_epi32(clo), ihi = _mm512_cvttps_epi32(chi);
+  _mm256_storeu_si256((__m256i *)q_lo, _mm512_cvtepi32_epi16(ilo));
+  _mm256_storeu_si256((__m256i *)q_hi, _mm512_cvtepi32_epi16(ihi));
+  *sum = _mm512_reduce_add_epi32(_mm512_add_epi32(ilo, ihi));
+  return d;
+}
+
 static bq_activations bq512_quantize(const float *x, int rows, int in, size_t ld, float *scratch) {
   if (rows == 1) return bq_plain_quantize(x, rows, in, ld, scratch);
   const int nb = in / 32, np = bq512_pairs(in);
@@ -37,7 +54,7 @@ static bq_activations bq512_quantize(const float *x, int rows, int in, size_t ld
         float d = 0, s8 = 0;
         if (b < nb) {
           int sum;
-          d = bq_quantize_block(x + (size_t)r * ld + (size_t)b * 32, q + 16 * h, q + 32 + 16 * h, &sum);
+          d = bq512_quantize_block(x + (size_t)r * ld + (size_t)b * 32, q + 16 * h, q + 32 + 16 * h, &sum);
           s8 = d * (float)sum / 8;
         } else {
           memset(q + 16 * h, 0, 32);
