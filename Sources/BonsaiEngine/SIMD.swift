@@ -115,3 +115,22 @@ public func addScaled(_ y: UnsafeMutablePointer<Float>, _ s: Float, _ x: UnsafeP
   while i + 16 <= n { store16(load16(y, i) + s * load16(x, i), y, i); i += 16 }
   while i < n { y[i] += s * x[i]; i += 1 }
 }
+
+/// The first index of the largest of n > 0 floats (NaNs never win), 16 at a time: greedy decoding's argmax
+/// over a 49,152-word vocabulary was 1% of a batch-8 step as a scalar loop.
+@inlinable
+public func argmax(_ p: UnsafePointer<Float>, _ n: Int) -> Int {
+  precondition(n > 0, "argmax of nothing")
+  var m = V16(repeating: -.infinity), i = 0
+  while i + 16 <= n { m = vmax(m, load16(p, i)); i += 16 }
+  var best = hmax(m)
+  while i < n { if p[i] > best { best = p[i] }; i += 1 }
+  let target = V16(repeating: best)
+  i = 0
+  while i + 16 <= n {
+    if any(load16(p, i) .== target) { break }
+    i += 16
+  }
+  while i < n && p[i] != best { i += 1 }
+  return i < n ? i : 0  // all NaN: 0
+}

@@ -78,7 +78,7 @@ public final class Generator {
     if o.repetitionPenalty != 1 {
       for id in seen where id < z.count { z[id] = z[id] < 0 ? z[id] * o.repetitionPenalty : z[id] / o.repetitionPenalty }
     }
-    guard o.temperature > 0 else { return z.indices.max { z[$0] < z[$1] || (z[$0] == z[$1] && $0 > $1) }! }
+    guard o.temperature > 0 else { return z.withUnsafeBufferPointer { argmax($0.baseAddress!, $0.count) } }  // the first largest
     for i in z.indices { z[i] /= o.temperature }
     var order = z.indices.sorted { z[$0] > z[$1] }
     if o.topK > 0 && o.topK < order.count { order = Array(order.prefix(o.topK)) }

@@ -39,11 +39,7 @@ func peakRSSMiB() -> Double {
 /// The most likely token of each row of logits [B, V].
 func greedy(_ logits: Tensor) -> [Int] {
   let v = logits.shape[1], p = logits.data
-  return (0..<logits.shape[0]).map { b in
-    var best = 0
-    for j in 1..<v where p[b * v + j] > p[b * v + best] { best = j }
-    return best
-  }
+  return (0..<logits.shape[0]).map { b in argmax(p + b * v, v) }
 }
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

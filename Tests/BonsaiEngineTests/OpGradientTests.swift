@@ -20,6 +20,20 @@ final class OpGradientTests: XCTestCase {
     XCTAssertEqual(a.max(axis: 1).scalars, (0..<3).map { r in a.scalars[(r * 5)..<(r * 5 + 5)].max()! })
   }
 
+  func testArgmaxIsTheFirstLargest() {
+    var rng = SystemRandomNumberGenerator()
+    for n in [1, 15, 16, 17, 49_152, 49_153] {
+      for _ in 0..<20 {
+        var x = (0..<n).map { _ in Float(Int.random(in: -50...50, using: &rng)) / 4 }  // ties are common
+        if n > 3 && Bool.random(using: &rng) { x[n - 1] = 100; x[n / 2] = 100 }  // the first of two maxima, far apart
+        if n > 3 { x[1] = .nan }
+        let expected = x.indices.filter { !x[$0].isNaN }.max { x[$0] < x[$1] || (x[$0] == x[$1] && $0 > $1) } ?? 0
+        XCTAssertEqual(x.withUnsafeBufferPointer { argmax($0.baseAddress!, n) }, expected, "n \(n)")
+      }
+    }
+    XCTAssertEqual([Float](repeating: -.infinity, count: 20).withUnsafeBufferPointer { argmax($0.baseAddress!, 20) }, 0)
+  }
+
   func testUnaryOps() {
     let a = tensor([4, 33], seed: 6, scale: 2)
     let pos = Tensor(values(20, seed: 7).map { $0 + 1.5 }, shape: [20], requiresGrad: true)
