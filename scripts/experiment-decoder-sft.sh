@@ -5,7 +5,8 @@
 # examples), and each is trained with the same budget ($STEPS optimizer steps of batch 4, lr $LR) on the teacher's
 # split (--split-seed 42) with: SFT, logit KD (CE 0.2 + KD 0.8, T = 2, top-32 cache), hidden-state KD (the same + MSE
 # 3 on the copied-layer map, states normalised) and pseudo-labels (the teacher's greedy continuations, CE only). The
-# 15-layer spread rows run with each of $SEEDS, the others with the first; DynSDPB (--self-distill dynamic) against
+# 15-layer spread rows (and those of the students in $MULTI_SEED, default "s15") run with each of $SEEDS, the others
+# with the first; DynSDPB (--self-distill dynamic) against
 # plain SFT for the 15-layer student; a random-init 15-layer student as the floor. Every run is skipped when its
 # summary.json exists, so the script resumes where it stopped; the teacher's top-k cache is made once and copied.
 #   SEEDS="1 2 3" STEPS=300 TEACHER_STEPS=529 scripts/experiment-decoder-sft.sh    (about 6 h on 2 cores at these sizes)
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai --product bonsai-bench >/dev/null; fi
 B=${BONSAI:-.build/release/bonsai}; BENCH=${BONSAI_BENCH:-.build/release/bonsai-bench}
-R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; STEPS=${STEPS:-300}; LR=${LR:-1e-4}; STUDENTS=${STUDENTS:-"s15 s10 s6 bi15 bi10"}
+R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; MULTI_SEED=${MULTI_SEED:-s15}; STEPS=${STEPS:-300}; LR=${LR:-1e-4}; STUDENTS=${STUDENTS:-"s15 s10 s6 bi15 bi10"}
 VARIANTS=${VARIANTS:-"sft logit-kd hidden-kd pseudo dynsdpb random"}
 COMMON="--data bbc-headlines --max-length 160 --batch-size 4 --split-seed 42 --generation-tokens 20"
 mkdir -p $R/students
@@ -57,6 +58,8 @@ for st in $STUDENTS; do
   if [ $st = s15 ]; then
     for s in $SEEDS; do variants s15 $s; has dynsdpb && run s15-dynsdpb s15 $s finetune --self-distill dynamic; done
     has random && run random15-sft random15 $first finetune
+  elif [[ " $MULTI_SEED " == *" $st "* ]]; then
+    for s in $SEEDS; do variants $st $s; done
   else
     variants $st $first
   fi
@@ -70,9 +73,9 @@ for m in teacher s15-sft-s$first s10-sft-s$first s6-sft-s$first; do
   echo "{\"generate\": $g, \"prefill\": $p}" > $R/$m/speed.json
 done
 
-python3 - "$R" "$SEEDS" <<'PY' | tee $R/table.md
+python3 - "$R" "$SEEDS" "$MULTI_SEED" <<'PY' | tee $R/table.md
 import json, math, statistics, sys
-R, seeds = sys.argv[1], sys.argv[2].split()
+R, seeds, multi = sys.argv[1], sys.argv[2].split(), ["s15"] + sys.argv[3].split()
 def load(run): return json.load(open(f"{R}/{run}/summary.json"))
 def speed(run): s = json.load(open(f"{R}/{run}/speed.json")); return s["generate"]["tokens_per_s"], s["prefill"]["tokens_per_s"]
 def layers(st):
@@ -82,7 +85,7 @@ def fmt(v): return f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f}" if l
 rows = [("teacher", "SmolLM2-135M, 30 layers", "fine-tune", ["teacher"], "teacher")]
 for st, n, how in [("s15", 15, "spread"), ("s10", 10, "spread"), ("s6", 6, "spread"), ("bi15", 15, "block influence"), ("bi10", 10, "block influence")]:
   for v, name in [("sft", "SFT"), ("logit-kd", "CE 0.2 + logit KD 0.8 (T=2, top-32)"), ("hidden-kd", "logit KD + hidden MSE 3"), ("pseudo", "pseudo-labels")]:
-    runs = [f"{st}-{v}-s{s}" for s in (seeds if st == "s15" else seeds[:1])]
+    runs = [f"{st}-{v}-s{s}" for s in (seeds if st in multi else seeds[:1])]
     rows.append((f"{st}-{v}", f"{n} layers, {how} {layers(st)}", name, runs, f"s{n}-sft-s{seeds[0]}"))
 rows.append(("s15-dynsdpb", "15 layers, spread", "SFT + DynSDPB", [f"s15-dynsdpb-s{s}" for s in seeds], f"s15-sft-s{seeds[0]}"))
 rows.append(("random15-sft", "15 layers, random init", "SFT", [f"random15-sft-s{seeds[0]}"], f"s15-sft-s{seeds[0]}"))
