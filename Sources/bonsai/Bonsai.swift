@@ -81,14 +81,14 @@ func jsonArray(_ values: [Float]) -> String {
 /// data-parallel (`dataParallel`) may be launched by mpirun as several ranks; the others refuse, rather than run
 /// N copies that write the same files.
 func runReportingErrors(dataParallel: Bool = false, _ body: () throws -> Void) throws {
+  if !dataParallel && Distributed.launchedRanks > 1 {
+    // one line from rank 0; the others' copies of it would interleave with it on the shared stderr
+    guard Distributed.launchedRank == 0 else { throw ExitCode(1) }
+    throw ValidationError("launched as \(Distributed.launchedRanks) MPI ranks: only finetune and distill train data-parallel; run this command as one process")
+  }
   do {
-    if !dataParallel && Distributed.launchedRanks > 1 {
-      // one line from rank 0; the others' copies of it would interleave with it on the shared stderr
-      guard Distributed.launchedRank == 0 else { throw ExitCode(1) }
-      throw ValidationError("launched as \(Distributed.launchedRanks) MPI ranks: only finetune and distill train data-parallel; run this command as one process")
-    }
     try body()
-  } catch let e as ValidationError { throw e } catch {
+  } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch {
     let world = DataParallel.world, rank = world.size > 1 ? " (rank \(world.rank) of \(world.size))" : ""
     FileHandle.standardError.write(("error\(rank): " + ((error as? LocalizedError)?.errorDescription ?? "\(error)") + "\n").data(using: .utf8)!)
     Distributed.abort(code: 1)  // the other ranks would wait for this one forever
