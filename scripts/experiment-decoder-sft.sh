@@ -8,7 +8,8 @@
 # 15-layer spread rows (and those of the students in $MULTI_SEED, default "s15") run with each of $SEEDS, the others
 # with the first; DynSDPB (--self-distill dynamic) against
 # plain SFT for the 15-layer student; a random-init 15-layer student as the floor. Every run is skipped when its
-# summary.json exists, so the script resumes where it stopped; the teacher's top-k cache is made once and copied.
+# summary.json exists, so the script resumes where it stopped; the teacher's top-k cache and its greedy continuations
+# (pseudo-labels) are made once and copied.
 #   SEEDS="1 2 3" STEPS=300 TEACHER_STEPS=529 scripts/experiment-decoder-sft.sh    (about 6 h on 2 cores at these sizes)
 #   STUDENTS="s15" SEEDS=1 STEPS=80 TEACHER_STEPS=120 scripts/experiment-decoder-sft.sh    (a first slice, about 1 h)
 # Columns: test ROUGE-1/2/L (20 greedy tokens), dev perplexity, parameters, generation tokens/s (batch 1, 64 new tokens
@@ -38,9 +39,9 @@ run() {
   local out=$R/$name-s$seed
   [ -f $out/summary.json ] && return 0
   rm -rf $out; mkdir -p $out
-  [ -f $R/teacher_topk.safetensors ] && cp $R/teacher_topk.safetensors $out/
+  for c in teacher_topk.safetensors teacher_generations.jsonl; do [ -f $R/$c ] && cp $R/$c $out/; done
   "$@" --student $R/students/$student $COMMON --seed $seed --learning-rate $LR --max-steps $STEPS --output $out >/dev/null 2>$out/log.txt
-  [ -f $R/teacher_topk.safetensors ] || { [ -f $out/teacher_topk.safetensors ] && cp $out/teacher_topk.safetensors $R/; } || true
+  for c in teacher_topk.safetensors teacher_generations.jsonl; do [ -f $R/$c ] || { [ -f $out/$c ] && cp $out/$c $R/; } || true; done
 }
 finetune() {  # run() passes --student; finetune reads it as --model
   local args=("$@"); for i in "${!args[@]}"; do [ "${args[$i]}" = "--student" ] && args[$i]="--model"; done; $B finetune "${args[@]}"; }
