@@ -10,7 +10,8 @@
 # Bonsai's generation is timed after its prompt, as llama-bench's tg; transformers' includes its 16-token prompt.
 # Peak RSS is the process's VmHWM. llama.cpp is never built here: LLAMA_BENCH and LLAMA_QUANTIZE name binaries you
 # built yourself (without them only the transformers table is printed). ONLY_LLAMA=1 skips transformers.
-# PACKED_KERNELS=avx2|scalar runs Bonsai with other kernels than the best its build has. TABLE_ROUNDS=N repeats the
+# PACKED_KERNELS=avx2|scalar runs Bonsai with other kernels than the best its build has; BONSAI_FLAGS adds flags to
+# every bonsai-bench run (e.g. --rows-layout: Q formats kept row after row, not in tiles of 16 rows). TABLE_ROUNDS=N repeats the
 # Bonsai/transformers table N times, alternating sides, and prints medians; TABLE_CONFIGS (';'-separated "mode batch
 # tokens new", default the three rows above) and TABLE_TRAIN=0 narrow it, e.g. to batch-8 generation:
 #   TABLE_ROUNDS=5 TABLE_CONFIGS="generate 8 16 128" TABLE_TRAIN=0 FORMATS="Q4_1 Q8_0" scripts/bench-decoder.sh
@@ -31,7 +32,7 @@ for f in ${FORMATS:-Q4_1 Q8_0 F16 F32}; do
 done
 bonsai() {  # FORMAT MODE BATCH TOKENS NEW THREADS [extra flags]
   .build/release/bonsai-bench --decoder "${file[$1]}" --mode $2 --batch $3 --tokens $4 --new $5 --threads $6 --steps 2 \
-    ${PACKED_KERNELS:+--packed-kernels $PACKED_KERNELS} "${@:7}" \
+    ${PACKED_KERNELS:+--packed-kernels $PACKED_KERNELS} ${BONSAI_FLAGS:-} "${@:7}" \
     | sed "s/\"impl\": \"bonsai\"/\"impl\": \"bonsai\", \"format\": \"$1\", \"file_mib\": $(( $(stat -L -c %s "${file[$1]}") >> 20 ))/"
 }
 IFS=';' read -ra table_configs <<< "${TABLE_CONFIGS:-prefill 1 512 128;generate 1 16 128;generate 8 16 128}"

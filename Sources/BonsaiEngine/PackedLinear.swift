@@ -78,6 +78,8 @@ extension Tensor {
       let bytes = w.base.assumingMemoryBound(to: UInt8.self), r0 = Int32(range.lowerBound), r1 = Int32(range.upperBound)
       if let f = w.floats {
         addProducts(y, xp, f, rows: rows, outFeatures: w.rows, inFeatures: inF, weightRows: range)
+      } else if w.isTiled {
+        bq_matmul_q_tiled(w.format.rawValue, bytes, w.rowBytes, Int32(inF), activations, Int32(rows), y, w.rows, r0, r1)
       } else if w.format.isQuantized {
         bq_matmul_q(w.format.rawValue, bytes, w.rowBytes, Int32(inF), activations, Int32(rows), y, w.rows, r0, r1)
       } else {

@@ -7,7 +7,7 @@
 enum SmallLinear {
   /// Input rows up to which `linear` takes this path when no gradient is recorded.
   static let maxRows = 8
-  /// Rows of W per chunk handed to a thread.
+  /// Rows of W per chunk handed to a thread (a multiple of 16: tiled matrices are read in tiles of 16 rows).
   static let chunkRows = 32
 
   /// Outputs [..., O_i] of x's rows through layers of O_i outputs, each starting at its bias (or 0), filled

@@ -15,11 +15,13 @@ public enum DecoderCheckpoint {
   }
 
   /// The model and its tokenizer. A GGUF's matrices stay in their blocks with `keepingBlocks`
-  /// (`LlamaForCausalLM.load(gguf:keepingBlocks:)`), else every weight is fp32.
-  public static func load(_ url: URL, keepingBlocks: Bool = false) throws -> (LlamaForCausalLM, ByteLevelBPETokenizer) {
+  /// (`LlamaForCausalLM.load(gguf:keepingBlocks:tiling:)`), else every weight is fp32.
+  public static func load(_ url: URL, keepingBlocks: Bool = false, tiling: Bool = true) throws -> (LlamaForCausalLM, ByteLevelBPETokenizer) {
     if url.pathExtension.lowercased() == "gguf" {
       let f = try GGUFFile(path: url.path)
-      return (try LlamaForCausalLM.load(gguf: f, keepingBlocks: keepingBlocks), try ByteLevelBPETokenizer(gguf: f))
+      // the tokenizer first: parsing its vocabulary takes tens of MB for a moment, better before the weights are in memory
+      let tokenizer = try ByteLevelBPETokenizer(gguf: f)
+      return (try LlamaForCausalLM.load(gguf: f, keepingBlocks: keepingBlocks, tiling: tiling), tokenizer)
     }
     return (try LlamaForCausalLM.load(folder: url), try ByteLevelBPETokenizer(folder: url))
   }

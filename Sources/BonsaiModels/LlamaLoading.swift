@@ -25,10 +25,12 @@ extension LlamaForCausalLM {
   }
 
   /// A model with the weights of `f`. With `keepingBlocks`, every matrix stored as Q8_0, Q4_0, Q4_1,
-  /// F16, BF16 or F32 stays in the file's blocks (mapped, not copied; llama's q and k rows are copied in
-  /// Hugging Face order) and is multiplied in place; other matrices and every vector are converted to fp32.
+  /// F16, BF16 or F32 stays in the file's blocks (F16, BF16, F32 mapped, not copied; Q8_0, Q4_0, Q4_1 copied
+  /// into tiles of 16 rows, the same bytes, when the rows come in 16s; llama's q and k rows in Hugging Face
+  /// order) and is multiplied from them; other matrices and every vector are converted to fp32. `tiling: false`
+  /// keeps the Q formats row after row as well (for comparisons: the same values, slower batched products).
   /// Without it, every weight is converted to fp32 (exactly gguf's dequantisation).
-  public static func load(gguf f: GGUFFile, keepingBlocks: Bool = false) throws -> LlamaForCausalLM {
+  public static func load(gguf f: GGUFFile, keepingBlocks: Bool = false, tiling: Bool = true) throws -> LlamaForCausalLM {
     let c = try LlamaConfig(gguf: f)
     let model = ParameterInit.placeholders { LlamaForCausalLM(config: c) }
     var used: Set<String> = ["rope_freqs.weight"]  // read into the config
@@ -43,29 +45,32 @@ extension LlamaForCausalLM {
       guard c.modelType == "llama" else { return nil }
       return key.hasSuffix("q_proj.weight") ? c.numAttentionHeads : key.hasSuffix("k_proj.weight") ? c.numKeyValueHeads : nil
     }
-    var matrices: Set<String> = []
-    for (key, m) in model.namedModules() {
+    let modules = model.namedModules().filter { $0.module is Linear || $0.module is Embedding }
+    let matrices = Set(modules.map { $0.key + ".weight" })
+    // the vectors first: reading them pulls in pages of the file around them, released with the matrices' below
+    for (key, p) in model.namedParameters() where !matrices.contains(key) {
+      try f.dequantize(try source(key, shape: p.shape), into: p.mutableData)
+    }
+    for (key, m) in modules {
       let linear = m as? Linear, embedding = m as? Embedding
-      guard linear != nil || embedding != nil else { continue }
       let wkey = key + ".weight"
-      matrices.insert(wkey)
       let shape = linear.map { [$0.outFeatures, $0.inFeatures] } ?? [embedding!.count, embedding!.size]
       let t = try source(wkey, shape: shape)
-      if keepingBlocks, var packed = f.packed(t) {
+      if keepingBlocks, let mapped = f.packed(t) {
+        var packed = mapped
         if let heads = permutedHeads(wkey) {
           packed = packed.permutingRows(LlamaForCausalLM.unpermutedOrder(rows: shape[0], heads: heads))
-          f.releasePages(of: t)
         }
+        if tiling && packed.canTile { packed = packed.tiled() }  // Q formats: tiles of 16 rows, read fastest by decoding
+        if packed !== mapped { f.releasePages(of: t) }  // a copy: the file's pages are not read again
         linear?.pack(packed); embedding?.pack(packed)
       } else {
         linear?.allocateWeight(); embedding?.allocateWeight()
         let w = linear?.weight ?? embedding!.weight
         try f.dequantize(t, into: w.mutableData)
+        f.releasePages(of: t)
         if let heads = permutedHeads(wkey) { LlamaForCausalLM.unpermuteRows(w, heads: heads) }
       }
-    }
-    for (key, p) in model.namedParameters() where !matrices.contains(key) {
-      try f.dequantize(try source(key, shape: p.shape), into: p.mutableData)
     }
     if let extra = f.tensors.first(where: { !used.contains($0.name) }) {
       throw CheckpointError.unexpectedKey(path: f.path, key: extra.name)

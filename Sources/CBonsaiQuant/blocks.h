@@ -53,4 +53,24 @@ BQ_ALWAYS float bq_bf16(const uint8_t *p) {
 
 BQ_ALWAYS int bq_block_bytes(int type) { return type == BQ_Q8_0 ? 34 : type == BQ_Q4_0 ? 18 : 20; }
 
+// Bytes before the codes in a block of a tile of 16 rows (bq_tile_rows): 16 scales, and Q4_1's 16 minima.
+BQ_ALWAYS int bq_tile_header(int type) { return type == BQ_Q4_1 ? 64 : 32; }
+
+// Row n's block as the rows keep it, from the tile block tb (bq_tile_rows), and back.
+BQ_ALWAYS void bq_tile_block_row(int type, const uint8_t *tb, int n, uint8_t *block) {
+  const int at = type == BQ_Q4_1 ? 4 : 2, pairs = (bq_block_bytes(type) - at) / 2;  // code bytes in pairs: 16 or 8
+  const uint8_t *codes = tb + bq_tile_header(type) + 2 * n;
+  memcpy(block, tb + 2 * n, 2);
+  if (type == BQ_Q4_1) memcpy(block + 2, tb + 32 + 2 * n, 2);
+  for (int k = 0; k < pairs; k++) memcpy(block + at + 2 * k, codes + 32 * k, 2);
+}
+
+BQ_ALWAYS void bq_tile_block_store(int type, const uint8_t *block, int n, uint8_t *tb) {
+  const int at = type == BQ_Q4_1 ? 4 : 2, pairs = (bq_block_bytes(type) - at) / 2;
+  uint8_t *codes = tb + bq_tile_header(type) + 2 * n;
+  memcpy(tb + 2 * n, block, 2);
+  if (type == BQ_Q4_1) memcpy(tb + 32 + 2 * n, block + 2, 2);
+  for (int k = 0; k < pairs; k++) memcpy(codes + 32 * k, block + at + 2 * k, 2);
+}
+
 #endif

@@ -12,6 +12,8 @@ typedef struct {
                    int r0, int r1);
   void (*matmul_f)(int type, const uint8_t *w, size_t rowBytes, int in, const float *x, int m, float *y, size_t ldy,
                    int r0, int r1);
+  void (*matmul_q_tiled)(int type, const uint8_t *tiles, size_t rowBytes, int in, bq_activations x, int m, float *y,
+                         size_t ldy, int r0, int r1);
 } bq_kernels;
 
 extern const bq_kernels bq_scalar_kernels;
@@ -26,6 +28,9 @@ void bq_avx2_matmul_f(int type, const uint8_t *w, size_t rowBytes, int in, const
 // time (quant_avx2_tiles.c); Q8_0, Q4_0, Q4_1.
 void bq_avx2_tiles_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m, float *y, size_t ldy,
                      int r0, int r1);
+// The same for W kept in tiles of 16 rows (bq_tile_rows), each taken as two of 8; r0 and r1 multiples of 16.
+void bq_avx2_matmul_q_tiled(int type, const uint8_t *tiles, size_t rowBytes, int in, bq_activations x, int m, float *y,
+                            size_t ldy, int r0, int r1);
 #endif
 #if BQ_AVX512
 extern const bq_kernels bq_avx512_kernels;
@@ -33,6 +38,9 @@ extern const bq_kernels bq_avx512_kernels;
 // at a time (quant_avx512_tiles.c); Q8_0, Q4_0, Q4_1.
 void bq512_tiles_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m, float *y, size_t ldy,
                    int r0, int r1);
+// The same for W kept in tiles (bq_tile_rows), r0 and r1 multiples of 16.
+void bq512_matmul_q_tiled(int type, const uint8_t *tiles, size_t rowBytes, int in, bq_activations x, int m, float *y,
+                          size_t ldy, int r0, int r1);
 #endif
 
 // The plain layout (scalar and AVX2 kernels): row i's codes in order at q + i * in; its (dx, sx) pairs at

@@ -2,6 +2,7 @@
 // plain activation layout, and the scalar kernels (the whole implementation on CPUs without AVX2; the
 // reference the vector kernels are tested against).
 #include "kernels.h"
+#include <stdlib.h>
 
 static const bq_kernels *bq_sets[] = {
 #if BQ_AVX512
@@ -113,4 +114,36 @@ static void bq_scalar_matmul_f(int type, const uint8_t *w, size_t rowBytes, int 
     }
 }
 
-const bq_kernels bq_scalar_kernels = {"scalar", bq_plain_floats, bq_plain_quantize, bq_scalar_matmul_q, bq_scalar_matmul_f};
+// The scalar product over tiles: each row block gathered from its tile, then bq_scalar_matmul_q's sums in its order.
+static void bq_scalar_matmul_q_tiled(int type, const uint8_t *tiles, size_t rowBytes, int in, bq_activations x, int m,
+                                     float *y, size_t ldy, int r0, int r1) {
+  const int bb = bq_block_bytes(type), nb = in / 32;
+  uint8_t *row = malloc(rowBytes);
+  for (int r = r0; r < r1; r++) {
+    for (int b = 0; b < nb; b++) bq_tile_block_row(type, tiles + (size_t)(r / 16) * 16 * rowBytes + (size_t)b * 16 * bb, r % 16, row + (size_t)b * bb);
+    bq_scalar_matmul_q(type, row, rowBytes, in, x, m, y + r, ldy, 0, 1);
+  }
+  free(row);
+}
+
+const bq_kernels bq_scalar_kernels = {"scalar", bq_plain_floats, bq_plain_quantize, bq_scalar_matmul_q, bq_scalar_matmul_f,
+                                      bq_scalar_matmul_q_tiled};
+
+// ---- tiles of 16 rows -----------------------------------------------------------------------------------
+
+void bq_tile_rows(int type, const uint8_t *w, size_t rowBytes, int in, uint8_t *out, int t0, int t1) {
+  const int bb = bq_block_bytes(type), nb = in / 32;
+  for (int t = t0; t < t1; t++)
+    for (int b = 0; b < nb; b++) {
+      uint8_t *tb = out + (size_t)t * 16 * rowBytes + (size_t)b * 16 * bb;
+      for (int n = 0; n < 16; n++) {
+        const uint8_t *block = w + (size_t)(16 * t + n) * rowBytes + (size_t)b * bb;
+        bq_tile_block_store(type, block, n, tb);
+      }
+    }
+}
+
+void bq_matmul_q_tiled(int type, const uint8_t *tiles, size_t rowBytes, int in, bq_activations x, int m,
+                       float *y, size_t ldy, int r0, int r1) {
+  bq_in_use()->matmul_q_tiled(type, tiles, rowBytes, in, x, m, y, ldy, r0, r1);
+}

@@ -176,5 +176,6 @@ void bq_avx2_matmul_f(int type, const uint8_t *w, size_t rowBytes, int in, const
   else if (type == BQ_BF16) bq_avx2_float(BQ_BF16, w, rowBytes, in, x, m, y, ldy, r0, r1);
 }
 
-const bq_kernels bq_avx2_kernels = {"avx2", bq_plain_floats, bq_plain_quantize, bq_avx2_matmul_q, bq_avx2_matmul_f};
+const bq_kernels bq_avx2_kernels = {"avx2", bq_plain_floats, bq_plain_quantize, bq_avx2_matmul_q, bq_avx2_matmul_f,
+                                    bq_avx2_matmul_q_tiled};
 #endif

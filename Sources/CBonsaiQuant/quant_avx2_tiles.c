@@ -6,6 +6,8 @@
 // code pairs (broadcast from memory) and one conversion, multiply and FMA for all 8 weight rows. Q4_0's codes are
 // offset by -8 as they are decoded, so its products need no side term. The integer sums are exact (int32), then
 // rounded once to fp32; only the order of the fp32 sums differs from the per-row kernel's.
+// The same kernels read weights kept in tiles of 16 rows (bq_tile_rows) half a tile at a time, with nothing to
+// transpose or copy; same sums in the same order, so the same bits.
 // The activations are in the plain layout (kernels.h): row i's block b codes at q + i * in + 32 b, in order; its
 // dx at ds[i * pairs + 2 b] and sx at ds[i * pairs + 2 b + 1].
 #include "kernels.h"
@@ -80,6 +82,26 @@ BQ_ALWAYS void bq2t_decode(const int type, const uint8_t *wb, size_t rowBytes, _
     }
 }
 
+// The same vectors for rows 8h..8h+7 of a tile block's codes (bq_tile_rows): bytes 16h.. of each 32-byte group.
+BQ_ALWAYS void bq2t_tiled_codes(const int type, const uint8_t *codes, int h, __m256i v[16]) {
+  if (type == BQ_Q8_0) {
+    for (int k = 0; k < 16; k++) v[k] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(codes + 32 * k + 16 * h)));
+    return;
+  }
+  const __m128i low = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+  for (int k = 0; k < 8; k++) {
+    const __m128i word = _mm_loadu_si128((const __m128i *)(codes + 32 * k + 16 * h));
+    const __m128i lo = _mm_and_si128(word, low), hi = _mm_and_si128(_mm_srli_epi16(word, 4), low);
+    if (type == BQ_Q4_0) {
+      v[k] = _mm256_cvtepi8_epi16(_mm_sub_epi8(lo, eight));
+      v[k + 8] = _mm256_cvtepi8_epi16(_mm_sub_epi8(hi, eight));
+    } else {
+      v[k] = _mm256_cvtepu8_epi16(lo);
+      v[k + 8] = _mm256_cvtepu8_epi16(hi);
+    }
+  }
+}
+
 BQ_ALWAYS __m256i bq2t_pair(const int16_t *q) {
   int32_t v;
   memcpy(&v, q, 4);
@@ -105,8 +127,9 @@ BQ_ALWAYS __m256i bq2t_half(const __m256i v[16], int k0, const int16_t *q) {
 // the following tile, whose lines are asked for a few per block (prefetches past W do not fault). The 8 rows'
 // scales (and Q4_1's minima) are copied beside each other first, up to BQ2T_SCALES blocks at a time.
 #define BQ2T_SCALES 64
-BQ_ALWAYS void bq2t_tile(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, const int m,
-                         float *y, size_t ldy, const uint8_t *next) {
+// `tiled`: w is a tile of 16 rows in bq_tile_rows's layout and these are its rows 8h..8h+7.
+BQ_ALWAYS void bq2t_tile(const int type, const int tiled, const int h, const uint8_t *w, size_t rowBytes, int in,
+                         bq_activations x, const int m, float *y, size_t ldy, const uint8_t *next) {
   const int bb = bq_block_bytes(type), nb = in / 32;
   const int lines = (int)((rowBytes + 63) / 64), ahead = (8 * lines + nb - 1) / nb;
   int row = 0, line = 0;  // the next of the next tile's lines to ask for
@@ -115,20 +138,26 @@ BQ_ALWAYS void bq2t_tile(const int type, const uint8_t *w, size_t rowBytes, int 
   for (int i = 0; i < m; i++) acc[i] = _mm256_setzero_ps();
   for (int b0 = 0; b0 < nb; b0 += BQ2T_SCALES) {
     const int b1 = b0 + BQ2T_SCALES < nb ? b0 + BQ2T_SCALES : nb;
-    for (int n = 0; n < 8; n++)
+    for (int n = 0; n < 8 && !tiled; n++)
       for (int b = b0; b < b1; b++) {
         memcpy(&scales[b - b0][n], w + (size_t)n * rowBytes + (size_t)b * bb, 2);
         if (type == BQ_Q4_1) memcpy(&minima[b - b0][n], w + (size_t)n * rowBytes + (size_t)b * bb + 2, 2);
       }
     for (int b = b0; b < b1; b++) {
-      for (int a = 0; a < ahead && row < 8; a++) {
+      for (int a = 0; a < ahead && row < 8 && !tiled; a++) {
         _mm_prefetch((const char *)next + (size_t)row * rowBytes + (size_t)line * 64, _MM_HINT_T0);
         if (++line == lines) line = 0, row++;
       }
       __m256i v[16];
-      bq2t_decode(type, w + (size_t)b * bb, rowBytes, v);
-      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)scales[b - b0]));
-      const __m256 mw = type == BQ_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)minima[b - b0])) : _mm256_setzero_ps();
+      const uint8_t *tb = w + (size_t)b * 16 * bb;  // tiled: the tile block
+      if (tiled && h == 0)  // the same block of the next tile (the second half reads this tile again, from cache)
+        for (int o = 0; o < 16 * bb; o += 64) _mm_prefetch((const char *)tb + 16 * rowBytes + o, _MM_HINT_T0);
+      if (tiled) bq2t_tiled_codes(type, tb + bq_tile_header(type), h, v);
+      else bq2t_decode(type, w + (size_t)b * bb, rowBytes, v);
+      const uint16_t *sc = tiled ? (const uint16_t *)(tb + 16 * h) : scales[b - b0];
+      const uint16_t *mi = tiled ? (const uint16_t *)(tb + 32 + 16 * h) : minima[b - b0];
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sc));
+      const __m256 mw = type == BQ_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mi)) : _mm256_setzero_ps();
       for (int i = 0; i < m; i++) {
         const int16_t *q = x.q + (size_t)i * x.q_stride + (size_t)b * 32;
         const __m256i s = _mm256_add_epi32(bq2t_half(v, 0, q), bq2t_half(v, 8, q));  // two chains
@@ -141,14 +170,19 @@ BQ_ALWAYS void bq2t_tile(const int type, const uint8_t *w, size_t rowBytes, int 
   for (int i = 0; i < m; i++) _mm256_storeu_ps(y + (size_t)i * ldy, _mm256_add_ps(_mm256_loadu_ps(y + (size_t)i * ldy), acc[i]));
 }
 
-BQ_ALWAYS void bq2t_tiled(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, const int m,
-                          float *y, size_t ldy, int r0, int r1) {
+BQ_ALWAYS void bq2t_tiled(const int type, const int tiled, const uint8_t *w, size_t rowBytes, int in, bq_activations x,
+                          const int m, float *y, size_t ldy, int r0, int r1) {
+  if (tiled) {
+    for (int r = r0; r + 16 <= r1; r += 16)
+      for (int h = 0; h < 2; h++) bq2t_tile(type, 1, h, w + (size_t)r * rowBytes, rowBytes, in, x, m, y + r + 8 * h, ldy, NULL);
+    return;
+  }
   for (int r = r0; r + 8 <= r1; r += 8)
-    bq2t_tile(type, w + (size_t)r * rowBytes, rowBytes, in, x, m, y + r, ldy, w + (size_t)(r + 8) * rowBytes);
+    bq2t_tile(type, 0, 0, w + (size_t)r * rowBytes, rowBytes, in, x, m, y + r, ldy, w + (size_t)(r + 8) * rowBytes);
 }
 
-BQ_ALWAYS void bq2t_typed(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m,
-                          float *y, size_t ldy, int r0, int r1) {
+BQ_ALWAYS void bq2t_typed(const int type, const int tiled, const uint8_t *w, size_t rowBytes, int in, bq_activations x,
+                          int m, float *y, size_t ldy, int r0, int r1) {
   for (int i0 = 0; i0 < m; i0 += 8) {
     bq_activations xi = x;
     xi.q += (size_t)i0 * x.q_stride;
@@ -156,14 +190,14 @@ BQ_ALWAYS void bq2t_typed(const int type, const uint8_t *w, size_t rowBytes, int
     xi.sd += (size_t)i0 * x.s_stride;
     float *yi = y + (size_t)i0 * ldy;
     switch (m - i0 < 8 ? m - i0 : 8) {
-    case 1: bq2t_tiled(type, w, rowBytes, in, xi, 1, yi, ldy, r0, r1); break;
-    case 2: bq2t_tiled(type, w, rowBytes, in, xi, 2, yi, ldy, r0, r1); break;
-    case 3: bq2t_tiled(type, w, rowBytes, in, xi, 3, yi, ldy, r0, r1); break;
-    case 4: bq2t_tiled(type, w, rowBytes, in, xi, 4, yi, ldy, r0, r1); break;
-    case 5: bq2t_tiled(type, w, rowBytes, in, xi, 5, yi, ldy, r0, r1); break;
-    case 6: bq2t_tiled(type, w, rowBytes, in, xi, 6, yi, ldy, r0, r1); break;
-    case 7: bq2t_tiled(type, w, rowBytes, in, xi, 7, yi, ldy, r0, r1); break;
-    default: bq2t_tiled(type, w, rowBytes, in, xi, 8, yi, ldy, r0, r1); break;
+    case 1: bq2t_tiled(type, tiled, w, rowBytes, in, xi, 1, yi, ldy, r0, r1); break;
+    case 2: bq2t_tiled(type, tiled, w, rowBytes, in, xi, 2, yi, ldy, r0, r1); break;
+    case 3: bq2t_tiled(type, tiled, w, rowBytes, in, xi, 3, yi, ldy, r0, r1); break;
+    case 4: bq2t_tiled(type, tiled, w, rowBytes, in, xi, 4, yi, ldy, r0, r1); break;
+    case 5: bq2t_tiled(type, tiled, w, rowBytes, in, xi, 5, yi, ldy, r0, r1); break;
+    case 6: bq2t_tiled(type, tiled, w, rowBytes, in, xi, 6, yi, ldy, r0, r1); break;
+    case 7: bq2t_tiled(type, tiled, w, rowBytes, in, xi, 7, yi, ldy, r0, r1); break;
+    default: bq2t_tiled(type, tiled, w, rowBytes, in, xi, 8, yi, ldy, r0, r1); break;
     }
   }
 }
@@ -171,9 +205,19 @@ BQ_ALWAYS void bq2t_typed(const int type, const uint8_t *w, size_t rowBytes, int
 void bq_avx2_tiles_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m, float *y, size_t ldy,
                      int r0, int r1) {
   switch (type) {
-  case BQ_Q8_0: bq2t_typed(BQ_Q8_0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
-  case BQ_Q4_0: bq2t_typed(BQ_Q4_0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
-  case BQ_Q4_1: bq2t_typed(BQ_Q4_1, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q8_0: bq2t_typed(BQ_Q8_0, 0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_0: bq2t_typed(BQ_Q4_0, 0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_1: bq2t_typed(BQ_Q4_1, 0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  default: break;
+  }
+}
+
+void bq_avx2_matmul_q_tiled(int type, const uint8_t *tiles, size_t rowBytes, int in, bq_activations x, int m, float *y,
+                            size_t ldy, int r0, int r1) {
+  switch (type) {
+  case BQ_Q8_0: bq2t_typed(BQ_Q8_0, 1, tiles, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_0: bq2t_typed(BQ_Q4_0, 1, tiles, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_1: bq2t_typed(BQ_Q4_1, 1, tiles, rowBytes, in, x, m, y, ldy, r0, r1); break;
   default: break;
   }
 }

@@ -226,5 +226,6 @@ static void bq512_matmul_f(int type, const uint8_t *w, size_t rowBytes, int in, 
   else if (type == BQ_BF16) bq512_float_typed(BQ_BF16, w, rowBytes, in, x, m, y, ldy, r0, r1);
 }
 
-const bq_kernels bq_avx512_kernels = {"avx512", bq512_floats, bq512_quantize, bq512_matmul_q, bq512_matmul_f};
+const bq_kernels bq_avx512_kernels = {"avx512", bq512_floats, bq512_quantize, bq512_matmul_q, bq512_matmul_f,
+                                      bq512_matmul_q_tiled};
 #endif

@@ -7,6 +7,9 @@
 // integer sums are the same as the per-row kernel's; only the order of the fp32 sums changes. Measured on a Zen 4
 // (8 activation rows, 1 thread, weights in L2 / from memory): Q8_0 74 / 69 against 40 / 36 GMAC/s, Q4_0 77 / 73
 // against 41 / 39, Q4_1 70 / 66 against 31 / 28; generation at batch 8 from SmolLM2's Q8_0 file 1.3-1.4x.
+// The same kernels also read weights kept in tiles of 16 rows (bq_tile_rows: each block's 16 rows' codes already in
+// the transposed order, scales beside each other), which skips the transposition and the copying of the scales;
+// the sums are the same, in the same order, so both layouts give the same bits.
 // The activations are in quant_avx512.c's pair layout: block b = 2p + h's codes at p * 64 + 16 h, 16 of them,
 // and 16 more 32 further on; its dx at ds[p * 16 + 8 h] and sx / 8 at sd[p * 16 + 8 h].
 #include "kernels.h"
@@ -79,6 +82,26 @@ BQ_ALWAYS void bq512_transposed_q4(const int type, const uint8_t *wb, size_t row
     }
 }
 
+// The same 16 vectors from a block of a tile (bq_tile_rows): 32-byte groups already in that order.
+BQ_ALWAYS void bq512_tiled_codes(const int type, const uint8_t *codes, __m512i v[16]) {
+  if (type == BQ_Q8_0) {
+    for (int k = 0; k < 16; k++) v[k] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(codes + 32 * k)));
+    return;
+  }
+  const __m256i low = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  for (int k = 0; k < 8; k++) {
+    const __m256i word = _mm256_loadu_si256((const __m256i *)(codes + 32 * k));
+    const __m256i lo = _mm256_and_si256(word, low), hi = _mm256_and_si256(_mm256_srli_epi16(word, 4), low);
+    if (type == BQ_Q4_0) {
+      v[k] = _mm512_cvtepi8_epi16(_mm256_sub_epi8(lo, eight));
+      v[k + 8] = _mm512_cvtepi8_epi16(_mm256_sub_epi8(hi, eight));
+    } else {
+      v[k] = _mm512_cvtepu8_epi16(lo);
+      v[k + 8] = _mm512_cvtepu8_epi16(hi);
+    }
+  }
+}
+
 BQ_ALWAYS __m512i bq512_pair_bcast(const int16_t *q) {
   int32_t v;
   memcpy(&v, q, 4);
@@ -91,8 +114,9 @@ BQ_ALWAYS __m512i bq512_pair_bcast(const int16_t *q) {
 // scales (and Q4_1's minima) are copied beside each other first (scalar loads and stores, off the vector pipes:
 // a gather per block cost 13% of the tile on a Zen 4), up to BQ512_SCALES blocks at a time.
 #define BQ512_SCALES 64
-BQ_ALWAYS void bq512_tile(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, const int m,
-                          float *y, size_t ldy, const uint8_t *next) {
+// `tiled`: w is a tile of bq_tile_rows's layout (its blocks one after the other, nothing to copy or prefetch).
+BQ_ALWAYS void bq512_tile(const int type, const int tiled, const uint8_t *w, size_t rowBytes, int in, bq_activations x,
+                          const int m, float *y, size_t ldy, const uint8_t *next) {
   const int bb = bq_block_bytes(type), nb = in / 32;
   const int lines = (int)((rowBytes + 63) / 64), ahead = (16 * lines + nb - 1) / nb;  // next tile's lines per block
   int row = 0, line = 0;  // the next of the next tile's lines to ask for
@@ -101,23 +125,27 @@ BQ_ALWAYS void bq512_tile(const int type, const uint8_t *w, size_t rowBytes, int
   for (int i = 0; i < m; i++) acc[i] = _mm512_setzero_ps();
   for (int b0 = 0; b0 < nb; b0 += BQ512_SCALES) {
     const int b1 = b0 + BQ512_SCALES < nb ? b0 + BQ512_SCALES : nb;
-    for (int n = 0; n < 16; n++)
+    for (int n = 0; n < 16 && !tiled; n++)
       for (int b = b0; b < b1; b++) {
         memcpy(&scales[b - b0][n], w + (size_t)n * rowBytes + (size_t)b * bb, 2);
         if (type == BQ_Q4_1) memcpy(&minima[b - b0][n], w + (size_t)n * rowBytes + (size_t)b * bb + 2, 2);
       }
     for (int b = b0; b < b1; b++) {
-      const uint8_t *wb = w + (size_t)b * bb;
-      for (int a = 0; a < ahead && row < 16; a++) {
+      const uint8_t *wb = w + (size_t)b * bb, *tb = w + (size_t)b * 16 * bb;  // rows: block b of row 0; tiled: its tile block
+      for (int a = 0; a < ahead && row < 16 && !tiled; a++) {
         _mm_prefetch((const char *)next + (size_t)row * rowBytes + (size_t)line * 64, _MM_HINT_T0);
         if (++line == lines) line = 0, row++;
       }
+      if (tiled)  // the same block of the next tile, as far ahead as the rows' prefetches above
+        for (int o = 0; o < 16 * bb; o += 64) _mm_prefetch((const char *)tb + 16 * rowBytes + o, _MM_HINT_T0);
       __m512i v[16];
-      if (type == BQ_Q8_0) bq512_transposed_q8(wb, rowBytes, v);
+      if (tiled) bq512_tiled_codes(type, tb + bq_tile_header(type), v);
+      else if (type == BQ_Q8_0) bq512_transposed_q8(wb, rowBytes, v);
       else bq512_transposed_q4(type, wb, rowBytes, v);
-      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)scales[b - b0]));
+      const uint16_t *sc = tiled ? (const uint16_t *)tb : scales[b - b0], *mi = tiled ? (const uint16_t *)(tb + 32) : minima[b - b0];
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sc));
       // Q4_1: m sx per row, sx = 8 sd in this layout (both factors of 8 exact)
-      const __m512 mw = type == BQ_Q4_1 ? _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)minima[b - b0])), _mm512_set1_ps(8))
+      const __m512 mw = type == BQ_Q4_1 ? _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)mi)), _mm512_set1_ps(8))
                                         : _mm512_setzero_ps();
       const int p = b >> 1, h = b & 1;
 #pragma clang loop unroll(full)
@@ -145,14 +173,15 @@ BQ_ALWAYS void bq512_tile(const int type, const uint8_t *w, size_t rowBytes, int
 }
 
 // Rows [r0, r1) of W (whole tiles of 16) against m <= 8 activation rows.
-BQ_ALWAYS void bq512_tiled(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, const int m,
-                           float *y, size_t ldy, int r0, int r1) {
+// (tiled: the tile of rows r starts at w + r * rowBytes too, tiles having the bytes of their 16 rows)
+BQ_ALWAYS void bq512_tiled(const int type, const int tiled, const uint8_t *w, size_t rowBytes, int in, bq_activations x,
+                           const int m, float *y, size_t ldy, int r0, int r1) {
   for (int r = r0; r + 16 <= r1; r += 16)
-    bq512_tile(type, w + (size_t)r * rowBytes, rowBytes, in, x, m, y + r, ldy, w + (size_t)(r + 16) * rowBytes);
+    bq512_tile(type, tiled, w + (size_t)r * rowBytes, rowBytes, in, x, m, y + r, ldy, w + (size_t)(r + 16) * rowBytes);
 }
 
-BQ_ALWAYS void bq512_tiles_typed(const int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m,
-                                 float *y, size_t ldy, int r0, int r1) {
+BQ_ALWAYS void bq512_tiles_typed(const int type, const int tiled, const uint8_t *w, size_t rowBytes, int in,
+                                 bq_activations x, int m, float *y, size_t ldy, int r0, int r1) {
   for (int i0 = 0; i0 < m; i0 += 8) {
     bq_activations xi = x;
     xi.q += (size_t)i0 * x.q_stride;
@@ -160,14 +189,14 @@ BQ_ALWAYS void bq512_tiles_typed(const int type, const uint8_t *w, size_t rowByt
     xi.sd += (size_t)i0 * x.s_stride;
     float *yi = y + (size_t)i0 * ldy;
     switch (m - i0 < 8 ? m - i0 : 8) {
-    case 1: bq512_tiled(type, w, rowBytes, in, xi, 1, yi, ldy, r0, r1); break;
-    case 2: bq512_tiled(type, w, rowBytes, in, xi, 2, yi, ldy, r0, r1); break;
-    case 3: bq512_tiled(type, w, rowBytes, in, xi, 3, yi, ldy, r0, r1); break;
-    case 4: bq512_tiled(type, w, rowBytes, in, xi, 4, yi, ldy, r0, r1); break;
-    case 5: bq512_tiled(type, w, rowBytes, in, xi, 5, yi, ldy, r0, r1); break;
-    case 6: bq512_tiled(type, w, rowBytes, in, xi, 6, yi, ldy, r0, r1); break;
-    case 7: bq512_tiled(type, w, rowBytes, in, xi, 7, yi, ldy, r0, r1); break;
-    default: bq512_tiled(type, w, rowBytes, in, xi, 8, yi, ldy, r0, r1); break;
+    case 1: bq512_tiled(type, tiled, w, rowBytes, in, xi, 1, yi, ldy, r0, r1); break;
+    case 2: bq512_tiled(type, tiled, w, rowBytes, in, xi, 2, yi, ldy, r0, r1); break;
+    case 3: bq512_tiled(type, tiled, w, rowBytes, in, xi, 3, yi, ldy, r0, r1); break;
+    case 4: bq512_tiled(type, tiled, w, rowBytes, in, xi, 4, yi, ldy, r0, r1); break;
+    case 5: bq512_tiled(type, tiled, w, rowBytes, in, xi, 5, yi, ldy, r0, r1); break;
+    case 6: bq512_tiled(type, tiled, w, rowBytes, in, xi, 6, yi, ldy, r0, r1); break;
+    case 7: bq512_tiled(type, tiled, w, rowBytes, in, xi, 7, yi, ldy, r0, r1); break;
+    default: bq512_tiled(type, tiled, w, rowBytes, in, xi, 8, yi, ldy, r0, r1); break;
     }
   }
 }
@@ -175,9 +204,23 @@ BQ_ALWAYS void bq512_tiles_typed(const int type, const uint8_t *w, size_t rowByt
 void bq512_tiles_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_activations x, int m, float *y, size_t ldy,
                    int r0, int r1) {
   switch (type) {
-  case BQ_Q8_0: bq512_tiles_typed(BQ_Q8_0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
-  case BQ_Q4_0: bq512_tiles_typed(BQ_Q4_0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
-  case BQ_Q4_1: bq512_tiles_typed(BQ_Q4_1, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q8_0: bq512_tiles_typed(BQ_Q8_0, 0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_0: bq512_tiles_typed(BQ_Q4_0, 0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_1: bq512_tiles_typed(BQ_Q4_1, 0, w, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  default: break;
+  }
+}
+
+void bq512_matmul_q_tiled(int type, const uint8_t *tiles, size_t rowBytes, int in, bq_activations x, int m, float *y,
+                          size_t ldy, int r0, int r1) {
+  if (m == 1) {  // one row is quantised in the plain layout (bq512_quantize), as the AVX2 kernels read it
+    bq_avx2_matmul_q_tiled(type, tiles, rowBytes, in, x, m, y, ldy, r0, r1);
+    return;
+  }
+  switch (type) {
+  case BQ_Q8_0: bq512_tiles_typed(BQ_Q8_0, 1, tiles, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_0: bq512_tiles_typed(BQ_Q4_0, 1, tiles, rowBytes, in, x, m, y, ldy, r0, r1); break;
+  case BQ_Q4_1: bq512_tiles_typed(BQ_Q4_1, 1, tiles, rowBytes, in, x, m, y, ldy, r0, r1); break;
   default: break;
   }
 }

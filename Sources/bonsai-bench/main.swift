@@ -14,7 +14,8 @@
 //     --checkpointing recomputes each layer in the backward pass (finetune --gradient-checkpointing); --selective
 //     keeps each layer's products and recomputes the rest (finetune --selective-checkpointing), --whole-layers N
 //     recomputing the first N layers whole (finetune --selective-checkpointing --whole-layers N).
-//     A GGUF's matrices stay in their blocks, as `bonsai generate` keeps them; --fp32 converts them at load.
+//     A GGUF's matrices stay in their blocks, as `bonsai generate` keeps them; --fp32 converts them at load;
+//     --rows-layout keeps Q8_0/Q4_0/Q4_1 row after row instead of in tiles of 16 rows (the layout before tiles).
 // Prints one JSON line: median seconds per step, tokens/s, peak RSS (VmHWM) in MiB.
 import BonsaiEngine
 import COMP
@@ -121,7 +122,8 @@ if CommandLine.arguments.contains("--packed") {
   let w = RandomSource(seed: 1).normalTensor([R, C], std: 0.05), x = RandomSource(seed: 2).normalTensor([B, C], std: 1)
   var out: [String] = []
   for format in [PackedFormat.q4_1, .q8_0, .f16, .f32] {
-    let p = PackedMatrix(quantizing: w, to: format)
+    let rowsLayout = PackedMatrix(quantizing: w, to: format)
+    let p = CommandLine.arguments.contains("--tiled") ? rowsLayout.tiled() : rowsLayout  // --tiled: tiles of 16 rows
     var best = 1e9
     for _ in 0..<15 { let t0 = now(); _ = withoutGrad { x.linear(packed: p, bias: nil) }; best = min(best, now() - t0) }
     out.append(String(format: "\"%@_ms\": %.2f, \"%@_gbs\": %.1f", "\(format)", best * 1000, "\(format)", Double(p.byteCount) / best / 1e9))
@@ -157,7 +159,8 @@ if CommandLine.arguments.contains("--decoder") {
   do {
     rssLine("start")
     let (model, tokenizer) = try DecoderCheckpoint.load(URL(fileURLWithPath: arg("decoder", "")),
-                                                        keepingBlocks: !CommandLine.arguments.contains("--fp32"))
+                                                        keepingBlocks: !CommandLine.arguments.contains("--fp32"),
+                                                        tiling: !CommandLine.arguments.contains("--rows-layout"))
     rssLine("loaded")
     var optimizer: AdamW?
     if mode == "step" {

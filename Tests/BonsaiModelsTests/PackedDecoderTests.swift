@@ -1,5 +1,5 @@
 // SmolLM2 generating straight from GGUF blocks against the fp32 path on the same weights: the Q4_1 file as
-// it is (its Q8_0 embedding included), and its weights re-quantised to Q8_0, Q4_0, F16, BF16 and F32.
+// it is (its Q8_0 embedding included; loaded into tiles of 16 rows, and equal to the rows it came from), and its weights re-quantised to Q8_0, Q4_0, F16, BF16 and F32.
 // Prompts (more than 8 tokens) dequantise rows exactly for GEMM, so their logits equal the fp32 path's to
 // summation order; decoding rounds activations to 16 bits per block, within a small tolerance; greedy
 // continuations of the decoder goldens' prompts must be identical.
@@ -55,6 +55,12 @@ final class PackedDecoderTests: XCTestCase {
     let packed = try LlamaForCausalLM.load(gguf: f, keepingBlocks: true), reference = try LlamaForCausalLM.load(gguf: f)
     XCTAssertEqual(Set(packed.namedPackedWeights().map { "\($0.matrix.format)" }), ["q4_1", "q8_0"])
     XCTAssertEqual(packed.namedPackedWeights().count, 30 * 7 + 1, "every matrix, the tied embedding included")
+    XCTAssertTrue(packed.namedPackedWeights().allSatisfy(\.matrix.isTiled), "Q4_1 and Q8_0 matrices kept in tiles of 16 rows")
+    let rows = try LlamaForCausalLM.load(gguf: f, keepingBlocks: true, tiling: false)
+    XCTAssertFalse(rows.namedPackedWeights().contains(where: \.matrix.isTiled))
+    let batch = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]  // three sequences decoded at once: products of 3 rows, the same bits
+    let (cacheT, _) = packed.prefill(ids: batch, extra: 1), (cacheRows, _) = rows.prefill(ids: batch, extra: 1)
+    XCTAssertEqual(packed.step([10, 11, 12], cache: cacheT).scalars, rows.step([10, 11, 12], cache: cacheRows).scalars)
     XCTAssertEqual(packed.parameterCount, reference.parameterCount)
     let fp32 = Dictionary(uniqueKeysWithValues: reference.namedParameters().map { ($0.key, $0.tensor) })
     for (key, t) in packed.materializedParameters() where key.contains("layers.3.") || key.hasPrefix("model.embed") {

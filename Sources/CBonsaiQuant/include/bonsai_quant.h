@@ -41,6 +41,24 @@ void bq_matmul_q(int type, const uint8_t *w, size_t rowBytes, int in, bq_activat
 void bq_matmul_f(int type, const uint8_t *w, size_t rowBytes, int in, const float *x, int m,
                  float *y, size_t ldy, int r0, int r1);
 
+/// Tiles of 16 rows, the layout batched products read without transposing W's blocks in registers (Q8_0, Q4_0,
+/// Q4_1; rows a multiple of 16). Tile t (rows 16t..16t+15) takes the bytes of its 16 rows, at the same offset
+/// (16 t rowBytes), as in/32 tile blocks of 16 row blocks' bytes each; tile block b holds the 16 rows' fp16 scales
+/// d (row n at 2n), then for Q4_1 their fp16 minima (at 32 + 2n), then the codes in groups of 32 bytes: group k
+/// holds code bytes 2k and 2k + 1 of row n at 2n and 2n + 1 (Q8_0: 16 groups, codes 2k, 2k + 1; Q4_0 and Q4_1:
+/// 8 groups of the nibble-packed bytes, low nibbles codes 2k, 2k + 1 and high nibbles codes 2k + 16, 2k + 17).
+/// Writes tiles [t0, t1) of the rows at w into out (as big as W).
+void bq_tile_rows(int type, const uint8_t *w, size_t rowBytes, int in, uint8_t *out, int t0, int t1);
+
+/// Rows [r0, r1) of W kept in tiles (bq_tile_rows) in fp32 into out (row stride `in`): bq_dequantize_rows's values.
+void bq_dequantize_tiled(int type, const uint8_t *tiles, size_t rowBytes, int in, float *out, int r0, int r1);
+
+/// bq_matmul_q for W kept in tiles (bq_tile_rows); r0 and r1 multiples of 16. The same bits as bq_matmul_q on
+/// the rows wherever the kernels in use take tiles of rows there (several activation rows; every row for the
+/// scalar kernels).
+void bq_matmul_q_tiled(int type, const uint8_t *tiles, size_t rowBytes, int in, bq_activations x, int m,
+                       float *y, size_t ldy, int r0, int r1);
+
 /// Rows [r0, r1) of W in fp32 into out (row stride `in`): the values gguf's dequantize gives, bit for bit.
 void bq_dequantize_rows(int type, const uint8_t *w, size_t rowBytes, int in, float *out, int r0, int r1);
 
