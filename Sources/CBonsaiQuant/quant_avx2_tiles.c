@@ -41,6 +41,20 @@ BQ_ALWAYS void bq2t_transpose8(const __m256i r[8], __m256i t[8]) {
   }
 }
 
+// Word k of 8 rows' Q4_0 / Q4_1 code bytes (2 bytes a row) -> v[k] (low nibbles: pair k) and v[k + 8] (high nibbles:
+// pair k + 8) as int16; Q4_0's codes offset by -8.
+BQ_ALWAYS void bq2t_nibbles(const int type, __m128i word, int k, __m256i v[16]) {
+  const __m128i low = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+  const __m128i lo = _mm_and_si128(word, low), hi = _mm_and_si128(_mm_srli_epi16(word, 4), low);
+  if (type == BQ_Q4_0) {
+    v[k] = _mm256_cvtepi8_epi16(_mm_sub_epi8(lo, eight));
+    v[k + 8] = _mm256_cvtepi8_epi16(_mm_sub_epi8(hi, eight));
+  } else {
+    v[k] = _mm256_cvtepu8_epi16(lo);
+    v[k + 8] = _mm256_cvtepu8_epi16(hi);
+  }
+}
+
 // The codes of block b in 8 rows (at wb + n * rowBytes), transposed: v[k]'s lane n holds codes 2k, 2k + 1 of row
 // n as int16. Q8_0: a row's 32 codes are 16 words, words j and 8 + j in the two halves of a register. Q4_0/Q4_1:
 // byte j holds codes j (low nibble) and j + 16 (high nibble), so word k holds pairs k and k + 8: the 8 rows'
@@ -66,20 +80,9 @@ BQ_ALWAYS void bq2t_decode(const int type, const uint8_t *wb, size_t rowBytes, _
     b[4 * g + 2] = _mm_unpacklo_epi32(a[4 * g + 1], a[4 * g + 3]);
     b[4 * g + 3] = _mm_unpackhi_epi32(a[4 * g + 1], a[4 * g + 3]);
   }
-  const __m128i low = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
   for (int c = 0; c < 4; c++)
-    for (int o = 0; o < 2; o++) {  // word k = 2c + o of rows 0..7
-      const int k = 2 * c + o;
-      const __m128i word = o ? _mm_unpackhi_epi64(b[c], b[4 + c]) : _mm_unpacklo_epi64(b[c], b[4 + c]);
-      const __m128i lo = _mm_and_si128(word, low), hi = _mm_and_si128(_mm_srli_epi16(word, 4), low);
-      if (type == BQ_Q4_0) {
-        v[k] = _mm256_cvtepi8_epi16(_mm_sub_epi8(lo, eight));
-        v[k + 8] = _mm256_cvtepi8_epi16(_mm_sub_epi8(hi, eight));
-      } else {
-        v[k] = _mm256_cvtepu8_epi16(lo);
-        v[k + 8] = _mm256_cvtepu8_epi16(hi);
-      }
-    }
+    for (int o = 0; o < 2; o++)  // word k = 2c + o of rows 0..7
+      bq2t_nibbles(type, o ? _mm_unpackhi_epi64(b[c], b[4 + c]) : _mm_unpacklo_epi64(b[c], b[4 + c]), 2 * c + o, v);
 }
 
 // The same vectors for rows 8h..8h+7 of a tile block's codes (bq_tile_rows): bytes 16h.. of each 32-byte group.
@@ -88,18 +91,7 @@ BQ_ALWAYS void bq2t_tiled_codes(const int type, const uint8_t *codes, int h, __m
     for (int k = 0; k < 16; k++) v[k] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(codes + 32 * k + 16 * h)));
     return;
   }
-  const __m128i low = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
-  for (int k = 0; k < 8; k++) {
-    const __m128i word = _mm_loadu_si128((const __m128i *)(codes + 32 * k + 16 * h));
-    const __m128i lo = _mm_and_si128(word, low), hi = _mm_and_si128(_mm_srli_epi16(word, 4), low);
-    if (type == BQ_Q4_0) {
-      v[k] = _mm256_cvtepi8_epi16(_mm_sub_epi8(lo, eight));
-      v[k + 8] = _mm256_cvtepi8_epi16(_mm_sub_epi8(hi, eight));
-    } else {
-      v[k] = _mm256_cvtepu8_epi16(lo);
-      v[k + 8] = _mm256_cvtepu8_epi16(hi);
-    }
-  }
+  for (int k = 0; k < 8; k++) bq2t_nibbles(type, _mm_loadu_si128((const __m128i *)(codes + 32 * k + 16 * h)), k, v);
 }
 
 BQ_ALWAYS __m256i bq2t_pair(const int16_t *q) {

@@ -46,6 +46,20 @@ BQ_ALWAYS void bq512_transposed_q8(const uint8_t *wb, size_t rowBytes, __m512i v
   }
 }
 
+// Word k of 16 rows' Q4_0 / Q4_1 code bytes (2 bytes a row) -> v[k] (low nibbles: pair k) and v[k + 8] (high nibbles:
+// pair k + 8) as int16; Q4_0's codes offset by -8.
+BQ_ALWAYS void bq512_nibbles(const int type, __m256i word, int k, __m512i v[16]) {
+  const __m256i low = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  const __m256i lo = _mm256_and_si256(word, low), hi = _mm256_and_si256(_mm256_srli_epi16(word, 4), low);
+  if (type == BQ_Q4_0) {
+    v[k] = _mm512_cvtepi8_epi16(_mm256_sub_epi8(lo, eight));
+    v[k + 8] = _mm512_cvtepi8_epi16(_mm256_sub_epi8(hi, eight));
+  } else {
+    v[k] = _mm512_cvtepu8_epi16(lo);
+    v[k + 8] = _mm512_cvtepu8_epi16(hi);
+  }
+}
+
 // The same for Q4_0 and Q4_1, whose 16 code bytes (at wb + n * rowBytes + 2 or 4) hold codes j (low nibble) and
 // j + 16 (high nibble) in byte j, so that word k holds pairs k and k + 8: rows n and n + 8 share a 256-bit register,
 // an 8 x 8 word transpose within its halves gives word k of the 16 rows, split into nibbles after it (Q4_0:
@@ -66,19 +80,10 @@ BQ_ALWAYS void bq512_transposed_q4(const int type, const uint8_t *wb, size_t row
     r[4 * g + 2] = _mm256_unpacklo_epi32(a[4 * g + 1], a[4 * g + 3]);
     r[4 * g + 3] = _mm256_unpackhi_epi32(a[4 * g + 1], a[4 * g + 3]);
   }
-  const __m256i low = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
   for (int c = 0; c < 4; c++)
     for (int o = 0; o < 2; o++) {  // word k = 2c + o of rows 0..15
       const int k = 2 * c + o;
-      const __m256i word = o ? _mm256_unpackhi_epi64(r[c], r[4 + c]) : _mm256_unpacklo_epi64(r[c], r[4 + c]);
-      __m256i lo = _mm256_and_si256(word, low), hi = _mm256_and_si256(_mm256_srli_epi16(word, 4), low);
-      if (type == BQ_Q4_0) {
-        v[k] = _mm512_cvtepi8_epi16(_mm256_sub_epi8(lo, eight));
-        v[k + 8] = _mm512_cvtepi8_epi16(_mm256_sub_epi8(hi, eight));
-      } else {
-        v[k] = _mm512_cvtepu8_epi16(lo);
-        v[k + 8] = _mm512_cvtepu8_epi16(hi);
-      }
+      bq512_nibbles(type, o ? _mm256_unpackhi_epi64(r[c], r[4 + c]) : _mm256_unpacklo_epi64(r[c], r[4 + c]), k, v);
     }
 }
 
@@ -88,18 +93,7 @@ BQ_ALWAYS void bq512_tiled_codes(const int type, const uint8_t *codes, __m512i v
     for (int k = 0; k < 16; k++) v[k] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(codes + 32 * k)));
     return;
   }
-  const __m256i low = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-  for (int k = 0; k < 8; k++) {
-    const __m256i word = _mm256_loadu_si256((const __m256i *)(codes + 32 * k));
-    const __m256i lo = _mm256_and_si256(word, low), hi = _mm256_and_si256(_mm256_srli_epi16(word, 4), low);
-    if (type == BQ_Q4_0) {
-      v[k] = _mm512_cvtepi8_epi16(_mm256_sub_epi8(lo, eight));
-      v[k + 8] = _mm512_cvtepi8_epi16(_mm256_sub_epi8(hi, eight));
-    } else {
-      v[k] = _mm512_cvtepu8_epi16(lo);
-      v[k + 8] = _mm512_cvtepu8_epi16(hi);
-    }
-  }
+  for (int k = 0; k < 8; k++) bq512_nibbles(type, _mm256_loadu_si256((const __m256i *)(codes + 32 * k)), k, v);
 }
 
 BQ_ALWAYS __m512i bq512_pair_bcast(const int16_t *q) {
