@@ -31,24 +31,12 @@ void bq_dequantize_rows(int type, const uint8_t *w, size_t rowBytes, int in, flo
   }
 }
 
-// Rows n0..n1-1 of tile block tb into y (row n at y + (n - n0) * in): bq_dequantize_block's values.
+// Rows n0..n1-1 of tile block tb into y (row n at y + (n - n0) * in): each row's block gathered, then as the rows.
 BQ_ALWAYS void bq_dequantize_tile_block(const int type, const uint8_t *tb, int n0, int n1, float *y, int in) {
-  const uint8_t *codes = tb + bq_tile_header(type);
+  uint8_t block[34];
   for (int n = n0; n < n1; n++, y += in) {
-    const float d = bq_half(tb + 2 * n);
-    if (type == BQ_Q8_0) {
-      for (int k = 0; k < 16; k++) {
-        y[2 * k] = (float)(int8_t)codes[32 * k + 2 * n] * d;
-        y[2 * k + 1] = (float)(int8_t)codes[32 * k + 2 * n + 1] * d;
-      }
-    } else {
-      const float m = type == BQ_Q4_1 ? bq_half(tb + 32 + 2 * n) : 0;
-      for (int c = 0; c < 16; c++) {  // code byte c: codes c (low nibble) and c + 16
-        const uint8_t v = codes[32 * (c / 2) + 2 * n + c % 2];
-        if (type == BQ_Q4_0) { y[c] = d * (float)((v & 0x0F) - 8); y[c + 16] = d * (float)((v >> 4) - 8); }
-        else { y[c] = d * (float)(v & 0x0F) + m; y[c + 16] = d * (float)(v >> 4) + m; }
-      }
-    }
+    bq_tile_block_row(type, tb, n, block);
+    bq_dequantize_block(type, block, y);
   }
 }
 

@@ -108,7 +108,8 @@ BQ_ALWAYS __m512i bq512_pair_bcast(const int16_t *q) {
 // scales (and Q4_1's minima) are copied beside each other first (scalar loads and stores, off the vector pipes:
 // a gather per block cost 13% of the tile on a Zen 4), up to BQ512_SCALES blocks at a time.
 #define BQ512_SCALES 64
-// `tiled`: w is a tile of bq_tile_rows's layout (its blocks one after the other, nothing to copy or prefetch).
+// `tiled`: w is a tile of bq_tile_rows's layout (its blocks one after the other: no scales to copy; the next tile's
+// block is prefetched as this one is read).
 BQ_ALWAYS void bq512_tile(const int type, const int tiled, const uint8_t *w, size_t rowBytes, int in, bq_activations x,
                           const int m, float *y, size_t ldy, const uint8_t *next) {
   const int bb = bq_block_bytes(type), nb = in / 32;
