@@ -4,25 +4,30 @@
 # LoRA r=16 (5e-4), clipping at 1 (finetune's default), the first STEPS optimizer steps of an epoch (default: the
 # whole epoch, 529 steps), no generation. Prints each side's training-loop time, tokens/s and peak RSS (Bonsai:
 # summary.json's training_loop_*; PyTorch: its training loop, one process).
-#   [STEPS=100] [OUT=dir] scripts/bench-decoder-epoch.sh        (needs the reference environment)
+# FULL_FLAGS and LORA_FLAGS add Bonsai options to one method's run (the reference reads the run's config, so e.g.
+# --max-grad-norm 0 turns clipping off on both sides; --gradient-checkpointing or --quantized-base are Bonsai's alone).
+#   [STEPS=100] [OUT=dir] [METHODS="full lora"] [FULL_FLAGS=...] [LORA_FLAGS=...] scripts/bench-decoder-epoch.sh
+#   (needs the reference environment)
 set -euo pipefail
 source "$(dirname "$0")/decoder-bench-setup.sh"
-swift build -c release --product bonsai >/dev/null
-OUT=${OUT:-$(mktemp -d)}
-for method in full lora; do
+swift build -c release --product bonsai ${SWIFT_BUILD_FLAGS:-} >/dev/null
+OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
+METHODS=${METHODS:-full lora}
+for method in $METHODS; do
   args=(--model smollm2 --data bbc-headlines --max-length 160 --batch-size 4 --epochs 1 --dev-fraction 0.02 --test-fraction 0.03
         --generation-tokens 0 --eval-every 0 --threads 2 --seed 42 --method "$method" --output "$OUT/$method" --overwrite)
   [ -n "${STEPS:-}" ] && args+=(--max-steps "$STEPS")
-  if [ "$method" = lora ]; then args+=(--rank 16 --alpha 32 --learning-rate 5e-4); else args+=(--learning-rate 5e-5); fi
+  if [ "$method" = lora ]; then args+=(--rank 16 --alpha 32 --learning-rate 5e-4 ${LORA_FLAGS:-})
+  else args+=(--learning-rate 5e-5 ${FULL_FLAGS:-}); fi
   .build/release/bonsai finetune "${args[@]}" > "$OUT/$method.out" 2> "$OUT/$method.log"
   "$PY" scripts/reference_decoder_finetune.py "$OUT/$method" --threads 2 > "$OUT/$method.ref" 2> "$OUT/$method.ref.log"
 done
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" $METHODS <<'PY'
 import json, os, sys
 out = sys.argv[1]
 print("| method | steps | tokens | Bonsai s | PyTorch s | Bonsai tokens/s | PyTorch tokens/s | speed ratio | Bonsai peak RSS MiB | PyTorch peak RSS MiB | RSS ratio | test perplexity Bonsai / PyTorch |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for method in ["full", "lora"]:
+for method in sys.argv[2:]:
     s = json.load(open(os.path.join(out, method, "summary.json")))
     r = json.loads(open(os.path.join(out, method + ".ref")).read().strip().splitlines()[-1])
     tokens = s["train_tokens_processed"]

@@ -188,27 +188,27 @@ public final class SafeTensorsFile: @unchecked Sendable {
 /// 1-D int32 vectors (e.g. sparse indices) as a safetensors file, atomically (temporary name, then rename).
 public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], int32 ints: [(key: String, values: [Int32])] = [],
                              to path: String, metadata: [String: String] = ["format": "pt"], dtype: String = "F32") throws {
+  try writeSafeTensors(made: tensors.map { e in (e.key, e.tensor.shape, { e.tensor }) }, int32: ints, to: path, metadata: metadata, dtype: dtype)
+}
+
+/// `writeSafeTensors` for tensors made one at a time as they are written (`make` is called once, and its
+/// result dropped after writing): e.g. weights dequantised or merged for an export, never all in memory at once.
+public func writeSafeTensors(made tensors: [(key: String, shape: [Int], make: () -> Tensor)], int32 ints: [(key: String, values: [Int32])] = [],
+                             to path: String, metadata: [String: String] = ["format": "pt"], dtype: String = "F32") throws {
   precondition(["F32", "F16", "BF16"].contains(dtype), "writeSafeTensors: dtype \(dtype)")
+  let width = dtype == "F32" ? 4 : 2
+  // one list in key order: each entry's dtype, shape, size and how its bytes are made
+  var entries: [(key: String, dtype: String, shape: [Int], size: Int, bytes: () -> Data)] = []
+  for (key, shape, make) in tensors {
+    entries.append((key, dtype, shape, width * shape.reduce(1, *), { safeTensorBytes(make(), dtype: dtype) }))
+  }
+  for (key, values) in ints { entries.append((key, "I32", [values.count], 4 * values.count, { values.withUnsafeBytes { Data($0) } })) }
+  let sorted = entries.sorted { $0.key < $1.key }
   var header: [String: Any] = ["__metadata__": metadata]
   var offset = 0
-  // one list in key order: each entry's dtype, shape, size and raw bytes
-  var entries: [(key: String, dtype: String, shape: [Int], bytes: Data)] = []
-  for (key, t) in tensors {
-    let p = t.data, n = t.count
-    switch dtype {
-    case "F16":
-      entries.append((key, dtype, t.shape, Data((0..<n).flatMap { i -> [UInt8] in let b = Float16(p[i]).bitPattern; return [UInt8(b & 0xFF), UInt8(b >> 8)] })))
-    case "BF16":
-      entries.append((key, dtype, t.shape, Data((0..<n).flatMap { i -> [UInt8] in let b = bfloat16Bits(p[i]); return [UInt8(b & 0xFF), UInt8(b >> 8)] })))
-    default:
-      entries.append((key, "F32", t.shape, Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: p), count: 4 * n, deallocator: .none)))
-    }
-  }
-  for (key, values) in ints { entries.append((key, "I32", [values.count], values.withUnsafeBytes { Data($0) })) }
-  let sorted = entries.sorted { $0.key < $1.key }
   for e in sorted {
-    header[e.key] = ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.bytes.count]]
-    offset += e.bytes.count
+    header[e.key] = ["dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.size]]
+    offset += e.size
   }
   var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
   while (8 + json.count) % 8 != 0 { json.append(0x20) }  // pad with spaces so the data is 8-byte aligned
@@ -220,7 +220,11 @@ public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], int32 i
     var len = UInt64(json.count).littleEndian
     try handle.write(contentsOf: Data(bytes: &len, count: 8))
     try handle.write(contentsOf: json)
-    for e in sorted { try handle.write(contentsOf: e.bytes) }
+    for e in sorted {
+      let bytes = e.bytes()
+      precondition(bytes.count == e.size, "writeSafeTensors: \(e.key) made \(bytes.count) bytes, its shape \(e.shape) needs \(e.size)")
+      try handle.write(contentsOf: bytes)
+    }
     try handle.synchronize()
     try handle.close()
   } catch {
@@ -231,6 +235,23 @@ public func writeSafeTensors(_ tensors: [(key: String, tensor: Tensor)], int32 i
   guard rename(tmp, path) == 0 else {
     unlink(tmp)
     throw CheckpointError.unreadable(path: path, reason: "cannot rename temporary file into place")
+  }
+}
+
+/// A tensor's bytes in a safetensors dtype: F32 as it is (no copy; the Data keeps the tensor alive), F16/BF16 rounded.
+func safeTensorBytes(_ t: Tensor, dtype: String) -> Data {
+  let p = t.data, n = t.count
+  switch dtype {
+  case "F16":
+    var d = Data(count: 2 * n)
+    d.withUnsafeMutableBytes { b in for i in 0..<n { b.storeBytes(of: Float16(p[i]).bitPattern.littleEndian, toByteOffset: 2 * i, as: UInt16.self) } }
+    return d
+  case "BF16":
+    var d = Data(count: 2 * n)
+    d.withUnsafeMutableBytes { b in for i in 0..<n { b.storeBytes(of: bfloat16Bits(p[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self) } }
+    return d
+  default:
+    return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: p), count: 4 * n, deallocator: .custom { _, _ in withExtendedLifetime(t) {} })
   }
 }
 

@@ -73,7 +73,9 @@ public final class Tensor: @unchecked Sendable {
     storage.pointer.initialize(repeating: value, count: count)
   }
 
-  init(shape: [Int], storage: Storage) {
+  /// A tensor over an existing buffer, without copying it (reshapes, and views of buffers other code owns,
+  /// e.g. optimizer moments handed to a checkpoint writer).
+  public init(shape: [Int], storage: Storage) {
     precondition(shape.reduce(1, *) == storage.count, "Tensor: shape \(shape) does not fit \(storage.count) floats")
     self.shape = shape
     self.storage = storage

@@ -36,11 +36,12 @@ extension DecoderCheckpoint {
   /// A Hugging Face folder transformers loads: config.json, model.safetensors (F32, F16 or BF16; no
   /// lm_head.weight when tied), tokenizer.json, tokenizer_config.json (with the chat template),
   /// generation_config.json. Written beside `folder` first, then renamed into place.
-  /// `overrides` replace weights by key (merged LoRA); `extraFiles` writes more files or folders (by name,
+  /// `overrides` make weights that replace the model's by key (merged LoRA); like the dequantised rows of packed
+  /// matrices, each is made as it is written and dropped after, so no second copy of the model is ever whole. `extraFiles` writes more files or folders (by name,
   /// each given its path) into the folder before it is renamed into place; `configExtras` go into config.json
   /// (a shrunk student's init_metadata).
   public static func save(_ model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, to folder: URL, dtype: String = "F32",
-                          overrides: [String: Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:],
+                          overrides: [String: () -> Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:],
                           configExtras: [String: Any] = [:]) throws {
     let fm = FileManager.default
     let tmp = folder.deletingLastPathComponent().appendingPathComponent(".\(folder.lastPathComponent).tmp-\(getpid())")
@@ -52,8 +53,11 @@ extension DecoderCheckpoint {
     if let eos = tokenizer.eosId { config["eos_token_id"] = eos }
     config.merge(configExtras) { _, new in new }
     try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
-    let weights = model.materializedParameters().map { (key: $0.key, tensor: overrides[$0.key] ?? $0.tensor) }
-    try writeSafeTensors(weights, to: tmp.appendingPathComponent("model.safetensors").path, dtype: dtype)
+    let packed = Dictionary(uniqueKeysWithValues: model.namedPackedWeights())
+    let weights = model.namedParameters().map { key, t in
+      (key: key, shape: packed[key].map { [$0.rows, $0.columns] } ?? t.shape, make: overrides[key] ?? { packed[key]?.dequantized() ?? t })
+    }
+    try writeSafeTensors(made: weights, to: tmp.appendingPathComponent("model.safetensors").path, dtype: dtype)
     try tokenizer.tokenizerJSON().write(to: tmp.appendingPathComponent("tokenizer.json"))
     try tokenizer.tokenizerConfigJSON().write(to: tmp.appendingPathComponent("tokenizer_config.json"))
     var generation: [String: Any] = ["do_sample": false]

@@ -25,19 +25,21 @@ public final class AdamW {
   /// The parameters this optimizer updates.
   public var parametersWithGradients: [Tensor] { params }
 
-  /// Moment estimates as named tensors (`exp_avg.KEY`, `exp_avg_sq.KEY`), for checkpoints.
+  /// Moment estimates as named tensors (`exp_avg.KEY`, `exp_avg_sq.KEY`), for checkpoints. The tensors are views
+  /// of the optimizer's own buffers, not copies (a copy would add the moments' size, 1 GiB for SmolLM2, to peak RSS
+  /// at every checkpoint): write them before the next step changes them.
   public func stateTensors() -> [(key: String, tensor: Tensor)] {
     var out: [(String, Tensor)] = []
     for (i, key) in keys.enumerated() {
-      let shape = params[i].shape
-      let mt = Tensor(uninitialized: shape), vt = Tensor(uninitialized: shape)
-      mt.mutableData.update(from: m[i].pointer, count: mt.count)
-      vt.mutableData.update(from: v[i].pointer, count: vt.count)
-      out.append(("exp_avg." + key, mt))
-      out.append(("exp_avg_sq." + key, vt))
+      out.append(("exp_avg." + key, Tensor(shape: params[i].shape, storage: m[i])))
+      out.append(("exp_avg_sq." + key, Tensor(shape: params[i].shape, storage: v[i])))
     }
     return out
   }
+
+  /// Drops the moments once training is over, so that their memory serves what comes next (a run's test
+  /// evaluation loads the selected model) instead of adding to it. The optimizer cannot step or save after this.
+  public func releaseState() { m = []; v = [] }
 
   /// Restores moments saved by `stateTensors` and the step count.
   public func restore(step: Int, state: (String) throws -> Tensor) rethrows {

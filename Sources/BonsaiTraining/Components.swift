@@ -131,6 +131,8 @@ public protocol TrainingTask: TrainingComponent {
   var model: Module { get }
   /// Parameters every plan trains densely (a new head), by checkpoint key.
   func isHead(_ key: String) -> Bool
+  /// Parameters `--method head` trains, by checkpoint key (default: the new head).
+  func isOutputLayer(_ key: String) -> Bool
   /// Forward pass with dropout from `rng` (nil: eval mode).
   func forward(_ batch: SampledBatch, rng: RandomSource?) -> TaskOutput
   /// The task's own loss, a mean over the scored rows, before any loss term.
@@ -175,6 +177,7 @@ extension LossTerm {
 
 extension TrainingTask {
   public func lossUnits(_ output: TaskOutput) -> Int { output.targets.count }
+  public func isOutputLayer(_ key: String) -> Bool { isHead(key) }
 }
 
 /// A step metric drawn on the learning curve: `key` in metrics.jsonl, its legend, and the factor that

@@ -44,6 +44,11 @@ public final class LanguageModelTask: TrainingTask, ShardedEvaluation {
   }
   /// A decoder gets no new head.
   public func isHead(_ key: String) -> Bool { false }
+  /// `--method head` trains the LM head; when it is tied to the embedding (SmolLM2) that is the shared matrix,
+  /// with the gradient of both its uses, as PyTorch computes it for a tied `lm_head.weight` that requires grad.
+  public func isOutputLayer(_ key: String) -> Bool {
+    key == "lm_head.weight" || (lm.config.tieWordEmbeddings && key == "model.embed_tokens.weight")
+  }
 
   /// Right-padded ids (padding never reaches a real token under the causal mask) and, per scored row,
   /// the position whose logits predict a target token.
@@ -169,11 +174,10 @@ public final class LanguageModelTask: TrainingTask, ShardedEvaluation {
   public func export(to folder: URL, plan: ParameterPlan) throws {
     var extra: [String: (URL) throws -> Void] = [:]
     if let lora = plan as? LoRAPlan { extra["adapter"] = { try lora.writePEFTAdapter(to: $0, taskType: "CAUSAL_LM") } }
-    let merged = plan.mergedWeights()
     if let dtype = ggufType {
-      extra["model.gguf"] = { try DecoderCheckpoint.saveGGUF(self.lm, tokenizer: self.tokenizer, to: $0.path, dtype: dtype, overrides: merged) }
+      extra["model.gguf"] = { try DecoderCheckpoint.saveGGUF(self.lm, tokenizer: self.tokenizer, to: $0.path, dtype: dtype, overrides: plan.mergedWeights()) }
     }
-    try DecoderCheckpoint.save(lm, tokenizer: tokenizer, to: folder, overrides: merged, extraFiles: extra)
+    try DecoderCheckpoint.save(lm, tokenizer: tokenizer, to: folder, overrides: plan.mergedWeightMakers(), extraFiles: extra)
   }
 
   /// A fresh run records its split; the log says how much padding length-grouping saves.

@@ -43,8 +43,8 @@ final class LoRAPlan: ParameterPlan {
   }
   var adapterTensors: [(key: String, tensor: Tensor)] { LoRAPlan.tensors(adapters) }
 
-  override func mergedWeights() -> [String: Tensor] {
-    Dictionary(uniqueKeysWithValues: adapters.map { ($0.key + ".weight", $0.lora.merged(into: $0.linear.packedWeight?.dequantized() ?? $0.linear.weight)) })
+  override func mergedWeightMakers() -> [String: () -> Tensor] {
+    Dictionary(uniqueKeysWithValues: adapters.map { a in (a.key + ".weight", { a.lora.merged(into: a.linear.packedWeight?.dequantized() ?? a.linear.weight) }) })
   }
 
   /// PEFT's adapter folder for a model without a new head: adapter_config.json and adapter_model.safetensors

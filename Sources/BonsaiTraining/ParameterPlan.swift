@@ -123,7 +123,9 @@ public class ParameterPlan: TrainingComponent {
   }
 
   /// Weights an export writes instead of the model's own (LoRA merges its adapters).
-  public func mergedWeights() -> [String: Tensor] { [:] }
+  public func mergedWeights() -> [String: Tensor] { mergedWeightMakers().mapValues { $0() } }
+  /// The same, each made only when called (an export writes one at a time).
+  public func mergedWeightMakers() -> [String: () -> Tensor] { [:] }
 
   /// Writers of the files that go beside an exported model (a sparse delta, adapters); `metadata`
   /// comes from the task (labels, training length).
@@ -155,10 +157,10 @@ final class FullPlan: ParameterPlan {
   }
 }
 
-/// The task's head only (a linear probe on frozen features).
+/// The task's output layer only: a classifier's head (a linear probe on frozen features), a decoder's LM head.
 final class HeadPlan: ParameterPlan {
   init(task: TrainingTask, extra: [(key: String, tensor: Tensor)], config: TrainConfig, modelFolder: URL) throws {
-    try super.init(method: "head", task: task, trained: task.model.namedParameters().filter { task.isHead($0.key) }, extra: extra,
+    try super.init(method: "head", task: task, trained: task.model.namedParameters().filter { task.isOutputLayer($0.key) }, extra: extra,
                    config: config, modelFolder: modelFolder)
   }
 }

@@ -101,7 +101,7 @@ public final class Trainer {
   /// A decoder learning its data's completions (or texts, or chats' assistant turns).
   func languageModelTask(resume: Bool) throws -> (TrainingTask, [LossTerm]) {
     for (on, option) in [(config.distill?.unlabeled != nil, "--unlabeled"), (config.recordDynamics, "--record-dynamics"), (config.distill?.alignUniform != nil, "--loss align-uniform"),
-                         (config.trainSubset != nil, "--train-subset"), (config.method == "head", "--method head")] where on {
+                         (config.trainSubset != nil, "--train-subset")] where on {
       throw TrainingError.unsupported("\(option) is not available for decoders yet")
     }
     guard LanguageEvaluation.metrics.contains(config.metric) else {

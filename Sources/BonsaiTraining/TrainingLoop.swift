@@ -216,6 +216,7 @@ public final class TrainingRun {
   func finish() throws -> [String: Any] {
     guard isWriter else { return [:] }
     try task.export(to: runDir.appendingPathComponent("final"), plan: plan)
+    plan.optimizer.releaseState()  // training is over: the test evaluation's model takes the moments' memory
     var test: Evaluation?
     if !task.testIndices.isEmpty {  // --test-fraction 0: no test metrics at all, rather than zeros on zero examples
       test = try task.evaluate(folder: Trainer.selectedModel(in: runDir), indices: task.testIndices)

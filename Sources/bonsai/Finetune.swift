@@ -52,7 +52,7 @@ struct TrainingOptions: ParsableArguments {
   @Option(name: .long, help: "Dynamics from the training forward pass (train, as FTFT) or an extra eval-mode pass per epoch (eval).")
   var dynamicsPass = "train"
   @Option(name: .long, help: "A selection file from `bonsai select`: train only on those examples (dev and test unchanged).") var trainSubset: String?
-  @Option(name: .long, help: "full, head (classifier only), sift (sparse components), lora (low-rank adapters); dynsdpb or dlb: full fine-tuning with dynamic or static self-distillation from the previous mini-batch.") var method = "full"
+  @Option(name: .long, help: "full, head (a classifier's head, a decoder's LM head), sift (sparse components), lora (low-rank adapters); dynsdpb or dlb: full fine-tuning with dynamic or static self-distillation from the previous mini-batch.") var method = "full"
   @Option(name: .long, help: "Self-distillation from the previous mini-batch with any method: dynamic (DynSDPB) or static (DLB).") var selfDistill: String?
   @Option(name: .long, help: "Self-distillation weight alpha (the dynamic rule scales it per example).") var sdAlpha: Float = 1
   @Option(name: .long, help: "Static self-distillation temperature.") var sdTemperature: Float = 3

@@ -210,6 +210,32 @@ final class LanguageModelTests: XCTestCase {
     XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: JSONEncoder().encode(c)), c)
   }
 
+  /// `--method head` trains the LM head alone: lm_head.weight when it has its own (tiny-llama), the embedding it
+  /// shares when tied (tiny-qwen2); every other tensor of the export is the base's, bit for bit.
+  func testHeadMethodTrainsOnlyTheLMHeadOrTheEmbeddingItIsTiedTo() throws {
+    let tmp = try makeTemporaryFolder("lmhead")
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let data = try writeSwaps(in: tmp)
+    for (fixture, head) in [("tiny-llama", "lm_head.weight"), ("tiny-qwen2", "model.embed_tokens.weight")] {
+      let model = modelFixture(fixture)
+      var c = config(data, model: model)
+      c.method = "head"; c.evalEvery = 0; c.learningRate = 1e-2
+      let run = tmp.appendingPathComponent(fixture)
+      let summary = try Trainer(config: c, modelFolder: model, runDir: run).run(resume: false)
+      let losses = try stepLosses(run)
+      XCTAssertLessThan(losses.suffix(3).reduce(0, +), losses.prefix(3).reduce(0, +), "\(fixture): \(losses)")
+      let base = try SafeTensorsFile(path: model.appendingPathComponent("model.safetensors").path)
+      let trained = try SafeTensorsFile(path: run.appendingPathComponent("final/model.safetensors").path)
+      XCTAssertEqual(Set(trained.keys), Set(base.keys), fixture)
+      for key in base.keys {
+        let same = try trained.tensor(key).scalars == base.tensor(key).scalars
+        XCTAssertEqual(same, key != head, "\(fixture): \(key) \(same ? "unchanged" : "changed")")
+      }
+      let trainable = try XCTUnwrap(summary["trainable_parameters"] as? Int)
+      XCTAssertEqual(trainable, try base.tensor(head).count, fixture)
+    }
+  }
+
   func testLoRAWritesPEFTAdaptersAndTrainsOverAQuantisedBase() throws {
     let tmp = try makeTemporaryFolder("lmlora")
     defer { try? FileManager.default.removeItem(at: tmp) }
