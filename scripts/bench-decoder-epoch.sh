@@ -7,7 +7,7 @@
 # FULL_FLAGS and LORA_FLAGS add Bonsai options to one method's run (the reference reads the run's config, so e.g.
 # --max-grad-norm 0 turns clipping off on both sides; --gradient-checkpointing or --quantized-base are Bonsai's alone).
 #   [STEPS=100] [OUT=dir] [METHODS="full lora"] [FULL_FLAGS=...] [LORA_FLAGS=...] scripts/bench-decoder-epoch.sh
-#   (needs the reference environment)
+#   (needs the reference environment, plus peft, gguf and rouge-score==0.1.2 in it)
 set -euo pipefail
 source "$(dirname "$0")/decoder-bench-setup.sh"
 swift build -c release --product bonsai ${SWIFT_BUILD_FLAGS:-} >/dev/null

@@ -6,6 +6,7 @@ ported: SplitMix64 shuffles), AdamW without decay on biases and norm weights, li
 clipping; then the test split: token-weighted loss and perplexity, greedy generations scored by rouge-score (with
 stemming) and exact match. The model is read from the same GGUF file (dequantised, fp32).
     ~/.cache/bonsai-ref/venv/bin/python scripts/reference_decoder_finetune.py runs/RUN [--threads 2]
+(the reference environment of shared/reference/ plus `pip install peft gguf rouge-score==0.1.2`)
 Prints one JSON line with the reference's test metrics beside Bonsai's (the run's summary.json), and the
 training time and peak RSS (training only; one process)."""
 import json, math, os, resource, time
