@@ -36,10 +36,10 @@ extension DecoderCheckpoint {
   /// A Hugging Face folder transformers loads: config.json, model.safetensors (F32, F16 or BF16; no
   /// lm_head.weight when tied), tokenizer.json, tokenizer_config.json (with the chat template),
   /// generation_config.json. Written beside `folder` first, then renamed into place.
-  /// `overrides` make weights that replace the model's by key (merged LoRA); like the dequantised rows of packed
-  /// matrices, each is made as it is written and dropped after, so no second copy of the model is ever whole. `extraFiles` writes more files or folders (by name,
-  /// each given its path) into the folder before it is renamed into place; `configExtras` go into config.json
-  /// (a shrunk student's init_metadata).
+  /// `overrides` make weights that replace the model's by key (merged LoRA); like the dequantised rows of
+  /// packed matrices, each is made as it is written and dropped after, so no second copy of the model is
+  /// ever whole. `extraFiles` writes more files or folders (by name, each given its path) into the folder
+  /// before it is renamed into place; `configExtras` go into config.json (a shrunk student's init_metadata).
   public static func save(_ model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, to folder: URL, dtype: String = "F32",
                           overrides: [String: () -> Tensor] = [:], extraFiles: [String: (URL) throws -> Void] = [:],
                           configExtras: [String: Any] = [:]) throws {
@@ -53,10 +53,7 @@ extension DecoderCheckpoint {
     if let eos = tokenizer.eosId { config["eos_token_id"] = eos }
     config.merge(configExtras) { _, new in new }
     try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
-    let packed = Dictionary(uniqueKeysWithValues: model.namedPackedWeights())
-    let weights = model.namedParameters().map { key, t in
-      (key: key, shape: packed[key].map { [$0.rows, $0.columns] } ?? t.shape, make: overrides[key] ?? { packed[key]?.dequantized() ?? t })
-    }
+    let weights = model.namedParameterMakers().map { (key: $0.key, shape: $0.shape, make: overrides[$0.key] ?? $0.make) }
     try writeSafeTensors(made: weights, to: tmp.appendingPathComponent("model.safetensors").path, dtype: dtype)
     try tokenizer.tokenizerJSON().write(to: tmp.appendingPathComponent("tokenizer.json"))
     try tokenizer.tokenizerConfigJSON().write(to: tmp.appendingPathComponent("tokenizer_config.json"))

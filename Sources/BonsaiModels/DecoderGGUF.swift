@@ -12,22 +12,25 @@ extension DecoderCheckpoint {
   public static let ggufFormats: [String: PackedFormat] = ["f32": .f32, "f16": .f16, "q8_0": .q8_0, "q4_0": .q4_0]
 
   /// Writes `model` (with `overrides` by Hugging Face key, e.g. merged LoRA) to `path`, matrices in `dtype`.
+  /// Each weight (an override, or a packed matrix's dequantised values) is made as it is written.
   public static func saveGGUF(_ model: LlamaForCausalLM, tokenizer: ByteLevelBPETokenizer, to path: String, dtype: String,
-                              overrides: [String: Tensor] = [:], name: String = "bonsai") throws {
+                              overrides: [String: () -> Tensor] = [:], name: String = "bonsai") throws {
     guard let format = ggufFormats[dtype] else {
       throw CheckpointError.unsupportedConfig(path: path, key: "dtype", value: "\(dtype) (f32, f16, q8_0, q4_0)")
     }
     let c = model.config
     var tensors: [GGUFTensorData] = []
-    for (key, t) in model.materializedParameters() {
+    for (key, shape, make) in model.namedParameterMakers() {
       guard let ggufName = LlamaForCausalLM.ggufName(key) else { throw CheckpointError.unexpectedKey(path: path, key: key) }
-      var w = overrides[key] ?? t
-      if c.modelType == "llama", let heads = key.hasSuffix("q_proj.weight") ? c.numAttentionHeads : key.hasSuffix("k_proj.weight") ? c.numKeyValueHeads : nil {
-        w = LlamaForCausalLM.permutedRows(w, heads: heads)
-      }
-      let f: PackedFormat = w.rank == 2 && w.shape[1] % format.blockSize == 0 ? format : .f32
-      let byteCount = w.count / f.blockSize * f.blockBytes
-      tensors.append(GGUFTensorData(name: ggufName, shape: w.shape, type: f.rawValue, byteCount: byteCount) { [w] in encoded(w, f) })
+      let made = overrides[key] ?? make
+      let permutedHeads = c.modelType != "llama" ? nil
+        : key.hasSuffix("q_proj.weight") ? c.numAttentionHeads : key.hasSuffix("k_proj.weight") ? c.numKeyValueHeads : nil
+      let f: PackedFormat = shape.count == 2 && shape[1] % format.blockSize == 0 ? format : .f32
+      let byteCount = shape.reduce(1, *) / f.blockSize * f.blockBytes
+      tensors.append(GGUFTensorData(name: ggufName, shape: shape, type: f.rawValue, byteCount: byteCount) {
+        let w = made()
+        return encoded(permutedHeads.map { LlamaForCausalLM.permutedRows(w, heads: $0) } ?? w, f)
+      })
     }
     var meta = metadata(c, name: name, fileType: ["f32": 0, "f16": 1, "q8_0": 7, "q4_0": 2][dtype]!) + tokenizerMetadata(tokenizer)
     if let s = c.ropeLlama3 {

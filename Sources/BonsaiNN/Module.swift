@@ -52,11 +52,21 @@ open class Module {
     }
   }
 
-  /// `namedParameters()` with every packed weight's placeholder replaced by its fp32 values (for writing
-  /// a checkpoint; allocates the dequantised copies).
-  public func materializedParameters() -> [(key: String, tensor: Tensor)] {
+  /// Every parameter as its key, its real shape (a packed weight's rows x columns, not its placeholder's)
+  /// and a maker of its fp32 values (a packed weight dequantised only when called), so that a writer can
+  /// make, write and drop one weight at a time.
+  public func namedParameterMakers() -> [(key: String, shape: [Int], make: () -> Tensor)] {
     let packed = Dictionary(uniqueKeysWithValues: namedPackedWeights())
-    return namedParameters().map { key, t in (key, packed[key]?.dequantized() ?? t) }
+    return namedParameters().map { key, t in
+      guard let p = packed[key] else { return (key, t.shape, { t }) }
+      return (key, [p.rows, p.columns], { p.dequantized() })
+    }
+  }
+
+  /// `namedParameters()` with every packed weight's placeholder replaced by its fp32 values (allocates
+  /// every dequantised copy at once; writers use `namedParameterMakers()`).
+  public func materializedParameters() -> [(key: String, tensor: Tensor)] {
+    namedParameterMakers().map { ($0.key, $0.make()) }
   }
 
   /// Switches dropout on (training) or off (evaluation) in this module and all sub-modules.

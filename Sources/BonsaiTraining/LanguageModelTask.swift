@@ -175,7 +175,7 @@ public final class LanguageModelTask: TrainingTask, ShardedEvaluation {
     var extra: [String: (URL) throws -> Void] = [:]
     if let lora = plan as? LoRAPlan { extra["adapter"] = { try lora.writePEFTAdapter(to: $0, taskType: "CAUSAL_LM") } }
     if let dtype = ggufType {
-      extra["model.gguf"] = { try DecoderCheckpoint.saveGGUF(self.lm, tokenizer: self.tokenizer, to: $0.path, dtype: dtype, overrides: plan.mergedWeights()) }
+      extra["model.gguf"] = { try DecoderCheckpoint.saveGGUF(self.lm, tokenizer: self.tokenizer, to: $0.path, dtype: dtype, overrides: plan.mergedWeightMakers()) }
     }
     try DecoderCheckpoint.save(lm, tokenizer: tokenizer, to: folder, overrides: plan.mergedWeightMakers(), extraFiles: extra)
   }

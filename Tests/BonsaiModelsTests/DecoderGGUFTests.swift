@@ -49,6 +49,36 @@ final class DecoderGGUFTests: XCTestCase {
     }
   }
 
+  /// An override (a merged LoRA weight) replaces the model's own in the file, q rows still permuted for
+  /// llama; a model kept in blocks writes its dequantised matrices.
+  func testGGUFExportWritesOverridesAndDequantisedBlocks() throws {
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("bonsai-gguf-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let folder = try XCTUnwrap(Bundle.module.url(forResource: "tiny-llama", withExtension: nil, subdirectory: "Fixtures"))
+    let (model, tokenizer) = try DecoderCheckpoint.load(folder)
+    let key = "model.layers.0.self_attn.q_proj.weight"
+    let own = try XCTUnwrap(model.parameterDictionary()[key])
+    let replaced = Tensor(own.scalars.indices.map { Float($0 % 7) * 0.01 }, shape: own.shape)
+    var made = 0
+    let path = tmp.appendingPathComponent("merged.gguf").path
+    try DecoderCheckpoint.saveGGUF(model, tokenizer: tokenizer, to: path, dtype: "f32", overrides: [key: { made += 1; return replaced }])
+    XCTAssertEqual(made, 1, "the override is made once, when its tensor is written")
+    let (again, _) = try DecoderCheckpoint.load(URL(fileURLWithPath: path))
+    XCTAssertEqual(again.parameterDictionary()[key]?.scalars, replaced.scalars)
+    XCTAssertNotEqual(again.parameterDictionary()[key]?.scalars, own.scalars)
+
+    let q8 = tmp.appendingPathComponent("q8.gguf").path
+    try DecoderCheckpoint.saveGGUF(model, tokenizer: tokenizer, to: q8, dtype: "q8_0")
+    let (blocks, _) = try DecoderCheckpoint.load(URL(fileURLWithPath: q8), keepingBlocks: true)
+    XCTAssertFalse(blocks.namedPackedWeights().isEmpty)
+    let fromBlocks = tmp.appendingPathComponent("from-blocks.gguf").path
+    try DecoderCheckpoint.saveGGUF(blocks, tokenizer: tokenizer, to: fromBlocks, dtype: "f32")
+    let (plain, _) = try DecoderCheckpoint.load(URL(fileURLWithPath: fromBlocks))
+    let expected = Dictionary(uniqueKeysWithValues: blocks.materializedParameters().map { ($0.key, $0.tensor.scalars) })
+    for (k, t) in plain.namedParameters() { XCTAssertEqual(t.scalars, expected[k], k) }
+  }
+
   func testUnknownExportTypeIsRefused() throws {
     let folder = try XCTUnwrap(Bundle.module.url(forResource: "tiny-qwen2", withExtension: nil, subdirectory: "Fixtures"))
     let (model, tokenizer) = try DecoderCheckpoint.load(folder)
