@@ -84,6 +84,11 @@ extension Tensor {
     if !sinks.isEmpty {
       for n in order { for leaf in n.leaves where sinks[ObjectIdentifier(leaf)] != nil { pending[ObjectIdentifier(leaf), default: 0] += 1 } }
     }
+    // late contributions registered during this pass (`GradTarget.accumulateLate`); an outer pass's wait for it
+    let outerLate = Tensor.lateContributions
+    Tensor.lateContributions = []
+    Tensor.backwardDepth += 1
+    defer { Tensor.lateContributions = outerLate; Tensor.backwardDepth -= 1 }
     for n in order.reversed() {
       if let g = n.grad, let step = n.backward { step(g) }
       if !pending.isEmpty {
@@ -92,6 +97,7 @@ extension Tensor {
           guard let left = pending[id] else { continue }
           if left > 1 { pending[id] = left - 1; continue }
           pending[id] = nil
+          Tensor.runLateContributions(to: id)
           if let g = leaf.grad, let (_, sink) = sinks[id] {
             sink(g)
             leaf.grad = nil
@@ -103,8 +109,23 @@ extension Tensor {
       n.inputs = []
       n.leaves = []
     }
+    Tensor.runLateContributions(to: nil)
     node = nil
   }
+
+  /// Runs (and forgets) the late contributions to one leaf's gradient, or to every leaf (nil).
+  static func runLateContributions(to leaf: ObjectIdentifier?) {
+    guard !lateContributions.isEmpty else { return }
+    let due = lateContributions.filter { leaf == nil || $0.leaf == leaf }
+    lateContributions.removeAll { leaf == nil || $0.leaf == leaf }
+    for c in due { c.run() }
+  }
+
+  /// Contributions to leaves' gradients that wait until every other one is in (see `GradTarget.accumulateLate`).
+  nonisolated(unsafe) static var lateContributions: [(leaf: ObjectIdentifier, run: () -> Void)] = []
+  /// How many backward passes are running (a checkpointed block's runs inside its outer pass).
+  nonisolated(unsafe) static var backwardDepth = 0
+  static var isInBackwardPass: Bool { backwardDepth > 0 }
 }
 
 extension Tensor {
@@ -134,6 +155,16 @@ public struct GradTarget {
       return leaf.grad
     }
     return nil
+  }
+
+  /// Runs `contribute` (which accumulates into this gradient) only once every other contribution to this
+  /// leaf's gradient in the current backward pass is in: just before its sink takes it, or at the end of
+  /// the pass. A contribution that would otherwise make a large leaf's gradient early, such as a tied LM
+  /// head's (whose other use, the embedding lookup, is the last step of the pass), then never holds it while
+  /// the activations do. Outside a backward pass, and for a non-leaf, `contribute` runs at once.
+  public func accumulateLate(_ contribute: @escaping () -> Void) {
+    guard let leaf, node == nil, Tensor.isInBackwardPass else { contribute(); return }
+    Tensor.lateContributions.append((ObjectIdentifier(leaf), contribute))
   }
 
   /// Adds `scale * t` to the gradient. When there is none yet and `scale` is 1, `t` itself becomes the

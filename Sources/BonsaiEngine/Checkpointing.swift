@@ -6,13 +6,23 @@
 //   and replays them in the recomputation, so only the cheap ops run twice (norms, rotary positions,
 //   attention, SwiGLU, residual sums): most of the memory saved for a few percent of time (the
 //   "selective recomputation" of Korthikanti et al. 2022, with PyTorch's policy of saving matmul outputs).
+//   A product whose values no backward step reads (`Tensor.unreadByBackward`: a layer's last projection,
+//   which only the residual sum reads) is not kept at all.
 
 /// A checkpointed block's record of its products: filled in the forward pass, read back in order when
 /// the block is recomputed.
 final class KeptProducts {
-  var outputs: [Tensor] = []
+  /// Each product's output, or only its shape when no backward step reads its values.
+  var outputs: [Kept] = []
   var replayed = 0
   var isReplaying = false
+  /// Set by `Tensor.unreadByBackward` for the product it makes.
+  var nextIsUnread = false
+
+  enum Kept {
+    case values(Tensor)
+    case unread(shape: [Int])
+  }
 
   /// The block being run, when it keeps its products.
   nonisolated(unsafe) static var current: KeptProducts?
@@ -25,13 +35,18 @@ final class KeptProducts {
   /// `inner` is the product's inner size (products of at most `cheapInner` are always computed).
   static func product(inner: Int, _ compute: () -> Tensor) -> Tensor {
     guard let kept = current, inner > cheapInner else { return compute() }
+    let unread = kept.nextIsUnread
+    kept.nextIsUnread = false
     if kept.isReplaying {
       precondition(kept.replayed < kept.outputs.count, "checkpointed: the recomputation made more products than the forward pass")
       defer { kept.replayed += 1 }
-      return kept.outputs[kept.replayed]
+      switch kept.outputs[kept.replayed] {
+      case let .values(t): return t
+      case let .unread(shape): return Tensor(zeros: shape)  // a stand-in: nothing reads it
+      }
     }
     let out = compute()
-    kept.outputs.append(out)
+    kept.outputs.append(unread ? .unread(shape: out.shape) : .values(out))
     return out
   }
 
@@ -53,6 +68,17 @@ public enum CheckpointPolicy: String, Sendable, Codable, CaseIterable {
 }
 
 extension Tensor {
+  /// `body()`, one matrix product whose output's values no backward step reads (it feeds only sums, as a
+  /// residual block's last product does): a checkpointed block that keeps its products keeps only this
+  /// one's shape, and its recomputation gets zeros in its place (so the recomputed block's output is not
+  /// its real one, which the backward pass never reads either). Elsewhere, simply `body()`.
+  public static func unreadByBackward(_ body: () -> Tensor) -> Tensor {
+    guard let kept = KeptProducts.current else { return body() }
+    kept.nextIsUnread = true
+    defer { kept.nextIsUnread = false }
+    return body()
+  }
+
   /// `body(x)` without keeping its intermediate values (activation checkpointing): it runs without the
   /// tape, and again with it when the backward pass reaches it, from `x`'s values, which are kept (and,
   /// with `keeping: .products`, the outputs of its matrix products, replayed rather than recomputed).

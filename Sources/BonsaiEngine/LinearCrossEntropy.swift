@@ -30,7 +30,12 @@ extension Tensor {
 
   /// Mean cross-entropy of `labels` (`ignoreIndex`: not scored) under the logits `h W^T` of states
   /// h [N, C]: `Tensor.crossEntropy(logits: h.linear(weight: W), labels:)` without the logits.
-  public static func linearCrossEntropy(_ h: Tensor, head: HeadWeight, labels: [Int], ignoreIndex: Int = -100) -> Tensor {
+  /// `lateWeightGradient`: a trained dense weight's gradient is made only when the backward pass has every
+  /// other contribution to it (`GradTarget.accumulateLate`), from logits made again (one more product of
+  /// the scored rows), instead of in the forward pass: for a head tied to the embedding, whose lookup is
+  /// the pass's last step, the [V, C] gradient is then never held beside the activations.
+  public static func linearCrossEntropy(_ h: Tensor, head: HeadWeight, labels: [Int], ignoreIndex: Int = -100,
+                                        lateWeightGradient: Bool = false) -> Tensor {
     let C = h.shape.last!, n = h.count / C, V = head.rows
     precondition(head.columns == C && labels.count == n, "linearCrossEntropy: states \(h.shape), head [\(V), \(head.columns)], \(labels.count) labels")
     for y in labels where y != ignoreIndex { precondition(y >= 0 && y < V, "linearCrossEntropy: label \(y) outside \(V) classes") }
@@ -39,41 +44,21 @@ extension Tensor {
     if case let .dense(w) = head { weight = w }
     let record = GradMode.isEnabled && used > 0
     let stateGrad = record && h.requiresGrad ? Tensor(zeros: h.shape) : nil
-    let weightGrad = record && weight?.requiresGrad == true ? Tensor(zeros: [V, C]) : nil
+    let trainsWeight = record && weight?.requiresGrad == true
+    let weightGrad = trainsWeight && !lateWeightGradient ? Tensor(zeros: [V, C]) : nil
     let scale = 1 / Float(Swift.max(used, 1))
     var perRow = [Double](repeating: 0, count: n)
-    let block = Storage(count: Swift.min(n, crossEntropyBlockRows) * V, zeroed: false)
-    let z = block.pointer, x = h.data
-    for r0 in stride(from: 0, to: n, by: crossEntropyBlockRows) {
-      let rows = Swift.min(crossEntropyBlockRows, n - r0)
-      head.forEachRows { range, w in
-        gemm(.no, .yes, m: rows, n: range.count, k: C, x + r0 * C, lda: C, w, ldb: C, z + range.lowerBound, ldc: V)
-      }
-      perRow.withUnsafeMutableBufferPointer { out in
-        let o = out.baseAddress! + r0, wantsGradient = stateGrad != nil || weightGrad != nil
-        parallelFor(rows, grain: 8) { range in
-          for i in range {
-            let row = z + i * V, y = labels[r0 + i]
-            if y == ignoreIndex { if wantsGradient { row.update(repeating: 0, count: V) }; continue }
-            let (m, s) = maxAndExpSum(row, V)
-            o[i] = Double(m) + Foundation.log(Double(s)) - Double(row[y])
-            guard wantsGradient else { continue }
-            // the gradient in place: scale * (softmax - one-hot), the softmax as softmaxRows computes it
-            let inv = 1 / s, sv = V16(repeating: scale * inv)
-            var j = 0
-            while j + 16 <= V { store16(vexp(load16(row, j) - m) * sv, row, j); j += 16 }
-            while j < V { row[j] = Foundation.exp(row[j] - m) * inv * scale; j += 1 }
-            row[y] -= scale
+    perRow.withUnsafeMutableBufferPointer { losses in
+      forEachLogitGradientBlock(h, head: head, labels: labels, ignoreIndex: ignoreIndex, scale: scale,
+                                gradient: stateGrad != nil || weightGrad != nil, losses: losses.baseAddress!) { r0, rows, z in
+        if let gh = stateGrad {
+          head.forEachRows { range, w in
+            gemm(.no, .no, m: rows, n: C, k: range.count, z + range.lowerBound, lda: V, w, ldb: C, beta: 1, gh.mutableData + r0 * C, ldc: C)
           }
         }
-      }
-      if let gh = stateGrad {
-        head.forEachRows { range, w in
-          gemm(.no, .no, m: rows, n: C, k: range.count, z + range.lowerBound, lda: V, w, ldb: C, beta: 1, gh.mutableData + r0 * C, ldc: C)
+        if let gw = weightGrad {
+          gemm(.yes, .no, m: V, n: C, k: rows, z, lda: V, h.data + r0 * C, ldb: C, beta: 1, gw.mutableData, ldc: C)
         }
-      }
-      if let gw = weightGrad {
-        gemm(.yes, .no, m: V, n: C, k: rows, z, lda: V, x + r0 * C, ldb: C, beta: 1, gw.mutableData, ldc: C)
       }
     }
     var total = 0.0
@@ -84,6 +69,46 @@ extension Tensor {
       let s = g.data[0]
       if let gh = stateGrad { h.gradTarget.accumulate(gh, scale: s) }
       if let gw = weightGrad, let w = weight { w.gradTarget.accumulate(gw, scale: s) }
+      if trainsWeight && lateWeightGradient, let w = weight {
+        w.gradTarget.accumulateLate {
+          guard let gw = w.gradientBuffer() else { return }
+          forEachLogitGradientBlock(h, head: head, labels: labels, ignoreIndex: ignoreIndex, scale: scale, gradient: true, losses: nil) { r0, rows, z in
+            gemm(.yes, .no, m: V, n: C, k: rows, alpha: s, z, lda: V, h.data + r0 * C, ldb: C, beta: 1, gw.mutableData, ldc: C)
+          }
+        }
+      }
+    }
+  }
+
+  /// Makes the logits `h W^T` of `crossEntropyBlockRows` rows at a time and hands each block to
+  /// `body(firstRow, rows, z)` (z: [rows, V]); with `gradient`, z holds `scale * (softmax - one-hot)` by
+  /// then (rows whose label is ignored: zeros). `losses`, when given, gets each scored row's loss.
+  static func forEachLogitGradientBlock(_ h: Tensor, head: HeadWeight, labels: [Int], ignoreIndex: Int, scale: Float, gradient: Bool,
+                                        losses: UnsafeMutablePointer<Double>?, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+    let C = h.shape.last!, n = h.count / C, V = head.rows
+    let block = Storage(count: Swift.min(n, crossEntropyBlockRows) * V, zeroed: false)
+    let z = block.pointer, x = h.data
+    for r0 in stride(from: 0, to: n, by: crossEntropyBlockRows) {
+      let rows = Swift.min(crossEntropyBlockRows, n - r0)
+      head.forEachRows { range, w in
+        gemm(.no, .yes, m: rows, n: range.count, k: C, x + r0 * C, lda: C, w, ldb: C, z + range.lowerBound, ldc: V)
+      }
+      parallelFor(rows, grain: 8) { range in
+        for i in range {
+          let row = z + i * V, y = labels[r0 + i]
+          if y == ignoreIndex { if gradient { row.update(repeating: 0, count: V) }; continue }
+          let (m, s) = maxAndExpSum(row, V)
+          losses?[r0 + i] = Double(m) + Foundation.log(Double(s)) - Double(row[y])
+          guard gradient else { continue }
+          // the gradient in place: scale * (softmax - one-hot), the softmax as softmaxRows computes it
+          let inv = 1 / s, sv = V16(repeating: scale * inv)
+          var j = 0
+          while j + 16 <= V { store16(vexp(load16(row, j) - m) * sv, row, j); j += 16 }
+          while j < V { row[j] = Foundation.exp(row[j] - m) * inv * scale; j += 1 }
+          row[y] -= scale
+        }
+      }
+      body(r0, rows, z)
     }
   }
 }

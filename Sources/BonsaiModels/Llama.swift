@@ -53,7 +53,7 @@ public final class LlamaMLP: Module {
 
   func callAsFunction(_ x: Tensor) -> Tensor {
     let gateUp = Linear.outputs(x, [gate_proj, up_proj])
-    return down_proj(Tensor.swiglu(gate: gateUp[0], up: gateUp[1]))
+    return down_proj(Tensor.swiglu(gate: gateUp[0], up: gateUp[1]), outputOnlySummed: true)  // the residual sum reads it
   }
 }
 
@@ -140,10 +140,13 @@ public final class LlamaForCausalLM: Module {
 
   /// Mean cross-entropy of `labels` under the logits of `states` [N, C], without making the logits of every
   /// row at once (`Tensor.linearCrossEntropy`); through the separate head when the head has an adapter.
+  /// With checkpointing (memory asked for), a tied head's gradient is made at the end of the backward pass,
+  /// after the embedding's, rather than held beside the activations (one more product of the scored rows).
   public func loss(states: Tensor, labels: [Int]) -> Tensor {
     if let l = lm_head, l.adapter.lora != nil { return Tensor.crossEntropy(logits: l(states), labels: labels) }
     let (packed, weight) = lm_head.map { ($0.packedWeight, $0.weight) } ?? (model.embed_tokens.packedWeight, model.embed_tokens.weight)
-    return Tensor.linearCrossEntropy(states, head: packed.map { .packed($0) } ?? .dense(weight), labels: labels)
+    return Tensor.linearCrossEntropy(states, head: packed.map { .packed($0) } ?? .dense(weight), labels: labels,
+                                     lateWeightGradient: lm_head == nil && checkpointing != nil)
   }
 
   /// The embedding output, every layer's output and (last) the final normed states, each [B*T, C] (with

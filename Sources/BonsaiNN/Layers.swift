@@ -70,6 +70,13 @@ public final class Linear: Module, PackedWeightHolder {
   /// x [..., in] -> [..., out]
   public func callAsFunction(_ x: Tensor) -> Tensor { withAdapter(product(x), input: x) }
 
+  /// x [..., in] -> [..., out] when no backward step reads the output's values (it only goes into sums, as
+  /// a residual block's last projection does): a checkpointed block keeping its products does not keep
+  /// this one (`Tensor.unreadByBackward`).
+  public func callAsFunction(_ x: Tensor, outputOnlySummed: Bool) -> Tensor {
+    outputOnlySummed ? withAdapter(Tensor.unreadByBackward { product(x) }, input: x) : self(x)
+  }
+
   func product(_ x: Tensor) -> Tensor {
     if let p = _packed { return x.linear(packed: p, bias: bias) }
     return x.linear(weight: weight, bias: bias)

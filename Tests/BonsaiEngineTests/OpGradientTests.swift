@@ -221,4 +221,36 @@ final class OpGradientTests: XCTestCase {
     assertGradientsMatch([h, w], step: 1e-3) { Tensor.linearCrossEntropy(h, head: .dense(w), labels: [1, -100, 8, 0, 4]).reshaped(to: [1]) }
     XCTAssertEqual(withoutGrad { Tensor.linearCrossEntropy(h, head: .dense(w), labels: [-100, -100, -100, -100, -100]) }.item, 0)
   }
+
+  /// A tied head (the weight also looked up as an embedding first): with `lateWeightGradient` its gradient is
+  /// made only after the lookup's, so no backward step before sees it (and a sink gets the whole of it),
+  /// and equals the gradient made in the forward pass.
+  func testLateHeadGradientOfATiedWeightComesLastAndIsTheSame() {
+    let V = 40, C = 16, ids = [3, 7, 7, 12, 0, 39], labels = [7, 7, 12, -100, 39, 5]
+    func run(late: Bool, sink: Bool) -> (gradient: [Float], seenBeforeLookupsGradient: Bool) {
+      let w = tensor([V, C], seed: 50, scale: 0.3)
+      var seen = false, sunk: [Float]? = nil
+      let looked = w.gatherRows(ids)
+      // an op between the lookup and the head, whose backward runs after the head's and before the lookup's
+      let between = Tensor.record(looked.scaled(by: 1), inputs: [looked]) { g in
+        seen = w.grad != nil
+        looked.gradTarget.accumulate(g)
+      }
+      let h = between.tanh()
+      if sink { Tensor.gradientSinks = [(w, { sunk = $0.scalars })] }
+      Tensor.linearCrossEntropy(h, head: .dense(w), labels: labels, lateWeightGradient: late).backward()
+      Tensor.gradientSinks = []
+      defer { Tensor.clearGrad([w]) }
+      return (sink ? sunk! : w.grad!.scalars, seen)
+    }
+    let early = run(late: false, sink: false)
+    XCTAssertTrue(early.seenBeforeLookupsGradient)
+    for sink in [false, true] {
+      let late = run(late: true, sink: sink)
+      XCTAssertFalse(late.seenBeforeLookupsGradient, "sink \(sink)")
+      assertClose(Tensor(late.gradient, shape: [V, C]), early.gradient, atol: 1e-6)
+    }
+    let h = tensor([5, 6], seed: 44), w = tensor([9, 6], seed: 45)
+    assertGradientsMatch([h, w], step: 1e-3) { Tensor.linearCrossEntropy(h, head: .dense(w), labels: [1, -100, 8, 0, 4], lateWeightGradient: true).reshaped(to: [1]) }
+  }
 }
