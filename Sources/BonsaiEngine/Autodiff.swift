@@ -157,6 +157,37 @@ public struct GradTarget {
     return nil
   }
 
+  /// The buffer for a product that writes the whole gradient at once, with the `beta` it must use: 1
+  /// (accumulate) into an existing gradient, 0 into a new, uninitialised one (no zero-filling pass first).
+  /// Nil when no gradient is needed.
+  public func productBuffer() -> (tensor: Tensor, beta: Float)? {
+    if let node {
+      if let g = node.grad { return (g, 1) }
+      let g = Tensor(uninitialized: node.outputShape)
+      node.grad = g
+      return (g, 0)
+    }
+    if let leaf {
+      if let g = leaf.grad { return (g, 1) }
+      let g = Tensor(uninitialized: leaf.shape)
+      leaf.grad = g
+      return (g, 0)
+    }
+    return nil
+  }
+
+  /// Adds `t` to the gradient; a new gradient is a copy of `t` (no zero-filling pass first).
+  public func accumulate(copyOf t: Tensor) {
+    guard isNeeded else { return }
+    if let (g, beta) = productBuffer(), beta == 0 {
+      precondition(g.count == t.count, "accumulate: gradient of \(t.count) values into \(g.count)")
+      let d = g.mutableData, s = t.data
+      parallelFor(g.count, grain: 1 << 16) { r in (d + r.lowerBound).update(from: s + r.lowerBound, count: r.count) }
+      return
+    }
+    accumulate(t)
+  }
+
   /// Runs `contribute` (which accumulates into this gradient) only once every other contribution to this
   /// leaf's gradient in the current backward pass is in: just before its sink takes it, or at the end of
   /// the pass. A contribution that would otherwise make a large leaf's gradient early, such as a tied LM

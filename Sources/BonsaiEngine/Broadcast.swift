@@ -53,8 +53,8 @@ func forEachBroadcast(_ out: [Int], _ sa: [Int], _ sb: [Int], _ body: (Int, Int,
 /// Sums `grad` (shape `from`) down to `shape` (which broadcasts to `from`), accumulating into `into`.
 func accumulateReduced(_ grad: Tensor, to shape: [Int], into: UnsafeMutablePointer<Float>) {
   if grad.shape == shape {
-    let n = grad.count, g = grad.data
-    for i in 0..<n { into[i] += g[i] }
+    let g = grad.data
+    parallelFor(grad.count, grain: 1 << 15) { r in for i in r { into[i] += g[i] } }
     return
   }
   let s = broadcastStrides(shape, to: grad.shape)
@@ -71,12 +71,13 @@ func binary(_ a: Tensor, _ b: Tensor, _ kind: BinaryKind) -> Tensor {
   let out = Tensor(uninitialized: shape)
   let pa = a.data, pb = b.data, po = out.mutableData
   if a.shape == b.shape {
-    let n = out.count
-    switch kind {
-    case .add: for i in 0..<n { po[i] = pa[i] + pb[i] }
-    case .sub: for i in 0..<n { po[i] = pa[i] - pb[i] }
-    case .mul: for i in 0..<n { po[i] = pa[i] * pb[i] }
-    case .div: for i in 0..<n { po[i] = pa[i] / pb[i] }
+    parallelFor(out.count, grain: 1 << 15) { r in
+      switch kind {
+      case .add: for i in r { po[i] = pa[i] + pb[i] }
+      case .sub: for i in r { po[i] = pa[i] - pb[i] }
+      case .mul: for i in r { po[i] = pa[i] * pb[i] }
+      case .div: for i in r { po[i] = pa[i] / pb[i] }
+      }
     }
   } else {
     let sa = broadcastStrides(a.shape, to: shape), sb = broadcastStrides(b.shape, to: shape)
@@ -92,6 +93,11 @@ func binary(_ a: Tensor, _ b: Tensor, _ kind: BinaryKind) -> Tensor {
     let ta = a.gradTarget, tb = b.gradTarget, aShape = a.shape, bShape = b.shape
     return Tensor.record(out, inputs: [a, b]) { g in
       let sb = broadcastStrides(bShape, to: shape), pg = g.data
+      if kind == .add && aShape == shape && bShape == shape {  // a residual sum: b gets a copy, a may take g itself
+        tb.accumulate(copyOf: g)
+        ta.accumulate(g)
+        return
+      }
       if let ga = ta.buffer() { accumulateReduced(g, to: aShape, into: ga.mutableData) }
       if let gb = tb.buffer() {
         if kind == .add { accumulateReduced(g, to: bShape, into: gb.mutableData) }

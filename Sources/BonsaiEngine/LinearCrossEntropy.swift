@@ -71,9 +71,10 @@ extension Tensor {
       if let gw = weightGrad, let w = weight { w.gradTarget.accumulate(gw, scale: s) }
       if trainsWeight && lateWeightGradient, let w = weight {
         w.gradTarget.accumulateLate {
-          guard let gw = w.gradientBuffer() else { return }
+          guard var (gw, beta) = w.gradTarget.productBuffer() else { return }
           forEachLogitGradientBlock(h, head: head, labels: labels, ignoreIndex: ignoreIndex, scale: scale, gradient: true, losses: nil) { r0, rows, z in
-            gemm(.yes, .no, m: V, n: C, k: rows, alpha: s, z, lda: V, h.data + r0 * C, ldb: C, beta: 1, gw.mutableData, ldc: C)
+            gemm(.yes, .no, m: V, n: C, k: rows, alpha: s, z, lda: V, h.data + r0 * C, ldb: C, beta: beta, gw.mutableData, ldc: C)
+            beta = 1
           }
         }
       }

@@ -34,11 +34,11 @@ extension Tensor {
     }
     let inputs = b.map { [self, w, $0] } ?? [self, w]
     return Tensor.record(out, inputs: inputs) { g in
-      if let gx = self.gradientBuffer() {
-        gemm(.no, .no, m: rows, n: inF, k: outF, g.data, lda: outF, w.data, ldb: inF, beta: 1, gx.mutableData, ldc: inF)
+      if let (gx, beta) = self.gradTarget.productBuffer() {
+        gemm(.no, .no, m: rows, n: inF, k: outF, g.data, lda: outF, w.data, ldb: inF, beta: beta, gx.mutableData, ldc: inF)
       }
-      if let gw = w.gradientBuffer() {
-        gemm(.yes, .no, m: outF, n: inF, k: rows, g.data, lda: outF, self.data, ldb: inF, beta: 1, gw.mutableData, ldc: inF)
+      if let (gw, beta) = w.gradTarget.productBuffer() {
+        gemm(.yes, .no, m: outF, n: inF, k: rows, g.data, lda: outF, self.data, ldb: inF, beta: beta, gw.mutableData, ldc: inF)
       }
       if let b, let gb = b.gradientBuffer() { biasBackward(gb.mutableData, g.data, rows: rows, cols: outF) }
     }
@@ -61,8 +61,8 @@ extension Tensor {
     return Tensor.record(out, inputs: inputs) { g in
       let a = Storage(count: self.count, zeroed: false)
       geluForward(a.pointer, self.data, self.count)
-      if let gw = w.gradientBuffer() {
-        gemm(.yes, .no, m: outF, n: inF, k: rows, g.data, lda: outF, a.pointer, ldb: inF, beta: 1, gw.mutableData, ldc: inF)
+      if let (gw, beta) = w.gradTarget.productBuffer() {
+        gemm(.yes, .no, m: outF, n: inF, k: rows, g.data, lda: outF, a.pointer, ldb: inF, beta: beta, gw.mutableData, ldc: inF)
       }
       if let b, let gb = b.gradientBuffer() { biasBackward(gb.mutableData, g.data, rows: rows, cols: outF) }
       if let gx = self.gradientBuffer() {

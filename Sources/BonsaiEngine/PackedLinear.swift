@@ -46,10 +46,12 @@ extension Tensor {
       return out
     }
     return Tensor.record(out, inputs: b.map { [self, $0] } ?? [self]) { g in
-      if let gx = self.gradientBuffer() {
+      if let (gx, first) = self.gradTarget.productBuffer() {
+        var beta = first  // a new gradient is written by the first chunk, accumulated into by the rest
         PackedLinear.forEachChunk(w) { range, wp in
-          gemm(.no, .no, m: rows, n: inF, k: range.count, g.data + range.lowerBound, lda: outF, wp, ldb: inF, beta: 1,
+          gemm(.no, .no, m: rows, n: inF, k: range.count, g.data + range.lowerBound, lda: outF, wp, ldb: inF, beta: beta,
                gx.mutableData, ldc: inF)
+          beta = 1
         }
       }
       if let b, let gb = b.gradientBuffer() { biasBackward(gb.mutableData, g.data, rows: rows, cols: outF) }

@@ -18,7 +18,10 @@ public final class Storage: @unchecked Sendable {
   public init(count: Int, zeroed: Bool = true) {
     self.count = count
     pointer = BlockCache.shared.allocate(bytes: max(count, 1) * 4).bindMemory(to: Float.self, capacity: max(count, 1))
-    if zeroed { pointer.initialize(repeating: 0, count: count) }
+    if zeroed {  // large blocks over the threads: a new block's page faults are cleared in parallel too
+      let p = pointer
+      parallelFor(count, grain: 1 << 17) { r in (p + r.lowerBound).initialize(repeating: 0, count: r.count) }
+    }
     let now = liveStorageBytes.add(count * 4, ordering: .relaxed).newValue
     _ = peakStorageBytes.max(now, ordering: .relaxed)
   }
