@@ -10,11 +10,9 @@ extension Tensor {
     }
     precondition(s.reduce(1, *) == count, "reshaped: \(shape) cannot become \(newShape)")
     let out = Tensor(shape: s, storage: storage)
-    let target = gradTarget
+    let target = gradTarget, inShape = shape
     return Tensor.record(out, inputs: [self]) { g in
-      guard let gx = target.buffer() else { return }
-      let q = gx.mutableData, pg = g.data
-      for i in 0..<g.count { q[i] += pg[i] }
+      target.accumulate(Tensor(shape: inShape, storage: g.storage))  // a new gradient takes g's values as they are
     }
   }
 

@@ -19,20 +19,23 @@ extension Tensor {
     let gateTarget = g.gradTarget, upTarget = u.gradTarget
     return record(out, inputs: [g, u]) { dy in
       let pg = g.data, pu = u.data  // the closure holds both inputs
-      let dg = gateTarget.buffer()?.mutableData, du = upTarget.buffer()?.mutableData, pd = dy.data
+      // a new gradient is written (no zero-filling pass), an existing one accumulated into
+      let gateBuffer = gateTarget.productBuffer(), upBuffer = upTarget.productBuffer()
+      let dg = gateBuffer?.tensor.mutableData, du = upBuffer?.tensor.mutableData, pd = dy.data
+      let gb = gateBuffer?.beta ?? 0, ub = upBuffer?.beta ?? 0
       // d gate = dy * up * s (1 + g (1 - s)), d up = dy * g * s, with s = sigmoid(gate)
       parallelFor(dy.count, grain: 16384) { r in
         var i = r.lowerBound
         while i + 16 <= r.upperBound {
           let x = load16(pg, i), s = 1 / (1 + vexp(-x)), d = load16(pd, i)
-          if let dg { store16(load16(dg, i) + d * load16(pu, i) * s * (1 + x * (1 - s)), dg, i) }
-          if let du { store16(load16(du, i) + d * x * s, du, i) }
+          if let dg { store16((gb == 0 ? V16() : load16(dg, i)) + d * load16(pu, i) * s * (1 + x * (1 - s)), dg, i) }
+          if let du { store16((ub == 0 ? V16() : load16(du, i)) + d * x * s, du, i) }
           i += 16
         }
         while i < r.upperBound {
           let x = pg[i], s = 1 / (1 + sexp(-x))
-          dg?[i] += pd[i] * pu[i] * s * (1 + x * (1 - s))
-          du?[i] += pd[i] * x * s
+          if let dg { dg[i] = (gb == 0 ? 0 : dg[i]) + pd[i] * pu[i] * s * (1 + x * (1 - s)) }
+          if let du { du[i] = (ub == 0 ? 0 : du[i]) + pd[i] * x * s }
           i += 1
         }
       }
