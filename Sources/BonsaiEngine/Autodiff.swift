@@ -145,33 +145,28 @@ public struct GradTarget {
   public var isNeeded: Bool { node != nil || leaf != nil }
 
   /// The zero-initialised buffer to accumulate into, or nil when no gradient is needed.
-  public func buffer() -> Tensor? {
-    if let node {
-      if node.grad == nil { node.grad = Tensor(zeros: node.outputShape) }
-      return node.grad
-    }
-    if let leaf {
-      if leaf.grad == nil { leaf.grad = Tensor(zeros: leaf.shape) }
-      return leaf.grad
-    }
-    return nil
-  }
+  public func buffer() -> Tensor? { gradient(makingNew: { Tensor(zeros: $0) })?.tensor }
 
   /// The buffer for a product that writes the whole gradient at once, with the `beta` it must use: 1
   /// (accumulate) into an existing gradient, 0 into a new, uninitialised one (no zero-filling pass first).
   /// Nil when no gradient is needed.
   public func productBuffer() -> (tensor: Tensor, beta: Float)? {
+    gradient(makingNew: { Tensor(uninitialized: $0) }).map { ($0.tensor, $0.isNew ? 0 : 1) }
+  }
+
+  /// The gradient slot's tensor, made by `make(shape)` when there is none yet; nil when none is needed.
+  private func gradient(makingNew make: ([Int]) -> Tensor) -> (tensor: Tensor, isNew: Bool)? {
     if let node {
-      if let g = node.grad { return (g, 1) }
-      let g = Tensor(uninitialized: node.outputShape)
+      if let g = node.grad { return (g, false) }
+      let g = make(node.outputShape)
       node.grad = g
-      return (g, 0)
+      return (g, true)
     }
     if let leaf {
-      if let g = leaf.grad { return (g, 1) }
-      let g = Tensor(uninitialized: leaf.shape)
+      if let g = leaf.grad { return (g, false) }
+      let g = make(leaf.shape)
       leaf.grad = g
-      return (g, 0)
+      return (g, true)
     }
     return nil
   }
