@@ -8,12 +8,14 @@
 # --selective-checkpointing --whole-layers 15, against PyTorch's selective), and Bonsai's LoRA over the base
 # kept in the fetched GGUF's Q4_1/Q8_0 blocks (QLoRA's idea; PyTorch has no CPU counterpart). Bonsai computes the
 # step as finetune does with --max-grad-norm 0 (each tensor updated when its gradient is complete, the head's
-# cross-entropy a block of rows at a time). Median of 2 steps after a warm-up; peak RSS is the process's VmHWM.
-#   [THREADS="1 2"] scripts/bench-decoder-train.sh        (needs the reference environment: shared/reference/, + gguf, peft)
+# cross-entropy a block of rows at a time). Median of STEPS (default 4) steps after a warm-up, the same on both sides;
+# peak RSS is the process's VmHWM.
+#   [THREADS="1 2"] [STEPS=4] scripts/bench-decoder-train.sh        (needs the reference environment: shared/reference/, + gguf, peft)
 set -euo pipefail
 source "$(dirname "$0")/decoder-bench-setup.sh"
 OUT=$(mktemp)
-bonsai() { .build/release/bonsai-bench --decoder "$GGUF" --mode step --batch 4 --tokens 128 --new 0 --steps 2 "$@"; }
+export STEPS=${STEPS:-4}
+bonsai() { .build/release/bonsai-bench --decoder "$GGUF" --mode step --batch 4 --tokens 128 --new 0 --steps $STEPS "$@"; }
 label() { sed "s/\"method\": \"\([a-z]*\)\"/\"method\": \"\1$1\"/"; }
 for threads in ${THREADS:-2}; do
   for method in full lora; do

@@ -29,7 +29,7 @@ opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1
 g = torch.Generator().manual_seed(0)
 ids = torch.randint(17, 40000, (B, T), generator=g)
 times = []
-for step in range(3):
+for step in range(1 + int(os.environ.get("STEPS", "2"))):  # a warm-up, then STEPS timed (median)
     t0 = time.perf_counter()
     if mode == "prefill":
         model.eval()

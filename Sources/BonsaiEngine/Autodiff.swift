@@ -80,6 +80,7 @@ extension Tensor {
     root.grad = seed ?? Tensor(repeating: 1, shape: shape)
     // a sink's leaf is handed over after the last node that accumulates into it
     let sinks = Dictionary(Tensor.gradientSinks.map { (ObjectIdentifier($0.0), $0) }) { first, _ in first }
+    let rowSinks = Dictionary(Tensor.gradientRowSinks.map { (ObjectIdentifier($0.0), $0.1) }) { first, _ in first }
     var pending: [ObjectIdentifier: Int] = [:]
     if !sinks.isEmpty {
       for n in order { for leaf in n.leaves where sinks[ObjectIdentifier(leaf)] != nil { pending[ObjectIdentifier(leaf), default: 0] += 1 } }
@@ -97,6 +98,7 @@ extension Tensor {
           guard let left = pending[id] else { continue }
           if left > 1 { pending[id] = left - 1; continue }
           pending[id] = nil
+          if let rowSink = rowSinks[id], Tensor.handLateContributionsByRows(to: leaf, rowSink) { continue }
           Tensor.runLateContributions(to: id)
           if let g = leaf.grad, let (_, sink) = sinks[id] {
             sink(g)
@@ -121,8 +123,32 @@ extension Tensor {
     for c in due { c.run() }
   }
 
-  /// Contributions to leaves' gradients that wait until every other one is in (see `GradTarget.accumulateLate`).
-  nonisolated(unsafe) static var lateContributions: [(leaf: ObjectIdentifier, run: () -> Void)] = []
+  /// Hands `leaf`'s gradient to `sink` a block of rows at a time, made by its late contributions block by
+  /// block, when they are all it has and each can make any rows on its own; then the whole gradient never
+  /// exists. False (nothing done) otherwise.
+  static func handLateContributionsByRows(to leaf: Tensor, _ sink: GradientRowSink) -> Bool {
+    let id = ObjectIdentifier(leaf)
+    guard leaf.grad == nil, leaf.shape.count > 0, leaf.count > 0 else { return false }
+    let due = lateContributions.filter { $0.leaf == id }.compactMap(\.rows)
+    guard !due.isEmpty, due.count == lateContributions.filter({ $0.leaf == id }).count else { return false }
+    lateContributions.removeAll { $0.leaf == id }
+    let rows = leaf.shape[0], rowSize = leaf.count / rows
+    let blockRows = Swift.max(1, Swift.min(rows, lateRowBlockFloats / rowSize))
+    let block = Storage(count: blockRows * rowSize, zeroed: false)
+    for r0 in stride(from: 0, to: rows, by: blockRows) {
+      let range = r0..<Swift.min(rows, r0 + blockRows)
+      for (k, contribute) in due.enumerated() { contribute(range, block.pointer, k == 0) }
+      sink(range, block.pointer)
+    }
+    return true
+  }
+
+  /// Values in a block of rows handed to a row sink (8 MiB).
+  nonisolated(unsafe) public static var lateRowBlockFloats = 1 << 21
+
+  /// Contributions to leaves' gradients that wait until every other one is in (see `GradTarget.accumulateLate`);
+  /// `rows`, when a contribution can make any block of the leaf's rows on its own.
+  nonisolated(unsafe) static var lateContributions: [(leaf: ObjectIdentifier, run: () -> Void, rows: RowContribution?)] = []
   /// How many backward passes are running (a checkpointed block's runs inside its outer pass).
   nonisolated(unsafe) static var backwardDepth = 0
   static var isInBackwardPass: Bool { backwardDepth > 0 }
@@ -133,7 +159,17 @@ extension Tensor {
   /// step that accumulates into it), then dropped: SIFT gathers a sparse gradient this way and never
   /// keeps the dense one, and an optimizer can update each parameter during the backward pass.
   nonisolated(unsafe) public static var gradientSinks: [(Tensor, (Tensor) -> Void)] = []
+  /// Leaves whose sink (in `gradientSinks`) can also take the gradient a block of rows at a time: a leaf whose
+  /// gradient is made only by late contributions that make any rows (`GradTarget.accumulateLate(byRows:)`,
+  /// such as a tied LM head's and its embedding's) is handed to it in blocks, and its whole gradient is never
+  /// held. Only for sinks that treat each value on its own (an elementwise optimizer step).
+  nonisolated(unsafe) public static var gradientRowSinks: [(Tensor, GradientRowSink)] = []
 }
+
+/// Takes rows `rows` of a leaf's gradient, the first of them at the pointer.
+public typealias GradientRowSink = (_ rows: Range<Int>, _ gradient: UnsafePointer<Float>) -> Void
+/// Writes (`overwrite`) or adds a contribution to rows `rows` of a gradient, the first of them at `into`.
+public typealias RowContribution = (_ rows: Range<Int>, _ into: UnsafeMutablePointer<Float>, _ overwrite: Bool) -> Void
 
 /// The gradient slot of an op input: its node's gradient, or a leaf's `grad`. Holding it keeps the
 /// node (and so the gradient routing) alive, but not the input's values.
@@ -190,7 +226,19 @@ public struct GradTarget {
   /// the activations do. Outside a backward pass, and for a non-leaf, `contribute` runs at once.
   public func accumulateLate(_ contribute: @escaping () -> Void) {
     guard let leaf, node == nil, Tensor.isInBackwardPass else { contribute(); return }
-    Tensor.lateContributions.append((ObjectIdentifier(leaf), contribute))
+    Tensor.lateContributions.append((ObjectIdentifier(leaf), contribute, nil))
+  }
+
+  /// `accumulateLate` for a contribution that can make any block of rows (the first dimension) on its own:
+  /// a leaf with a row sink (`Tensor.gradientRowSinks`) whose late contributions all can is then handed its
+  /// gradient a block at a time; otherwise `contribute` makes every row into the gradient.
+  public func accumulateLate(byRows contribute: @escaping RowContribution) {
+    let whole = {
+      guard let (g, beta) = self.productBuffer() else { return }
+      contribute(0..<(g.shape.first ?? 1), g.mutableData, beta == 0)
+    }
+    guard let leaf, node == nil, Tensor.isInBackwardPass else { whole(); return }
+    Tensor.lateContributions.append((ObjectIdentifier(leaf), whole, contribute))
   }
 
   /// Adds `scale * t` to the gradient. When there is none yet and `scale` is 1, `t` itself becomes the

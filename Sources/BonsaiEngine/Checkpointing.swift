@@ -101,10 +101,10 @@ extension Tensor {
         kept.outputs = []  // the recomputed tape holds what its backward steps need
       }
       // the outer pass hands complete gradients to the sinks: it sees every use of a parameter, this one only its own
-      let sinks = Tensor.gradientSinks
-      Tensor.gradientSinks = []
+      let sinks = (Tensor.gradientSinks, Tensor.gradientRowSinks)
+      (Tensor.gradientSinks, Tensor.gradientRowSinks) = ([], [])
       recomputed.backward(seed: g)
-      Tensor.gradientSinks = sinks
+      (Tensor.gradientSinks, Tensor.gradientRowSinks) = sinks
       if let gx = input.grad { x.gradTarget.accumulate(gx) }
     }
   }

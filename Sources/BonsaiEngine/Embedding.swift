@@ -11,18 +11,18 @@ extension Tensor {
       for i in r { (dst + i * c).update(from: src + ids[i] * c, count: c) }
     }
     // the scatter waits for the table's other contributions (a tied head's, made late, writes the whole
-    // gradient first, so it is never zero-filled)
+    // gradient first, so it is never zero-filled), and can make any block of the table's rows alone
     return Tensor.record(out, inputs: [table]) { g in
-      table.gradTarget.accumulateLate {
-        guard let gt = table.gradientBuffer() else { return }
-        let q = gt.mutableData, pg = g.data
-        for (i, id) in ids.enumerated() {
-          let d = q + id * c, s = pg + i * c
+      table.gradTarget.accumulateLate(byRows: { rows, into, overwrite in
+        if overwrite { parallelFor(rows.count * c, grain: 1 << 17) { r in (into + r.lowerBound).update(repeating: 0, count: r.count) } }
+        let pg = g.data
+        for (i, id) in ids.enumerated() where rows.contains(id) {
+          let d = into + (id - rows.lowerBound) * c, s = pg + i * c
           var j = 0
           while j + 16 <= c { store16(load16(d, j) + load16(s, j), d, j); j += 16 }
           while j < c { d[j] += s[j]; j += 1 }
         }
-      }
+      })
     }
   }
 }

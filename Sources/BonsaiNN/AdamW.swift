@@ -88,30 +88,38 @@ public final class AdamW {
 
   /// Updates parameter `i` from `gradient`, as `update()` does for each parameter.
   public func update(_ i: Int, gradient g: Tensor) {
-    let p = params[i]
+    precondition(g.count == params[i].count, "AdamW.update: a gradient of \(g.count) values for \(keys[i]) of \(params[i].count)")
+    update(i, values: 0..<params[i].count, gradient: g.data)
+  }
+
+  /// Updates values `values` of parameter `i` (flat indices) from their gradients, the first at `g`: each value's
+  /// update reads only its own gradient and moments, so a parameter updated a block at a time ends as if whole.
+  func update(_ i: Int, values: Range<Int>, gradient g: UnsafePointer<Float>) {
     let (bc1, bc2) = biasCorrections
     let lr = learningRate, b1 = beta1, b2 = beta2, e = eps
     let decay: Float = decays[i] ? 1 - lr * weightDecay : 1
-    let w = p.mutableData, gp = g.data, mp = m[i].pointer, vp = v[i].pointer
+    let o = values.lowerBound
+    let w = params[i].mutableData + o, gp = g, mp = m[i].pointer + o, vp = v[i].pointer + o
     let stepSize = lr / bc1, rbc2 = 1 / bc2.squareRoot()
-    parallelFor(p.count, grain: 65536) { r in
+    // one rule for 16 values at a time, the last few padded with zeros: each value's result is the same
+    // wherever the threads' ranges or a caller's blocks split the parameter
+    func step(_ gv: V16, _ m0: V16, _ v0: V16, _ w0: V16) -> (m: V16, v: V16, w: V16) {
+      let mv = m0 * b1 + gv * (1 - b1)
+      let vv = v0 * b2 + gv * gv * (1 - b2)
+      return (mv, vv, w0 * decay - stepSize * mv / (vsqrt(vv) * rbc2 + e))
+    }
+    parallelFor(values.count, grain: 65536) { r in
       var j = r.lowerBound
       while j + 16 <= r.upperBound {
-        let gv = load16(gp, j)
-        let mv = load16(mp, j) * b1 + gv * (1 - b1)
-        let vv = load16(vp, j) * b2 + gv * gv * (1 - b2)
-        store16(mv, mp, j); store16(vv, vp, j)
-        let denom = vsqrt(vv)
-        store16(load16(w, j) * decay - stepSize * mv / (denom * rbc2 + e), w, j)
+        let (mv, vv, wv) = step(load16(gp, j), load16(mp, j), load16(vp, j), load16(w, j))
+        store16(mv, mp, j); store16(vv, vp, j); store16(wv, w, j)
         j += 16
       }
-      while j < r.upperBound {
-        let gv = gp[j]
-        mp[j] = mp[j] * b1 + gv * (1 - b1)
-        vp[j] = vp[j] * b2 + gv * gv * (1 - b2)
-        w[j] = w[j] * decay - stepSize * mp[j] / (vp[j].squareRoot() * rbc2 + e)
-        j += 1
-      }
+      guard j < r.upperBound else { return }
+      var (gt, mt, vt, wt) = (V16(repeating: 0), V16(repeating: 0), V16(repeating: 0), V16(repeating: 0))
+      for k in 0..<(r.upperBound - j) { (gt[k], mt[k], vt[k], wt[k]) = (gp[j + k], mp[j + k], vp[j + k], w[j + k]) }
+      let (mv, vv, wv) = step(gt, mt, vt, wt)
+      for k in 0..<(r.upperBound - j) { (mp[j + k], vp[j + k], w[j + k]) = (mv[k], vv[k], wv[k]) }
     }
   }
 
@@ -121,6 +129,16 @@ public final class AdamW {
   /// nothing needs every gradient at once (no clipping, no accumulation). Call `beginStep()` first.
   public func updatingDuringBackward() -> [(Tensor, (Tensor) -> Void)] {
     params.indices.map { i in (params[i], { [unowned self] g in self.update(i, gradient: g) }) }
+  }
+
+  /// The same sinks taking a block of rows (`Tensor.gradientRowSinks`): a parameter whose gradient is made a
+  /// block of rows at a time (a tied LM head's and embedding's, at the end of the pass) is updated block by
+  /// block, with the same arithmetic, and its whole gradient is never held.
+  public func updatingRowsDuringBackward() -> [(Tensor, GradientRowSink)] {
+    params.indices.filter { params[$0].shape.count > 0 && params[$0].count > 0 }.map { i in
+      let rowSize = params[i].count / params[i].shape[0]
+      return (params[i], { [unowned self] rows, g in self.update(i, values: rows.lowerBound * rowSize..<rows.upperBound * rowSize, gradient: g) })
+    }
   }
 }
 

@@ -88,6 +88,8 @@ public class ParameterPlan: TrainingComponent {
     Tensor.gradientSinks = optimizer.updatingDuringBackward()
     if let sync = gradientSync {  // every rank's backward completes the same gradients in the same order
       Tensor.gradientSinks = Tensor.gradientSinks.map { p, update in (p, { g in sync.reduce([(g.mutableData, g.count)]); update(g) }) }
+    } else {  // a tied head's and embedding's gradient a block of rows at a time (each reduced whole above)
+      Tensor.gradientRowSinks = optimizer.updatingRowsDuringBackward()
     }
   }
 
@@ -97,6 +99,7 @@ public class ParameterPlan: TrainingComponent {
   public func step(learningRate: Float, maxGradNorm: Float) {
     if updatesDuringBackward {
       Tensor.gradientSinks = []
+      Tensor.gradientRowSinks = []
       Tensor.clearGrad(optimizer.parametersWithGradients)
       return
     }

@@ -203,8 +203,10 @@ if CommandLine.arguments.contains("--decoder") {
         } else {  // what finetune does without clipping or accumulation: each tensor updated when its gradient is complete
           optimizer!.beginStep()
           Tensor.gradientSinks = optimizer!.updatingDuringBackward()
+          Tensor.gradientRowSinks = optimizer!.updatingRowsDuringBackward()
           loss.backward()
           Tensor.gradientSinks = []
+          Tensor.gradientRowSinks = []
         }
         rssLine("after update")
         Tensor.clearGrad(optimizer!.parametersWithGradients)

@@ -253,4 +253,37 @@ final class OpGradientTests: XCTestCase {
     let h = tensor([5, 6], seed: 44), w = tensor([9, 6], seed: 45)
     assertGradientsMatch([h, w], step: 1e-3) { Tensor.linearCrossEntropy(h, head: .dense(w), labels: [1, -100, 8, 0, 4], lateWeightGradient: true).reshaped(to: [1]) }
   }
+
+  /// With a row sink, the tied weight's late gradient (the head's, then the lookup's scatter) is handed over
+  /// in blocks of rows, each made alone from the logits of its vocabulary rows, and the whole gradient is
+  /// never made; the blocks put together equal the gradient made early. Blocks that do not divide the
+  /// vocabulary and logit blocks narrower than a row block are exercised.
+  func testLateTiedGradientHandedByRowsEqualsTheWholeOne() {
+    let V = 40, C = 16, ids = [3, 7, 7, 12, 0, 39], labels = [7, 7, 12, -100, 39, 5]
+    func run(byRows: Bool) -> (gradient: [Float], blocks: [Range<Int>], whole: Bool) {
+      let w = tensor([V, C], seed: 50, scale: 0.3)
+      var gathered = [Float](repeating: .nan, count: V * C), blocks: [Range<Int>] = [], whole = false
+      let h = Tensor.embedding(w, ids: ids).tanh()
+      Tensor.gradientSinks = [(w, { g in whole = true; gathered = g.scalars })]
+      if byRows {
+        Tensor.gradientRowSinks = [(w, { rows, g in
+          blocks.append(rows)
+          for j in 0..<(rows.count * C) { gathered[rows.lowerBound * C + j] = g[j] }
+        })]
+      }
+      Tensor.linearCrossEntropy(h, head: .dense(w), labels: labels, lateWeightGradient: byRows).backward()
+      (Tensor.gradientSinks, Tensor.gradientRowSinks) = ([], [])
+      XCTAssertNil(w.grad)
+      return (gathered, blocks, whole)
+    }
+    let (savedRows, savedLogits) = (Tensor.lateRowBlockFloats, Tensor.lateLogitBlockFloats)
+    Tensor.lateRowBlockFloats = 15 * C  // blocks of 15 rows: 0..<15, 15..<30, 30..<40
+    Tensor.lateLogitBlockFloats = 6 * 16  // logits of 16 vocabulary rows at a time for the 6 states
+    defer { (Tensor.lateRowBlockFloats, Tensor.lateLogitBlockFloats) = (savedRows, savedLogits) }
+    let early = run(byRows: false), late = run(byRows: true)
+    XCTAssertTrue(early.whole)
+    XCTAssertFalse(late.whole)
+    XCTAssertEqual(late.blocks, [0..<15, 15..<30, 30..<40])
+    assertClose(Tensor(late.gradient, shape: [V, C]), early.gradient, atol: 1e-6)
+  }
 }

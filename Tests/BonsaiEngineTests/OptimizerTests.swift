@@ -55,6 +55,27 @@ final class OptimizerTests: XCTestCase {
     XCTAssertNotEqual(after.w.scalars, make().w.scalars)
   }
 
+  /// AdamW's row sinks update a parameter a block of rows at a time exactly as one update of the whole gradient
+  /// (blocks that cut the vector body of 16 anywhere).
+  func testAdamWUpdatedByRowBlocksEqualsTheWholeUpdate() {
+    let rng = RandomSource(seed: 9)
+    let grads = (0..<2).map { _ in rng.normalTensor([13, 7], std: 0.5) }
+    func make() -> (w: Tensor, opt: AdamW) {
+      let w = RandomSource(seed: 3).normalTensor([13, 7], std: 0.3).requiringGrad(true)
+      return (w, AdamW([("embed_tokens.weight", w)], learningRate: 0.01, weightDecay: 0.1))
+    }
+    let whole = make(), byRows = make()
+    for g in grads {
+      whole.opt.beginStep()
+      whole.opt.update(0, gradient: g)
+      byRows.opt.beginStep()
+      let sink = byRows.opt.updatingRowsDuringBackward()[0].1
+      for rows in [0..<3, 3..<8, 8..<13] { sink(rows, g.data + rows.lowerBound * 7) }
+    }
+    XCTAssertEqual(byRows.w.scalars, whole.w.scalars)
+    XCTAssertNotEqual(whole.w.scalars, make().w.scalars)
+  }
+
   func testParameterTreeNamesFollowProperties() {
     final class Inner: Module { let dense = Linear(2, 3, rng: RandomSource(seed: 1)) }
     final class Outer: Module {
