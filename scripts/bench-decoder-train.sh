@@ -10,13 +10,37 @@
 # step as finetune does with --max-grad-norm 0 (each tensor updated when its gradient is complete, the head's
 # cross-entropy a block of rows at a time). Median of STEPS (default 4) steps after a warm-up, the same on both sides;
 # peak RSS is the process's VmHWM.
-#   [THREADS="1 2"] [STEPS=4] scripts/bench-decoder-train.sh        (needs the reference environment: shared/reference/, + gguf, peft)
+# ROUNDS=N runs only issue 16's headline comparison instead, N rounds alternating Bonsai's full fine-tuning with
+# --selective-checkpointing, PyTorch's plain full step and PyTorch's selective one (2 threads), and prints each round's
+# ratios and their median: on a machine whose speed drifts by 10-20% within minutes, one run of each says little.
+#   [THREADS="1 2"] [STEPS=4] [ROUNDS=N] scripts/bench-decoder-train.sh        (needs the reference environment: shared/reference/, + gguf, peft)
 set -euo pipefail
 source "$(dirname "$0")/decoder-bench-setup.sh"
 OUT=$(mktemp)
 export STEPS=${STEPS:-4}
 bonsai() { .build/release/bonsai-bench --decoder "$GGUF" --mode step --batch 4 --tokens 128 --new 0 --steps $STEPS "$@"; }
 label() { sed "s/\"method\": \"\([a-z]*\)\"/\"method\": \"\1$1\"/"; }
+if [ -n "${ROUNDS:-}" ]; then
+  for r in $(seq "$ROUNDS"); do
+    bonsai --method full --threads 2 --fp32 --selective | label +selective | sed "s/^{/{\"round\": $r, /" | tee -a "$OUT"
+    for m in full full+selective; do "$PY" scripts/bench_decoder_torch.py step 2 4 128 0 $m 2>/dev/null | sed "s/^{/{\"round\": $r, /" | tee -a "$OUT"; done
+  done
+  python3 - "$OUT" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print("\n| round | Bonsai full + selective tokens/s | PyTorch full | PyTorch full + selective | speed / PyTorch's full | / its selective | Bonsai peak RSS MiB | PyTorch full's | RSS ratio |")
+print("|---|---|---|---|---|---|---|---|---|")
+ratios = []
+for r in sorted({x["round"] for x in rows}):
+    b, f, s = (next(x for x in rows if x["round"] == r and x["impl"] == i and x["method"] == m)
+               for i, m in [("bonsai", "full+selective"), ("transformers", "full"), ("transformers", "full+selective")])
+    ratios.append((b["tokens_per_s"] / f["tokens_per_s"], b["tokens_per_s"] / s["tokens_per_s"], b["peak_rss_mib"] / f["peak_rss_mib"]))
+    print(f"| {r} | {b['tokens_per_s']:.1f} | {f['tokens_per_s']:.1f} | {s['tokens_per_s']:.1f} | {ratios[-1][0]:.2f}x | {ratios[-1][1]:.2f}x | {b['peak_rss_mib']:.0f} | {f['peak_rss_mib']:.0f} | {ratios[-1][2]:.3f} |")
+med = [statistics.median(c) for c in zip(*ratios)]
+print(f"| median | | | | {med[0]:.2f}x | {med[1]:.2f}x | | | {med[2]:.3f} |")
+PY
+  exit 0
+fi
 for threads in ${THREADS:-2}; do
   for method in full lora; do
     bonsai --method $method --threads $threads --fp32 | tee -a "$OUT"

@@ -153,7 +153,7 @@ public final class LlamaForCausalLM: Module {
   /// `finalNorm` false the last is the last layer's output itself); `store(layer, keys, values)` sees each
   /// layer's rotated keys and values.
   func hiddenStates(_ x: TokenBatch, positions: [Int], store: ((Int, Tensor, Tensor) -> Void)? = nil, finalNorm: Bool = true) -> [Tensor] {
-    let (B, T) = (x.batch, x.tokens), c = _config
+    let (B, T) = (x.batch, x.tokens)
     precondition(positions.count == B * T, "LlamaForCausalLM: \(positions.count) positions for \(B) x \(T) tokens")
     let keyMask = x.attentionMask.contains(0) ? x.additiveMask : nil
     let rotary = _frequencies.table(positions)

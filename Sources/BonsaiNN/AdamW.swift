@@ -103,23 +103,21 @@ public final class AdamW {
     let stepSize = lr / bc1, rbc2 = 1 / bc2.squareRoot()
     // one rule for 16 values at a time, the last few padded with zeros: each value's result is the same
     // wherever the threads' ranges or a caller's blocks split the parameter
-    func step(_ gv: V16, _ m0: V16, _ v0: V16, _ w0: V16) -> (m: V16, v: V16, w: V16) {
-      let mv = m0 * b1 + gv * (1 - b1)
-      let vv = v0 * b2 + gv * gv * (1 - b2)
-      return (mv, vv, w0 * decay - stepSize * mv / (vsqrt(vv) * rbc2 + e))
-    }
     parallelFor(values.count, grain: 65536) { r in
       var j = r.lowerBound
       while j + 16 <= r.upperBound {
-        let (mv, vv, wv) = step(load16(gp, j), load16(mp, j), load16(vp, j), load16(w, j))
-        store16(mv, mp, j); store16(vv, vp, j); store16(wv, w, j)
+        adamStep16(gp + j, mp + j, vp + j, w + j, b1: b1, b2: b2, decay: decay, stepSize: stepSize, rbc2: rbc2, eps: e)
         j += 16
       }
       guard j < r.upperBound else { return }
-      var (gt, mt, vt, wt) = (V16(repeating: 0), V16(repeating: 0), V16(repeating: 0), V16(repeating: 0))
-      for k in 0..<(r.upperBound - j) { (gt[k], mt[k], vt[k], wt[k]) = (gp[j + k], mp[j + k], vp[j + k], w[j + k]) }
-      let (mv, vv, wv) = step(gt, mt, vt, wt)
-      for k in 0..<(r.upperBound - j) { (mp[j + k], vp[j + k], w[j + k]) = (mv[k], vv[k], wv[k]) }
+      let n = r.upperBound - j
+      var pad = [Float](repeating: 0, count: 64)
+      pad.withUnsafeMutableBufferPointer { t in
+        let (g, m, v, x) = (t.baseAddress!, t.baseAddress! + 16, t.baseAddress! + 32, t.baseAddress! + 48)
+        g.update(from: gp + j, count: n); m.update(from: mp + j, count: n); v.update(from: vp + j, count: n); x.update(from: w + j, count: n)
+        adamStep16(g, m, v, x, b1: b1, b2: b2, decay: decay, stepSize: stepSize, rbc2: rbc2, eps: e)
+        (mp + j).update(from: m, count: n); (vp + j).update(from: v, count: n); (w + j).update(from: x, count: n)
+      }
     }
   }
 
@@ -150,6 +148,19 @@ extension Tensor {
     for j in 0..<count { total += Double(d[j]) * Double(d[j]) }
     return total
   }
+}
+
+/// One AdamW update of 16 values in place (the moments m, v and the weights w from the gradients g). A range's last
+/// few values go through it too, padded with zeros, so each value's result is the same wherever the threads' ranges
+/// or a caller's blocks split the parameter.
+@inline(__always)
+func adamStep16(_ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>,
+                b1: Float, b2: Float, decay: Float, stepSize: Float, rbc2: Float, eps: Float) {
+  let gv = load16(g, 0)
+  let mv = load16(m, 0) * b1 + gv * (1 - b1)
+  let vv = load16(v, 0) * b2 + gv * gv * (1 - b2)
+  store16(mv, m, 0); store16(vv, v, 0)
+  store16(load16(w, 0) * decay - stepSize * mv / (vsqrt(vv) * rbc2 + eps), w, 0)
 }
 
 extension Double {
