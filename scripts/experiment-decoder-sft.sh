@@ -16,6 +16,7 @@
 # after a 128-token prompt) and prompt tokens/s (1 x 128) from bonsai-bench on 2 threads, training wall time (the fastest
 # of a row's runs: a run that shared the machine only takes longer) and tokens.
 # VARIANTS (default "sft logit-kd hidden-kd pseudo dynsdpb random") runs only those rows' trainings.
+# Finished runs are appended to docs/results/decoder-sft-runs.jsonl (scripts/record-decoder-sft.py; commit it).
 # BONSAI=path/to/bonsai runs a copy of the binary (so rebuilding during the experiment does not disturb it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,3 +105,6 @@ for name, init, how, runs, speedRun in rows:
   print(f"| {name} | {init} | {how} | {len(done)} | {col('rouge1')} | {col('rouge2')} | {col('rougeL')} | {ppl} | {s[0]['parameters']/1e6:.1f} M "
         f"| {g:.1f} | {p:.1f} | {min(x['training_loop_seconds'] for x in s):.0f} | {s[0]['train_tokens_processed']} |")
 PY
+# every finished run also goes into docs/results/decoder-sft-runs.jsonl (with the CPU and the teacher's checksum), so
+# slices of the grid run in different sessions add up: scripts/record-decoder-sft.py prints the table of all of them
+python3 scripts/record-decoder-sft.py "$R" > /dev/null
