@@ -15,6 +15,8 @@
 # sample of $TWEETS (default 4000; scripts/sample-tweets.py, seed 0), labels positive / neutral / negative.
 #   TASKS="polarity tweets bbc" SEEDS="1 2 3" scripts/experiment-distill-pretraining.sh      (the whole table: many hours)
 #   TASKS=polarity SETTINGS=p10 SEEDS=1 EPOCHS=6 scripts/experiment-distill-pretraining.sh   (a first slice)
+# Finished runs are appended to docs/results/distill-pretraining-runs.jsonl by the table script (commit it): slices run
+# in different sessions add up there.
 # BONSAI=path/to/bonsai runs a copy of the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -13,7 +13,7 @@ teacher says so.
 import hashlib, json, math, os, statistics, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LOG = os.path.join(HERE, "..", "docs", "results", "decoder-sft-runs.jsonl")
+LOG = os.environ.get("RESULTS_LOG", os.path.join(HERE, "..", "docs", "results", "decoder-sft-runs.jsonl"))
 
 
 def sha256(path):
@@ -41,11 +41,13 @@ def record(runs_dir, known):
         run, _, seed = name.rpartition("-s") if name != "teacher" else ("teacher", "", "42")
         student, _, variant = run.partition("-") if run != "teacher" else ("teacher", "", "fine-tune")
         test = s.get("test", {})
+        cfg = os.path.join(runs_dir, name, "config.json")
+        lr = json.load(open(cfg)).get("learning_rate") if os.path.exists(cfg) else None
         new.append({"run": name, "student": student, "variant": variant, "seed": int(seed),
                     "rouge1": test.get("rouge1"), "rouge2": test.get("rouge2"), "rougeL": test.get("rougeL"),
                     "dev_perplexity": math.exp(s["best_dev_loss"]), "parameters": s.get("parameters"),
                     "training_loop_seconds": round(s.get("training_loop_seconds", float("nan")), 1),
-                    "train_tokens": s.get("train_tokens_processed"), "steps": s.get("steps"),
+                    "train_tokens": s.get("train_tokens_processed"), "steps": s.get("steps"), "learning_rate": lr,
                     "teacher": teacher_id, "cpu": cpu, "commit": commit})
         known.add((name, teacher_id))
     os.makedirs(os.path.dirname(LOG), exist_ok=True)
