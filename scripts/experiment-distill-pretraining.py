@@ -10,31 +10,23 @@ and the commit; the table is made from every recorded run, one block per task an
 teachers a row's seeds came (each slice retrains the teachers with the same recipe).
   python3 scripts/experiment-distill-pretraining.py [RUNS_DIR ...]     (no folder: only print the table)
 """
-import hashlib, json, os, re, statistics, subprocess, sys
+import json, os, re, statistics, sys
+from results_log import append, checksum, load, machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOG = os.environ.get("RESULTS_LOG", os.path.join(HERE, "..", "docs", "results", "distill-pretraining-runs.jsonl"))
 RUN = re.compile(r"(random4|minilm)-(ce|kd|au)-(all|p10|p10aug)-s(\d+)")
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def record(root, known):
-    cpu = open(os.path.join(root, "cpu.txt")).read().strip() if os.path.exists(os.path.join(root, "cpu.txt")) else "?"
-    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    cpu, commit = machine(root)
     new = []
     for task in sorted(os.listdir(root)):
         teacher = os.path.join(root, task, "teacher")
         if not os.path.exists(os.path.join(teacher, "summary.json")):
             continue
         t = json.load(open(os.path.join(teacher, "summary.json")))
-        teacher_id = sha256(os.path.join(teacher, "best", "model.safetensors"))
+        teacher_id = checksum(os.path.join(teacher, "best", "model.safetensors"))
         for name in sorted(os.listdir(os.path.join(root, task))):
             m = RUN.fullmatch(name)
             path = os.path.join(root, task, name)
@@ -51,10 +43,7 @@ def record(root, known):
                         "teacher": teacher_id, "teacher_accuracy": t["test"]["accuracy"], "teacher_macro_f1": t["test"]["macro_f1"],
                         "cpu": cpu, "commit": commit})
             known.add((task, name, teacher_id))
-    os.makedirs(os.path.dirname(LOG), exist_ok=True)
-    with open(LOG, "a") as f:
-        for r in new:
-            f.write(json.dumps(r) + "\n")
+    append(LOG, new)
     print(f"experiment-distill-pretraining: {root}: {len(new)} new runs recorded", file=sys.stderr)
 
 
@@ -89,9 +78,7 @@ def table(rows):
 
 
 if __name__ == "__main__":
-    def load():
-        return [json.loads(l) for l in open(LOG)] if os.path.exists(LOG) else []
-    known = {(r["task"], r["run"], r["teacher"]) for r in load()}
+    known = {(r["task"], r["run"], r["teacher"]) for r in load(LOG)}
     for d in sys.argv[1:]:
         record(d, known)
-    table(load())
+    table(load(LOG))

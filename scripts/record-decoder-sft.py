@@ -10,18 +10,11 @@ the same CPU kind and code, different (within rounding) on another CPU, so a row
 teacher says so.
   python3 scripts/record-decoder-sft.py [RUNS_DIR ...]        (no folder: only print the table)
 """
-import hashlib, json, math, os, statistics, subprocess, sys
+import json, math, os, statistics, sys
+from results_log import append, checksum, load, machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOG = os.environ.get("RESULTS_LOG", os.path.join(HERE, "..", "docs", "results", "decoder-sft-runs.jsonl"))
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def record(runs_dir, known):
@@ -29,9 +22,8 @@ def record(runs_dir, known):
     if not os.path.exists(os.path.join(teacher, "summary.json")):
         sys.exit(f"record-decoder-sft: {runs_dir}: no teacher/summary.json (not an experiment folder, or unfinished)")
     weights = os.path.join(teacher, "best", "model.safetensors")
-    teacher_id = sha256(weights)[:16]
-    cpu = open(os.path.join(runs_dir, "cpu.txt")).read().strip() if os.path.exists(os.path.join(runs_dir, "cpu.txt")) else "?"
-    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    teacher_id = checksum(weights)
+    cpu, commit = machine(runs_dir)
     new = []
     for name in sorted(os.listdir(runs_dir)):
         path = os.path.join(runs_dir, name, "summary.json")
@@ -50,10 +42,7 @@ def record(runs_dir, known):
                     "train_tokens": s.get("train_tokens_processed"), "steps": s.get("steps"), "learning_rate": lr,
                     "teacher": teacher_id, "cpu": cpu, "commit": commit})
         known.add((name, teacher_id))
-    os.makedirs(os.path.dirname(LOG), exist_ok=True)
-    with open(LOG, "a") as f:
-        for r in new:
-            f.write(json.dumps(r) + "\n")
+    append(LOG, new)
     print(f"record-decoder-sft: {runs_dir}: {len(new)} new runs recorded (teacher {teacher_id})", file=sys.stderr)
 
 
@@ -76,9 +65,7 @@ def table(rows):
 
 
 if __name__ == "__main__":
-    rows = [json.loads(l) for l in open(LOG)] if os.path.exists(LOG) else []
-    known = {(r["run"], r["teacher"]) for r in rows}
+    known = {(r["run"], r["teacher"]) for r in load(LOG)}
     for d in sys.argv[1:]:
         record(d, known)
-    rows = [json.loads(l) for l in open(LOG)] if os.path.exists(LOG) else []
-    table(rows)
+    table(load(LOG))
