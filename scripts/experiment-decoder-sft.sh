@@ -17,7 +17,7 @@
 # of a row's runs: a run that shared the machine only takes longer) and tokens.
 # VARIANTS (default "sft logit-kd hidden-kd pseudo dynsdpb random") runs only those rows' trainings.
 # Finished runs are appended to docs/results/decoder-sft-runs.jsonl (scripts/record-decoder-sft.py; commit it).
-# BONSAI=path/to/bonsai runs a copy of the binary (so rebuilding during the experiment does not disturb it).
+# BONSAI=path/to/bonsai runs a copy of the binary (so rebuilding during the experiment does not disturb it). BONSAI_COMMIT=<its commit> records where it came from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai --product bonsai-bench >/dev/null; fi
@@ -27,6 +27,7 @@ VARIANTS=${VARIANTS:-"sft logit-kd hidden-kd pseudo dynsdpb random"}
 COMMON="--data bbc-headlines --max-length 160 --batch-size 4 --split-seed 42 --generation-tokens 20"
 mkdir -p $R/students
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs), AVX-512: $(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)" | tee $R/cpu.txt
+[ -f "$R/commit.txt" ] || echo "${BONSAI_COMMIT:-$(git rev-parse --short HEAD)}" > "$R/commit.txt"  # the code the runs came from (BONSAI_COMMIT: a copied binary's)
 [ -f $R/teacher/summary.json ] || $B finetune --model smollm2 $COMMON --seed 42 --learning-rate 5e-5 --max-steps ${TEACHER_STEPS:-529} --overwrite --output $R/teacher >/dev/null
 T=$R/teacher/best
 for n in 15 10 6; do [ -d $R/students/s$n ] || $B shrink --teacher $T --num-layers $n --output $R/students/s$n > $R/students/s$n.json; done

@@ -17,7 +17,7 @@
 #   TASKS=polarity SETTINGS=p10 SEEDS=1 EPOCHS=6 scripts/experiment-distill-pretraining.sh   (a first slice)
 # Finished runs are appended to docs/results/distill-pretraining-runs.jsonl by the table script (commit it): slices run
 # in different sessions add up there.
-# BONSAI=path/to/bonsai runs a copy of the binary.
+# BONSAI=path/to/bonsai runs a copy of the binary; BONSAI_COMMIT=<its commit> records where it came from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai >/dev/null; fi
@@ -27,6 +27,7 @@ SETTINGS=${SETTINGS:-"all p10 p10aug"}; STUDENTS=${STUDENTS:-"random4 minilm"}; 
 EPOCHS=${EPOCHS:-10}; TEACHER_EPOCHS=${TEACHER_EPOCHS:-3}; MAXLEN=${MAXLEN:-64}; LR=${LR:-1e-4}
 mkdir -p "$R"
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs), AVX-512: $(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)" | tee "$R/cpu.txt"
+[ -f "$R/commit.txt" ] || echo "${BONSAI_COMMIT:-$(git rev-parse --short HEAD)}" > "$R/commit.txt"  # the code the runs came from (BONSAI_COMMIT: a copied binary's)
 SPLIT="--split-seed 42 --max-length $MAXLEN --batch-size 32"
 
 for task in $TASKS; do

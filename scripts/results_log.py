@@ -15,10 +15,15 @@ def checksum(path):
 
 
 def machine(runs_dir):
-    """The CPU line an experiment script wrote into its folder, and the commit checked out now."""
-    cpu_file = os.path.join(runs_dir, "cpu.txt")
-    cpu = open(cpu_file).read().strip() if os.path.exists(cpu_file) else "?"
-    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    """The CPU line an experiment script wrote into its folder, and the commit its binary was built from: the folder's
+    commit.txt (the script writes it when it starts: $BONSAI_COMMIT for a copied binary, else the checkout's HEAD),
+    or the commit checked out now for a folder without one."""
+    def read(name):
+        path = os.path.join(runs_dir, name)
+        return open(path).read().strip() if os.path.exists(path) else None
+    cpu = (read("cpu.txt") or "?").removeprefix("CPU: ")
+    commit = read("commit.txt") or subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"],
+                                                  capture_output=True, text=True).stdout.strip()
     return cpu, commit
 
 
