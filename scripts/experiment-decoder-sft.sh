@@ -26,8 +26,7 @@ R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; MULTI_SEED=${MULTI_SEED:-s
 VARIANTS=${VARIANTS:-"sft logit-kd hidden-kd pseudo dynsdpb random"}
 COMMON="--data bbc-headlines --max-length 160 --batch-size 4 --split-seed 42 --generation-tokens 20"
 mkdir -p $R/students
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs), AVX-512: $(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)" | tee $R/cpu.txt
-[ -f "$R/commit.txt" ] || echo "${BONSAI_COMMIT:-$(git rev-parse --short HEAD)}" > "$R/commit.txt"  # the code the runs came from (BONSAI_COMMIT: a copied binary's)
+scripts/describe-run-folder.sh $R  # cpu.txt and commit.txt, for the recorders
 [ -f $R/teacher/summary.json ] || $B finetune --model smollm2 $COMMON --seed 42 --learning-rate 5e-5 --max-steps ${TEACHER_STEPS:-529} --overwrite --output $R/teacher >/dev/null
 T=$R/teacher/best
 for n in 15 10 6; do [ -d $R/students/s$n ] || $B shrink --teacher $T --num-layers $n --output $R/students/s$n > $R/students/s$n.json; done

@@ -26,8 +26,7 @@ R=${RUNS:-runs/distill-pretraining}; SEEDS=${SEEDS:-"1 2 3"}; TASKS=${TASKS:-"po
 SETTINGS=${SETTINGS:-"all p10 p10aug"}; STUDENTS=${STUDENTS:-"random4 minilm"}; LOSSES=${LOSSES:-"ce kd au"}
 EPOCHS=${EPOCHS:-10}; TEACHER_EPOCHS=${TEACHER_EPOCHS:-3}; MAXLEN=${MAXLEN:-64}; LR=${LR:-1e-4}
 mkdir -p "$R"
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | xargs) model $(grep -m1 '^model\s' /proc/cpuinfo | cut -d: -f2 | xargs), AVX-512: $(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)" | tee "$R/cpu.txt"
-[ -f "$R/commit.txt" ] || echo "${BONSAI_COMMIT:-$(git rev-parse --short HEAD)}" > "$R/commit.txt"  # the code the runs came from (BONSAI_COMMIT: a copied binary's)
+scripts/describe-run-folder.sh "$R"  # cpu.txt and commit.txt, for the recorders
 SPLIT="--split-seed 42 --max-length $MAXLEN --batch-size 32"
 
 for task in $TASKS; do
