@@ -17,8 +17,8 @@ from results_log import append, checksum, load, machine
 # contrastively for 100k steps of 1024 sentence pairs truncated to 128 tokens (an upper bound on the tokens); before that,
 # MiniLM itself was distilled from a UniLMv2 teacher over English Wikipedia and BookCorpus (Wang et al. 2020, arXiv
 # 2002.10957), a stage not counted here.
-CONTRASTIVE_TOKENS_AT_MOST = 100_000 * 1024 * 2 * 128
-MINILM_PARAMETERS = 22.7e6
+CONTRASTIVE_STEPS, CONTRASTIVE_PAIRS, CONTRASTIVE_MAX_TOKENS, MINILM_PARAMETERS = 100_000, 1024, 128, 22.7e6
+SKIPPED_AT_MOST = CONTRASTIVE_STEPS * CONTRASTIVE_PAIRS * 2 * CONTRASTIVE_MAX_TOKENS * MINILM_PARAMETERS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOG = os.environ.get("RESULTS_LOG", os.path.join(HERE, "..", "docs", "results", "distill-pretraining-runs.jsonl"))
@@ -82,10 +82,10 @@ def table(rows):
             seeds = ",".join(str(r["seed"]) for r in sorted(g, key=lambda r: r["seed"]))
             print(f"| {key[0]} | {key[1]} | {key[2]} | {len(g)} ({seeds}) | {len({r['teacher'] for r in g})} | {acc[0]:.4f} ± {acc[1]:.4f} "
                   f"| {f1[0]:.4f} ± {f1[1]:.4f} | {secs:.0f} | {work:.2e} |")
-        skipped = CONTRASTIVE_TOKENS_AT_MOST * MINILM_PARAMETERS
         largest = max(r["tokens_x_parameters"] for r in runs)
-        print(f"Pre-training the random student skipped: all-MiniLM-L6-v2's contrastive stage alone is at most {skipped:.2e} tokens x params "
-              f"(model card: 100k steps x 1024 pairs x 2 x 128 tokens x 22.7M), {skipped / largest:.0e} times the largest run above; "
+        print(f"Pre-training the random student skipped: all-MiniLM-L6-v2's contrastive stage alone is at most {SKIPPED_AT_MOST:.2e} tokens x params "
+              f"(model card: {CONTRASTIVE_STEPS // 1000}k steps x {CONTRASTIVE_PAIRS} pairs x 2 x {CONTRASTIVE_MAX_TOKENS} tokens x "
+              f"{MINILM_PARAMETERS / 1e6:.1f}M), {SKIPPED_AT_MOST / largest:.0e} times the largest run above; "
               "MiniLM's own distillation (Wang et al. 2020) before it is not counted.")
 
 
