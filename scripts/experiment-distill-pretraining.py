@@ -14,9 +14,10 @@ import json, os, re, statistics, sys
 from results_log import append, checksum, load, machine
 
 # What the random student skips: all-MiniLM-L6-v2's model card (sentence-transformers) trains nreimers/MiniLM-L6-H384-uncased
-# contrastively for 100k steps of 1024 sentence pairs truncated to 128 tokens (an upper bound on the tokens); before that,
-# MiniLM itself was distilled from a UniLMv2 teacher over English Wikipedia and BookCorpus (Wang et al. 2020, arXiv
-# 2002.10957), a stage not counted here.
+# contrastively for 100k steps of 1024 sentence pairs truncated to 128 tokens (an upper bound on the tokens). That model is
+# every second layer of microsoft/MiniLM-L12-H384-uncased (its model card: "keeping only every second layer"), which was
+# distilled from a UniLMv2 teacher over English Wikipedia and BookCorpus (Wang et al. 2020, arXiv 2002.10957): a stage not
+# counted here, because its step count is not in what could be read from this machine.
 CONTRASTIVE_STEPS, CONTRASTIVE_PAIRS, CONTRASTIVE_MAX_TOKENS, MINILM_PARAMETERS = 100_000, 1024, 128, 22.7e6
 SKIPPED_AT_MOST = CONTRASTIVE_STEPS * CONTRASTIVE_PAIRS * 2 * CONTRASTIVE_MAX_TOKENS * MINILM_PARAMETERS
 
@@ -86,7 +87,7 @@ def table(rows):
         print(f"Pre-training the random student skipped: all-MiniLM-L6-v2's contrastive stage alone is at most {SKIPPED_AT_MOST:.2e} tokens x params "
               f"(model card: {CONTRASTIVE_STEPS // 1000}k steps x {CONTRASTIVE_PAIRS} pairs x 2 x {CONTRASTIVE_MAX_TOKENS} tokens x "
               f"{MINILM_PARAMETERS / 1e6:.1f}M), {SKIPPED_AT_MOST / largest:.0e} times the largest run above; "
-              "MiniLM's own distillation (Wang et al. 2020) before it is not counted.")
+              "before it, the distillation of MiniLM-L12 (Wang et al. 2020), whose every second layer MiniLM-L6 is, is not counted.")
 
 
 if __name__ == "__main__":
