@@ -23,6 +23,21 @@ extension CLITests {
     XCTAssertEqual(try String(contentsOf: out, encoding: .utf8).split(separator: "\n"), lines)
     XCTAssertFalse(try run(args + ["--seed", "7"]).stdout.contains(#""cached":true"#), "another seed is another augmentation")
 
+    // A label-per-folder data set (as BBC) is stamped by its files' manifest: an edited file is another augmentation.
+    let folder = tmp.appendingPathComponent("news")
+    for i in 0..<10 {
+      let file = folder.appendingPathComponent(i % 2 == 0 ? "sport" : "tech").appendingPathComponent("\(i).txt")
+      try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+      try "story \(i) is about \(i % 2 == 0 ? "a match" : "a chip")".write(to: file, atomically: true, encoding: .utf8)
+    }
+    let folderArgs = ["augment", "--model", "smollm2", "--data", folder.path, "--per-example", "1", "--max-new-tokens", "4",
+                      "--dev-fraction", "0.2", "--test-fraction", "0.2", "--output", tmp.appendingPathComponent("news-aug.txt").path]
+    let fromFolder = try run(folderArgs)
+    XCTAssertEqual(fromFolder.status, 0, fromFolder.stderr)
+    XCTAssertTrue(try run(folderArgs).stdout.contains(#""cached":true"#))
+    try "story 0 is about a final".write(to: folder.appendingPathComponent("sport/0.txt"), atomically: true, encoding: .utf8)
+    XCTAssertFalse(try run(folderArgs).stdout.contains(#""cached":true"#), "an edited file is another data set")
+
     let model = tmp.appendingPathComponent("random-bert")
     let r = try run(["init", "--like", minilm, "--layers", "2", "--hidden", "128", "--heads", "4", "--output", model.path])
     XCTAssertEqual(r.status, 0, r.stderr)
