@@ -37,7 +37,10 @@ public struct Dataset: Sendable {
     var examples: [Example] = []
     for (row, line) in zip(table.rows, table.lines) {
       let text = row[textColumn] ?? ""
-      guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw DataError.emptyText(path: path, line: line) }
+      guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+        if isDir.boolValue, let file = row["file"] { throw DataError.unreadable(path: (path as NSString).appendingPathComponent(file), reason: "empty text") }
+        throw DataError.emptyText(path: path, line: line)
+      }
       let label = (row[labelColumn] ?? "").trimmingCharacters(in: .whitespaces)
       guard !label.isEmpty else { throw DataError.malformed(path: path, line: line, reason: "empty label") }
       examples.append(Example(text: text, pair: columns.pair.flatMap { row[$0] }, label: label, line: line))

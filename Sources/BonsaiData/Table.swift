@@ -116,7 +116,8 @@ func readJSONL(_ text: String, path: String) throws -> Table {
   return Table(columns: columns, rows: rows, lines: lines, path: path)
 }
 
-/// A folder with one sub-folder per label, one text file per example (BBC News layout).
+/// A folder with one sub-folder per label, one text file per example (BBC News layout). An example's "line" (its id in
+/// selections, data maps and `--train-subset`) is its 1-based position: label folders, then files, in sorted order.
 public func readLabelFolders(path: String) throws -> Table {
   let fm = FileManager.default
   guard let labels = try? fm.contentsOfDirectory(atPath: path) else { throw DataError.unreadable(path: path, reason: "folder not found") }
@@ -130,7 +131,7 @@ public func readLabelFolders(path: String) throws -> Table {
       guard let data = fm.contents(atPath: f) else { throw DataError.unreadable(path: f, reason: "cannot read the file") }
       // one BBC article is not valid UTF-8: decode with replacement (the tokenizer drops U+FFFD, as HF does)
       rows.append(["text": String(decoding: data, as: UTF8.self), "label": label, "file": label + "/" + file])
-      lines.append(1)
+      lines.append(rows.count)
     }
   }
   if rows.isEmpty { throw DataError.empty(path: path) }

@@ -50,6 +50,11 @@ final class DataTests: XCTestCase {
     }
     let ds = try Dataset.load(path: dir.appendingPathComponent("bbc").path)
     XCTAssertEqual(ds.examples.map(\.label), ["sport", "sport", "tech"])
+    XCTAssertEqual(ds.examples.map(\.line), [1, 2, 3], "each file its own id, for selections and --train-subset")
+    try Data(" \n".utf8).write(to: dir.appendingPathComponent("bbc/tech/1.txt"))
+    XCTAssertThrowsError(try Dataset.load(path: dir.appendingPathComponent("bbc").path)) { error in
+      XCTAssertTrue("\(error.localizedDescription)".hasSuffix("bbc/tech/1.txt: empty text"), error.localizedDescription)
+    }
   }
 
   func testBadInputNamesFileLineAndColumn() throws {
