@@ -187,36 +187,14 @@ public enum Assets {
   }
 
   /// sha256 of a file, hex (coreutils' sha256sum). Of a folder (a label-per-folder data set), the sha256 of its
-  /// manifest: `sha256sum`'s "<hash>  <path>" line for every regular file under it, paths relative to it in byte order,
-  /// so `cd DIR && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs sha256sum | sha256sum` gives the same value.
+  /// manifest: `sha256sum`'s "<hash>  <path>" line for every regular file under it, paths relative to it in byte order.
   public static func sha256(_ url: URL) throws -> String {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
       return String(try run(["sha256sum", url.path], in: url.deletingLastPathComponent()).prefix(64))
     }
-    let files = try regularFiles(under: url)
-    var manifest = ""
-    for start in stride(from: 0, to: files.count, by: 512) {  // argument lists of a bounded length
-      manifest += try run(["sha256sum", "--"] + files[start..<min(start + 512, files.count)], in: url)
-    }
-    let list = FileManager.default.temporaryDirectory.appendingPathComponent("bonsai-manifest-\(getpid())-\(UUID().uuidString)")
-    try Data(manifest.utf8).write(to: list)
-    defer { try? FileManager.default.removeItem(at: list) }
-    return try sha256(list)
-  }
-
-  /// Paths of the regular files under `dir`, relative to it, in byte order (as `LC_ALL=C sort`).
-  static func regularFiles(under dir: URL) throws -> [String] {
-    let root = dir.standardizedFileURL.path
-    guard let walk = FileManager.default.enumerator(atPath: root) else {
-      throw AssetError.commandFailed("list \(root)", status: 1, output: "\(root): not readable")
-    }
-    var files: [String] = []
-    while let relative = walk.nextObject() as? String {  // not through links, as find
-      let type = try FileManager.default.attributesOfItem(atPath: root + "/" + relative)[.type] as? FileAttributeType
-      if type == .typeRegular { files.append(relative) }
-    }
-    return files.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    let manifest = "set -o pipefail; find . -type f -printf '%P\\0' | LC_ALL=C sort -z | xargs -0 -r sha256sum -- | sha256sum"
+    return String(try run(["bash", "-c", manifest], in: url).prefix(64))
   }
 
   static func verify(_ file: URL, _ want: String) throws {
