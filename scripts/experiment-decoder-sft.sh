@@ -20,7 +20,7 @@
 # BONSAI=path/to/bonsai runs a copy of the binary (so rebuilding during the experiment does not disturb it). BONSAI_COMMIT=<its commit> records where it came from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai --product bonsai-bench >/dev/null; fi
+if [ -z "${BONSAI:-}" ]; then for p in bonsai bonsai-bench; do swift build -c release --product $p >/dev/null; done; fi  # one product per call: swift build keeps only the last --product
 B=${BONSAI:-.build/release/bonsai}; BENCH=${BONSAI_BENCH:-.build/release/bonsai-bench}
 R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; MULTI_SEED=${MULTI_SEED:-s15}; STEPS=${STEPS:-300}; LR=${LR:-1e-4}; STUDENTS=${STUDENTS:-"s15 s10 s6 bi15 bi10"}
 VARIANTS=${VARIANTS:-"sft logit-kd hidden-kd pseudo dynsdpb random"}

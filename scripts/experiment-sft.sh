@@ -6,7 +6,7 @@
 # BONSAI=path/to/bonsai runs a copy of the binary (so rebuilding during the experiment does not disturb it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${BONSAI:-}" ]; then swift build -c release --product bonsai --product bonsai-bench >/dev/null; fi
+if [ -z "${BONSAI:-}" ]; then for p in bonsai bonsai-bench; do swift build -c release --product $p >/dev/null; done; fi  # one product per call: swift build keeps only the last --product
 B=${BONSAI:-.build/release/bonsai}; BENCH=${BONSAI_BENCH:-.build/release/bonsai-bench}
 R=${RUNS:-runs/sft}; E=${EPOCHS:-1}; SEEDS=${SEEDS:-"1 2 3"}
 COMMON="--data polarity --epochs $E --max-length 64 --batch-size 32 --split-seed 42 --overwrite"
