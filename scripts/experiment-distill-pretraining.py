@@ -92,6 +92,9 @@ def table(rows):
 
 if __name__ == "__main__":
     known = {(r["task"], r["run"], r["teacher"]) for r in load(LOG)}
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__)
+        sys.exit(0)
     for d in sys.argv[1:]:
         record(d, known)
     table(load(LOG))
