@@ -5,15 +5,17 @@
 # examples), and each is trained with the same budget ($STEPS optimizer steps of batch 4, lr $LR) on the teacher's
 # split (--split-seed 42) with: SFT, logit KD (CE 0.2 + KD 0.8, T = 2, top-32 cache), hidden-state KD (the same + MSE
 # 3 on the copied-layer map, states normalised) and pseudo-labels (the teacher's greedy continuations, CE only). The
-# 15-layer spread rows (and those of the students in $MULTI_SEED, default "s15") run with each of $SEEDS, the others
-# with the first; DynSDPB (--self-distill dynamic) against
-# plain SFT for the 15-layer student; a random-init 15-layer student as the floor. Every run is skipped when its
+# 15-layer rows (the students in $MULTI_SEED, default "s15 bi15") run with each of $SEEDS, the others with the first;
+# DynSDPB (--self-distill dynamic) against plain SFT for the 15-layer spread student (each of $SEEDS); a random-init
+# 15-layer student as the floor. Every run is skipped when its
 # summary.json exists, so the script resumes where it stopped; the teacher's top-k cache and its greedy continuations
 # (pseudo-labels) are made once and copied.
-#   SEEDS="1 2 3" STEPS=300 TEACHER_STEPS=529 scripts/experiment-decoder-sft.sh    (about 6 h on 2 cores at these sizes)
-#   STUDENTS="s15" SEEDS=1 STEPS=80 TEACHER_STEPS=120 scripts/experiment-decoder-sft.sh    (a first slice, about 1 h)
+#   scripts/experiment-decoder-sft.sh    (the README's table: 200 teacher steps, one epoch of 390 steps at lr 2e-4 for
+#                                         each student, seeds 1-3; about 13 h on 2 cores, so run it a slice at a time)
+#   STUDENTS="s10 bi10 s6" SEEDS=1 VARIANTS="logit-kd hidden-kd" scripts/experiment-decoder-sft.sh    (one slice)
 # Columns: test ROUGE-1/2/L (20 greedy tokens), dev perplexity, parameters, generation tokens/s (batch 1, 64 new tokens
-# after a 128-token prompt) and prompt tokens/s (1 x 128) from bonsai-bench on 2 threads, training wall time (the fastest
+# after a 128-token prompt) and prompt tokens/s (1 x 128) from bonsai-bench on 2 threads (measured once per depth on the
+# teacher and the spread students' folders, into $R/speeds/; the block-influence and random students share the shapes), training wall time (the fastest
 # of a row's runs: a run that shared the machine only takes longer) and tokens.
 # VARIANTS (default "sft logit-kd hidden-kd pseudo dynsdpb random") runs only those rows' trainings.
 # Finished runs are appended to docs/results/decoder-sft-runs.jsonl (scripts/record-decoder-sft.py; commit it).
@@ -22,12 +24,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BONSAI:-}" ]; then for p in bonsai bonsai-bench; do swift build -c release --product $p >/dev/null; done; fi  # one product per call: swift build keeps only the last --product
 B=${BONSAI:-.build/release/bonsai}; BENCH=${BONSAI_BENCH:-.build/release/bonsai-bench}
-R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; MULTI_SEED=${MULTI_SEED:-s15}; STEPS=${STEPS:-300}; LR=${LR:-1e-4}; STUDENTS=${STUDENTS:-"s15 s10 s6 bi15 bi10"}
+R=${RUNS:-runs/decoder-sft}; SEEDS=${SEEDS:-"1 2 3"}; MULTI_SEED=${MULTI_SEED:-"s15 bi15"}; STEPS=${STEPS:-390}; LR=${LR:-2e-4}; STUDENTS=${STUDENTS:-"s15 s10 s6 bi15 bi10"}
 VARIANTS=${VARIANTS:-"sft logit-kd hidden-kd pseudo dynsdpb random"}
 COMMON="--data bbc-headlines --max-length 160 --batch-size 4 --split-seed 42 --generation-tokens 20"
 mkdir -p $R/students
 scripts/describe-run-folder.sh $R  # cpu.txt and commit.txt, for the recorders
-[ -f $R/teacher/summary.json ] || $B finetune --model smollm2 $COMMON --seed 42 --learning-rate 5e-5 --max-steps ${TEACHER_STEPS:-529} --overwrite --output $R/teacher >/dev/null
+[ -f $R/teacher/summary.json ] || $B finetune --model smollm2 $COMMON --seed 42 --learning-rate 5e-5 --max-steps ${TEACHER_STEPS:-200} --overwrite --output $R/teacher >/dev/null
 T=$R/teacher/best
 for n in 15 10 6; do [ -d $R/students/s$n ] || $B shrink --teacher $T --num-layers $n --output $R/students/s$n > $R/students/s$n.json; done
 for n in 15 10; do
@@ -68,30 +70,32 @@ for st in $STUDENTS; do
   fi
 done
 
-# speed of each architecture (fp32 HF folders, 2 threads, alone): generation and prompt tokens/s
-for m in teacher s15-sft-s$first s10-sft-s$first s6-sft-s$first; do
-  [ -f $R/$m/speed.json ] || [ ! -d $R/$m/best ] && continue
-  g=$($BENCH --decoder $R/$m/best --mode generate --batch 1 --tokens 128 --new 64 --threads 2 --steps 3)
-  p=$($BENCH --decoder $R/$m/best --mode prefill --batch 1 --tokens 128 --new 0 --threads 2 --steps 3)
-  echo "{\"generate\": $g, \"prefill\": $p}" > $R/$m/speed.json
+# speed of each depth (fp32 HF folders, 2 threads, alone): generation and prompt tokens/s, one file per depth
+mkdir -p $R/speeds
+for m in teacher:teacher/best s15:students/s15 s10:students/s10 s6:students/s6; do
+  n=${m%%:*} d=$R/${m#*:}
+  [ -f $R/speeds/$n.json ] || [ ! -d $d ] && continue
+  g=$($BENCH --decoder $d --mode generate --batch 1 --tokens 128 --new 64 --threads 2 --steps 3)
+  p=$($BENCH --decoder $d --mode prefill --batch 1 --tokens 128 --new 0 --threads 2 --steps 3)
+  echo "{\"model\": \"$n\", \"generate\": $g, \"prefill\": $p}" > $R/speeds/$n.json
 done
 
 python3 - "$R" "$SEEDS" "$MULTI_SEED" <<'PY' | tee $R/table.md
 import json, math, statistics, sys
 R, seeds, multi = sys.argv[1], sys.argv[2].split(), ["s15"] + sys.argv[3].split()
 def load(run): return json.load(open(f"{R}/{run}/summary.json"))
-def speed(run): s = json.load(open(f"{R}/{run}/speed.json")); return s["generate"]["tokens_per_s"], s["prefill"]["tokens_per_s"]
+def speed(depth): s = json.load(open(f"{R}/speeds/{depth}.json")); return s["generate"]["tokens_per_s"], s["prefill"]["tokens_per_s"]
 def layers(st):
   try: return json.load(open(f"{R}/students/{st}.json"))["copied_layers"]
   except Exception: return None
 def fmt(v): return f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
-rows = [("teacher", "SmolLM2-135M, 30 layers", "fine-tune", ["teacher"], "teacher")]
+rows = [("teacher", "SmolLM2-135M, 30 layers", "fine-tune", ["teacher"], "teacher")]  # the last: whose speed
 for st, n, how in [("s15", 15, "spread"), ("s10", 10, "spread"), ("s6", 6, "spread"), ("bi15", 15, "block influence"), ("bi10", 10, "block influence")]:
   for v, name in [("sft", "SFT"), ("logit-kd", "CE 0.2 + logit KD 0.8 (T=2, top-32)"), ("hidden-kd", "logit KD + hidden MSE 3"), ("pseudo", "pseudo-labels")]:
     runs = [f"{st}-{v}-s{s}" for s in (seeds if st in multi else seeds[:1])]
-    rows.append((f"{st}-{v}", f"{n} layers, {how} {layers(st)}", name, runs, f"s{n}-sft-s{seeds[0]}"))
-rows.append(("s15-dynsdpb", "15 layers, spread", "SFT + DynSDPB", [f"s15-dynsdpb-s{s}" for s in seeds], f"s15-sft-s{seeds[0]}"))
-rows.append(("random15-sft", "15 layers, random init", "SFT", [f"random15-sft-s{seeds[0]}"], f"s15-sft-s{seeds[0]}"))
+    rows.append((f"{st}-{v}", f"{n} layers, {how} {layers(st)}", name, runs, f"s{n}"))
+rows.append(("s15-dynsdpb", "15 layers, spread", "SFT + DynSDPB", [f"s15-dynsdpb-s{s}" for s in seeds], "s15"))
+rows.append(("random15-sft", "15 layers, random init", "SFT", [f"random15-sft-s{seeds[0]}"], "s15"))
 print(f"| student | init | training | runs | test ROUGE-1 | test ROUGE-2 | test ROUGE-L | dev perplexity | parameters | generation tokens/s (batch 1) | prompt tokens/s | training s (fastest run) | training tokens |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name, init, how, runs, speedRun in rows:
