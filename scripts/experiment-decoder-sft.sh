@@ -6,7 +6,8 @@
 # split (--split-seed 42) with: SFT, logit KD (CE 0.2 + KD 0.8, T = 2, top-32 cache), hidden-state KD (the same + MSE
 # 3 on the copied-layer map, states normalised) and pseudo-labels (the teacher's greedy continuations, CE only). The
 # 15-layer rows (the students in $MULTI_SEED, default "s15 bi15") run with each of $SEEDS, the others with the first;
-# DynSDPB (--self-distill dynamic) against plain SFT for the 15-layer spread student (each of $SEEDS); a random-init
+# DynSDPB (--self-distill dynamic) against plain SFT for the 15-layer spread student (each of $SEEDS, and once with twice
+# the steps, which gives it as many distinct examples as SFT since it repeats half of each batch); a random-init
 # 15-layer student as the floor. Every run is skipped when its
 # summary.json exists, so the script resumes where it stopped; the teacher's top-k cache and its greedy continuations
 # (pseudo-labels) are made once and copied.
@@ -44,7 +45,7 @@ run() {
   [ -f $out/summary.json ] && return 0
   rm -rf $out; mkdir -p $out
   for c in teacher_topk.safetensors teacher_generations.jsonl; do [ -f $R/$c ] && cp $R/$c $out/; done
-  "$@" --student $R/students/$student $COMMON --seed $seed --learning-rate $LR --max-steps $STEPS --output $out >/dev/null 2>$out/log.txt
+  "$@" --student $R/students/$student $COMMON --seed $seed --learning-rate $LR --max-steps ${RUN_STEPS:-$STEPS} --output $out >/dev/null 2>$out/log.txt
   for c in teacher_topk.safetensors teacher_generations.jsonl; do [ -f $R/$c ] || { [ -f $out/$c ] && cp $out/$c $R/; } || true; done
 }
 finetune() {  # run() passes --student; finetune reads it as --model
@@ -62,6 +63,8 @@ first=${SEEDS%% *}
 for st in $STUDENTS; do
   if [ $st = s15 ]; then
     for s in $SEEDS; do variants s15 $s; has dynsdpb && run s15-dynsdpb s15 $s finetune --self-distill dynamic; done
+    # DynSDPB repeats half of each batch, so at equal steps it sees half the examples: once more with as many distinct ones
+    has dynsdpb && RUN_STEPS=$((2 * STEPS)) run s15-dynsdpb-equal s15 $first finetune --self-distill dynamic
     has random && run random15-sft random15 $first finetune
   elif [[ " $MULTI_SEED " == *" $st "* ]]; then
     for s in $SEEDS; do variants $st $s; done
@@ -95,6 +98,7 @@ for st, n, how in [("s15", 15, "spread"), ("s10", 10, "spread"), ("s6", 6, "spre
     runs = [f"{st}-{v}-s{s}" for s in (seeds if st in multi else seeds[:1])]
     rows.append((f"{st}-{v}", f"{n} layers, {how} {layers(st)}", name, runs, f"s{n}"))
 rows.append(("s15-dynsdpb", "15 layers, spread", "SFT + DynSDPB", [f"s15-dynsdpb-s{s}" for s in seeds], "s15"))
+rows.append(("s15-dynsdpb-equal", "15 layers, spread", "SFT + DynSDPB, twice the steps (as many distinct examples as SFT)", [f"s15-dynsdpb-equal-s{seeds[0]}"], "s15"))
 rows.append(("random15-sft", "15 layers, random init", "SFT", [f"random15-sft-s{seeds[0]}"], "s15"))
 print(f"| student | init | training | runs | test ROUGE-1 | test ROUGE-2 | test ROUGE-L | dev perplexity | parameters | generation tokens/s (batch 1) | prompt tokens/s | training s (fastest run) | training tokens |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

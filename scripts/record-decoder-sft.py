@@ -85,7 +85,7 @@ def chosen(g):
 
 
 STUDENTS = ["teacher", "s15", "bi15", "s10", "bi10", "s6", "random15"]  # the table's order; others follow
-VARIANTS = ["fine-tune", "sft", "logit-kd", "hidden-kd", "pseudo", "dynsdpb"]
+VARIANTS = ["fine-tune", "sft", "logit-kd", "hidden-kd", "pseudo", "dynsdpb", "dynsdpb-equal"]
 rank = lambda order, x: order.index(x) if x in order else len(order)
 
 
