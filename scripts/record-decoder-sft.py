@@ -89,42 +89,47 @@ VARIANTS = ["fine-tune", "sft", "logit-kd", "hidden-kd", "pseudo", "dynsdpb", "d
 rank = lambda order, x: order.index(x) if x in order else len(order)
 
 
-def table(rows, speeds):
+def scores(g):
+    """A row's runs, its seeds and its score cells: mean ± sd over the single records, or the aggregate's."""
     fmt = lambda v, d=4: f"{statistics.mean(v):.{d}f} ± {statistics.stdev(v):.{d}f}" if len(v) > 1 else f"{v[0]:.{d}f}"
+    aggregate, single = chosen(g)
+    if aggregate:
+        cell = lambda k, d=4: f"{aggregate[k][0]:.{d}f} ± {aggregate[k][1]:.{d}f}"
+        return [aggregate], single, aggregate["seeds"], [cell("rouge1"), cell("rouge2"), cell("rougeL"), cell("dev_perplexity", 2)]
+    single = sorted(single, key=lambda r: r["seed"])
+    cells = [fmt([r[k] for r in single]) for k in ("rouge1", "rouge2", "rougeL")] + [fmt([r["dev_perplexity"] for r in single], 2)]
+    return single, single, [r["seed"] for r in single], cells
+
+
+def speed_cells(student, newest):
+    """Generation and prompt tokens/s of the student's depth (the newest measurement), with the ratio to the teacher's."""
+    depth = "teacher" if student == "teacher" else "s" + "".join(c for c in student if c.isdigit())
+    sp, top = newest.get(depth), newest.get("teacher")
+    rate = lambda k: f"{sp[k]:.1f}" + (f" ({sp[k] / top[k]:.2f}x)" if top and student != "teacher" else "") if sp else "n/a"
+    return rate("generation_tokens_per_s"), rate("prompt_tokens_per_s")
+
+
+def table(rows, speeds):
     groups = {}
     for r in rows:
         key = (r["student"], r["teacher"]) if r["student"] == "teacher" else (r["student"], r["variant"])
         groups.setdefault(key, []).append(r)  # each teacher its own row
     newest = {s["model"]: s for s in speeds}  # the last measurement of each depth
-    depth = lambda student: "teacher" if student == "teacher" else "s" + "".join(c for c in student if c.isdigit())
     cpus = {}
     print("| student | training | runs (seeds) | teachers | test ROUGE-1 | test ROUGE-2 | test ROUGE-L | dev perplexity | parameters "
           "| generation tokens/s (batch 1; x teacher) | prompt tokens/s (x teacher) | training s (fastest; CPU) | training tokens |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (student, variant), g in sorted(groups.items(), key=lambda kv: (rank(STUDENTS, kv[0][0]), rank(VARIANTS, kv[0][1]), kv[0])):
-        aggregate, single = chosen(g)
-        runs = [aggregate] if aggregate else single
-        if aggregate:
-            seeds = ",".join(map(str, aggregate["seeds"]))
-            col = lambda k, d=4: f"{aggregate[k][0]:.{d}f} ± {aggregate[k][1]:.{d}f}"
-            ppl = col("dev_perplexity", 2)
-        else:
-            seeds = ",".join(str(r["seed"]) for r in sorted(g, key=lambda r: r["seed"]))
-            col = lambda k: fmt([r[k] for r in g])
-            ppl = fmt([r["dev_perplexity"] for r in g], 2)
+        runs, single, seeds, cells = scores(g)
         variant = f"fine-tune ({g[0]['teacher']})" if student == "teacher" else variant
         timed = [r for r in runs + single if r["training_loop_seconds"] is not None]
         fastest = min(timed, key=lambda r: r["training_loop_seconds"]) if timed else None
         if fastest:
             cpus[cpu_label(fastest["cpu"])] = fastest["cpu"]
         when = f"{fastest['training_loop_seconds']:.0f} ({cpu_label(fastest['cpu'])})" if fastest else "n/a"
-        sp = newest.get(depth(student))
-        top = newest.get("teacher")
-        rate = lambda k: f"{sp[k]:.1f}" + (f" ({sp[k] / top[k]:.2f}x)" if top and student != "teacher" else "") if sp else "n/a"
-        gen, prompt = rate("generation_tokens_per_s"), rate("prompt_tokens_per_s")
-        n = len(aggregate["seeds"]) if aggregate else len(g)
-        print(f"| {student} | {variant} | {n} ({seeds}) | {len({r['teacher'] for r in runs})} | {col('rouge1')} | {col('rouge2')} "
-              f"| {col('rougeL')} | {ppl} | {runs[0]['parameters'] / 1e6:.1f} M | {gen} | {prompt} | {when} | {runs[0]['train_tokens']} |")
+        gen, prompt = speed_cells(student, newest)
+        print(f"| {student} | {variant} | {len(seeds)} ({','.join(map(str, seeds))}) | {len({r['teacher'] for r in runs})} | "
+              + " | ".join(cells) + f" | {runs[0]['parameters'] / 1e6:.1f} M | {gen} | {prompt} | {when} | {runs[0]['train_tokens']} |")
     print()
     for label, cpu in sorted(cpus.items()):
         print(f"CPU {label}: {cpu}")
