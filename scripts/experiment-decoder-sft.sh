@@ -83,36 +83,7 @@ for m in teacher:teacher/best s15:students/s15 s10:students/s10 s6:students/s6; 
   echo "{\"model\": \"$n\", \"generate\": $g, \"prefill\": $p}" > $R/speeds/$n.json
 done
 
-python3 - "$R" "$SEEDS" "$MULTI_SEED" <<'PY' | tee $R/table.md
-import json, math, statistics, sys
-R, seeds, multi = sys.argv[1], sys.argv[2].split(), ["s15"] + sys.argv[3].split()
-def load(run): return json.load(open(f"{R}/{run}/summary.json"))
-def speed(depth): s = json.load(open(f"{R}/speeds/{depth}.json")); return s["generate"]["tokens_per_s"], s["prefill"]["tokens_per_s"]
-def layers(st):
-  try: return json.load(open(f"{R}/students/{st}.json"))["copied_layers"]
-  except Exception: return None
-def fmt(v): return f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
-rows = [("teacher", "SmolLM2-135M, 30 layers", "fine-tune", ["teacher"], "teacher")]  # the last: whose speed
-for st, n, how in [("s15", 15, "spread"), ("s10", 10, "spread"), ("s6", 6, "spread"), ("bi15", 15, "block influence"), ("bi10", 10, "block influence")]:
-  for v, name in [("sft", "SFT"), ("logit-kd", "CE 0.2 + logit KD 0.8 (T=2, top-32)"), ("hidden-kd", "logit KD + hidden MSE 3"), ("pseudo", "pseudo-labels")]:
-    runs = [f"{st}-{v}-s{s}" for s in (seeds if st in multi else seeds[:1])]
-    rows.append((f"{st}-{v}", f"{n} layers, {how} {layers(st)}", name, runs, f"s{n}"))
-rows.append(("s15-dynsdpb", "15 layers, spread", "SFT + DynSDPB", [f"s15-dynsdpb-s{s}" for s in seeds], "s15"))
-rows.append(("s15-dynsdpb-equal", "15 layers, spread", "SFT + DynSDPB, twice the steps (as many distinct examples as SFT)", [f"s15-dynsdpb-equal-s{seeds[0]}"], "s15"))
-rows.append(("random15-sft", "15 layers, random init", "SFT", [f"random15-sft-s{seeds[0]}"], "s15"))
-print(f"| student | init | training | runs | test ROUGE-1 | test ROUGE-2 | test ROUGE-L | dev perplexity | parameters | generation tokens/s (batch 1) | prompt tokens/s | training s (fastest run) | training tokens |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for name, init, how, runs, speedRun in rows:
-  done = [r for r in runs if __import__("os").path.exists(f"{R}/{r}/summary.json")]
-  if not done: continue
-  s = [load(r) for r in done]
-  try: g, p = speed(speedRun)
-  except Exception: g, p = float("nan"), float("nan")
-  col = lambda k: fmt([x["test"][k] for x in s])
-  ppl = fmt([math.exp(x["best_dev_loss"]) for x in s])
-  print(f"| {name} | {init} | {how} | {len(done)} | {col('rouge1')} | {col('rouge2')} | {col('rougeL')} | {ppl} | {s[0]['parameters']/1e6:.1f} M "
-        f"| {g:.1f} | {p:.1f} | {min(x['training_loop_seconds'] for x in s):.0f} | {s[0]['train_tokens_processed']} |")
-PY
-# every finished run also goes into docs/results/decoder-sft-runs.jsonl (with the CPU and the teacher's checksum), so
-# slices of the grid run in different sessions add up: scripts/record-decoder-sft.py prints the table of all of them
-python3 scripts/record-decoder-sft.py "$R" > /dev/null
+# every finished run goes into docs/results/decoder-sft-runs.jsonl and the speeds into decoder-sft-speed.jsonl (with the
+# CPU and the teacher's checksum), so slices of the grid run in different sessions add up; the table printed is that
+# of every recorded run, the README's
+python3 scripts/record-decoder-sft.py "$R" | tee $R/table.md

@@ -81,7 +81,7 @@ def chosen(g):
     it covers every seed the individual records have."""
     single = [r for r in g if r.get("kind") != "aggregate"]
     covering = [a for a in g if a.get("kind") == "aggregate" and {r["seed"] for r in single} <= set(a["seeds"])]
-    return (max(covering, key=lambda a: len(a["seeds"])), single) if covering else (None, single)
+    return max(covering, key=lambda a: len(a["seeds"])) if covering else None, single
 
 
 STUDENTS = ["teacher", "s15", "bi15", "s10", "bi10", "s6", "random15"]  # the table's order; others follow
@@ -95,10 +95,10 @@ def scores(g):
     aggregate, single = chosen(g)
     if aggregate:
         cell = lambda k, d=4: f"{aggregate[k][0]:.{d}f} ± {aggregate[k][1]:.{d}f}"
-        return [aggregate], single, aggregate["seeds"], [cell("rouge1"), cell("rouge2"), cell("rougeL"), cell("dev_perplexity", 2)]
+        return [aggregate], aggregate["seeds"], [cell("rouge1"), cell("rouge2"), cell("rougeL"), cell("dev_perplexity", 2)]
     single = sorted(single, key=lambda r: r["seed"])
     cells = [fmt([r[k] for r in single]) for k in ("rouge1", "rouge2", "rougeL")] + [fmt([r["dev_perplexity"] for r in single], 2)]
-    return single, single, [r["seed"] for r in single], cells
+    return single, [r["seed"] for r in single], cells
 
 
 def speed_cells(student, newest):
@@ -120,9 +120,9 @@ def table(rows, speeds):
           "| generation tokens/s (batch 1; x teacher) | prompt tokens/s (x teacher) | training s (fastest; CPU) | training tokens |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (student, variant), g in sorted(groups.items(), key=lambda kv: (rank(STUDENTS, kv[0][0]), rank(VARIANTS, kv[0][1]), kv[0])):
-        runs, single, seeds, cells = scores(g)
+        runs, seeds, cells = scores(g)
         variant = f"fine-tune ({g[0]['teacher']})" if student == "teacher" else variant
-        timed = [r for r in runs + single if r["training_loop_seconds"] is not None]
+        timed = [r for r in g if r["training_loop_seconds"] is not None]  # an aggregate has no time: its single records may
         fastest = min(timed, key=lambda r: r["training_loop_seconds"]) if timed else None
         if fastest:
             cpus[cpu_label(fastest["cpu"])] = fastest["cpu"]
