@@ -19,6 +19,7 @@ final class DistillationTests: XCTestCase {
     XCTAssertEqual(t.count, want.count, what)
     let worst = zip(t.scalars, want).map { abs(Double($0) - $1) }.max() ?? 0
     XCTAssertLessThan(worst, tolerance, "\(what): worst difference \(worst)")
+    print("\(what): largest difference from PyTorch \(worst)")
   }
 
   func testLossesAndGradientsMatchPyTorch() throws {
