@@ -13,6 +13,8 @@
 # ROUNDS=N runs only issue 16's headline comparison instead, N rounds alternating Bonsai's full fine-tuning with
 # --selective-checkpointing, PyTorch's plain full step and PyTorch's selective one (2 threads), and prints each round's
 # ratios and their median: on a machine whose speed drifts by 10-20% within minutes, one run of each says little.
+# Each round also measures the floor of Bonsai's step (bonsai-bench --step-floor: its matrix products, attention and
+# AdamW, each timed alone), the most a step without any other work could do.
 #   [THREADS="1 2"] [STEPS=4] [ROUNDS=N] scripts/bench-decoder-train.sh        (needs the reference environment: shared/reference/, + gguf, peft)
 set -euo pipefail
 source "$(dirname "$0")/decoder-bench-setup.sh"
@@ -23,21 +25,25 @@ label() { sed "s/\"method\": \"\([a-z]*\)\"/\"method\": \"\1$1\"/"; }
 if [ -n "${ROUNDS:-}" ]; then
   for r in $(seq "$ROUNDS"); do
     bonsai --method full --threads 2 --fp32 --selective | label +selective | sed "s/^{/{\"round\": $r, /" | tee -a "$OUT"
+    .build/release/bonsai-bench --step-floor --threads 2 | sed "s/^{/{\"round\": $r, \"impl\": \"floor\", /" | tee -a "$OUT"
     for m in full full+selective; do "$PY" scripts/bench_decoder_torch.py step 2 4 128 0 $m 2>/dev/null | sed "s/^{/{\"round\": $r, /" | tee -a "$OUT"; done
   done
   python3 - "$OUT" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-print("\n| round | Bonsai full + selective tokens/s | PyTorch full | PyTorch full + selective | speed / PyTorch's full | / its selective | Bonsai peak RSS MiB | PyTorch full's | RSS ratio |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("\n| round | Bonsai full + selective tokens/s | its floor (bonsai-bench --step-floor) | PyTorch full | PyTorch full + selective | speed / PyTorch's full | / its selective | floor / PyTorch's full | Bonsai peak RSS MiB | PyTorch full's | RSS ratio |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 ratios = []
 for r in sorted({x["round"] for x in rows}):
-    b, f, s = (next(x for x in rows if x["round"] == r and x["impl"] == i and x["method"] == m)
+    b, f, s = (next(x for x in rows if x["round"] == r and x["impl"] == i and x.get("method") == m)
                for i, m in [("bonsai", "full+selective"), ("transformers", "full"), ("transformers", "full+selective")])
-    ratios.append((b["tokens_per_s"] / f["tokens_per_s"], b["tokens_per_s"] / s["tokens_per_s"], b["peak_rss_mib"] / f["peak_rss_mib"]))
-    print(f"| {r} | {b['tokens_per_s']:.1f} | {f['tokens_per_s']:.1f} | {s['tokens_per_s']:.1f} | {ratios[-1][0]:.2f}x | {ratios[-1][1]:.2f}x | {b['peak_rss_mib']:.0f} | {f['peak_rss_mib']:.0f} | {ratios[-1][2]:.3f} |")
+    floor = next(x for x in rows if x["round"] == r and x["impl"] == "floor")
+    ratios.append((b["tokens_per_s"] / f["tokens_per_s"], b["tokens_per_s"] / s["tokens_per_s"], floor["tokens_per_s"] / f["tokens_per_s"],
+                   b["peak_rss_mib"] / f["peak_rss_mib"]))
+    print(f"| {r} | {b['tokens_per_s']:.1f} | {floor['tokens_per_s']:.1f} | {f['tokens_per_s']:.1f} | {s['tokens_per_s']:.1f} | {ratios[-1][0]:.2f}x | {ratios[-1][1]:.2f}x "
+          f"| {ratios[-1][2]:.2f}x | {b['peak_rss_mib']:.0f} | {f['peak_rss_mib']:.0f} | {ratios[-1][3]:.3f} |")
 med = [statistics.median(c) for c in zip(*ratios)]
-print(f"| median | | | | {med[0]:.2f}x | {med[1]:.2f}x | | | {med[2]:.3f} |")
+print(f"| median | | | | | {med[0]:.2f}x | {med[1]:.2f}x | {med[2]:.2f}x | | | {med[3]:.3f} |")
 PY
   exit 0
 fi

@@ -1,0 +1,67 @@
+// bonsai-bench --step-floor [--rows 512]: the least time a full fine-tuning step of SmolLM2-135M with
+// --selective-checkpointing can take on this machine, from the work it cannot skip, each piece timed alone
+// (fastest of 5 after a warm-up, caches warm): every matrix product at the shapes the step makes them (the
+// layers' forward, input-gradient and weight-gradient products; the tied head's logits and input gradient a
+// block of 128 rows at a time; its late weight gradient from logits made again, 4,096 vocabulary rows at a
+// time), the fused causal attention (forward twice: the pass and the recomputation; backward once) and AdamW
+// over every parameter. Everything else the step does (norms, rotary positions, SwiGLU, residual sums, the
+// softmax of the logits, page faults, threads waiting on each other) is left out, so the measured step is
+// slower by exactly that. Prints one JSON line: each part's GFLOP and seconds, the sum and its tokens/s.
+import BonsaiEngine
+import BonsaiNN
+import Foundation
+
+func printStepFloor() {
+  let n = Int(arg("rows", "512"))!, batch = 4, tokens = n / batch
+  let (C, KV, I, V, L, H, D) = (576, 192, 1536, 49152, 30, 9, 64)
+  let headRows = 128, vocabBlock = (1 << 21) / n
+  // operands large enough for every product below
+  let a = Tensor(repeating: 0.01, shape: [n * V]), b = Tensor(repeating: 0.01, shape: [V * C]), c = Tensor(zeros: [n * V])
+  func fastest(_ body: () -> Void) -> Double {
+    body()
+    var t = Double.infinity
+    for _ in 0..<5 { let t0 = now(); body(); t = Swift.min(t, now() - t0) }
+    return t
+  }
+  /// Seconds of `count` products op(A)[m, k] op(B)[k, n], and their GFLOP.
+  func products(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int, count: Int) -> (Double, Double) {
+    let s = fastest {
+      gemm(ta, tb, m: m, n: n, k: k, a.data, lda: ta == .no ? k : m, b.data, ldb: tb == .no ? n : k, c.mutableData, ldc: n)
+    }
+    return (2 * Double(m * n * k * count) / 1e9, s * Double(count))
+  }
+  var parts: [(String, Double, Double)] = []
+  func add(_ name: String, _ pieces: [(Double, Double)]) {
+    parts.append((name, pieces.map(\.0).reduce(0, +), pieces.map(\.1).reduce(0, +)))
+  }
+  let linears = [(C, C), (KV, C), (KV, C), (C, C), (I, C), (I, C), (C, I)]  // q k v o gate up down: (out, in)
+  add("layer products, forward", linears.map { products(.no, .yes, m: n, n: $0.0, k: $0.1, count: L) })
+  add("layer products, input gradients", linears.map { products(.no, .no, m: n, n: $0.1, k: $0.0, count: L) })
+  add("layer products, weight gradients", linears.map { products(.yes, .no, m: $0.0, n: $0.1, k: n, count: L) })
+  add("head logits and input gradient", [products(.no, .yes, m: headRows, n: V, k: C, count: n / headRows),
+                                          products(.no, .no, m: headRows, n: C, k: V, count: n / headRows)])
+  add("head weight gradient (logits again)", [products(.no, .yes, m: n, n: vocabBlock, k: C, count: V / vocabBlock),
+                                              products(.yes, .no, m: vocabBlock, n: C, k: n, count: V / vocabBlock)])
+  // attention at the step's shape, keys and values already repeated to every query head
+  let shape = AttentionShape(batch: batch, tokens: tokens, heads: H, headSize: D)
+  let qkv = (0..<3).map { i in Tensor(repeating: 0.01 * Float(i + 1), shape: [n, H * D]).requiringGrad() }
+  let forward = fastest { _ = withoutGrad { Tensor.attention(query: qkv[0], key: qkv[1], value: qkv[2], shape: shape, keyMask: nil, causal: true) } }
+  let both = fastest {
+    Tensor.attention(query: qkv[0], key: qkv[1], value: qkv[2], shape: shape, keyMask: nil, causal: true)
+      .backward(seed: Tensor(repeating: 0.01, shape: [batch, tokens, H * D]))
+    Tensor.clearGrad(qkv)
+  }
+  // causal attention in blocks of 64 rows: 3/4 of the full score matrix at 128 tokens; forward 2 products, backward 5
+  let attentionFlops = 2.0 * Double(batch * H * tokens * tokens * D) * 0.75
+  parts.append(("attention (forward twice, backward once)", attentionFlops * 9 * Double(L) / 1e9, (forward + both) * Double(L)))
+  // AdamW over every parameter (134.5 M values), timed on 16 M and scaled
+  let chunk = 1 << 24, parameters = L * linears.map { $0.0 * $0.1 }.reduce(0, +) + V * C + (2 * L + 1) * C
+  let p = Tensor(repeating: 0.01, shape: [chunk]).requiringGrad(), g = Tensor(repeating: 0.001, shape: [chunk])
+  let adam = AdamW([(key: "p", tensor: p)], learningRate: 1e-5, weightDecay: 0.01)
+  let adamSeconds = fastest { adam.beginStep(); adam.update(0, gradient: g) } * Double(parameters) / Double(chunk)
+  parts.append(("AdamW", 0, adamSeconds))
+  let total = parts.map(\.2).reduce(0, +), flops = parts.map(\.1).reduce(0, +)
+  let fields = parts.map { String(format: "\"%@\": {\"gflop\": %.1f, \"seconds\": %.3f}", $0.0, $0.1, $0.2) }
+  print("{" + fields.joined(separator: ", ") + String(format: ", \"gflop\": %.1f, \"seconds\": %.3f, \"tokens_per_s\": %.1f, \"threads\": %d}",
+                                                       flops, total, Double(n) / total, Engine.threads))
+}
