@@ -61,7 +61,34 @@ func printStepFloor() {
   let adamSeconds = fastest { adam.beginStep(); adam.update(0, gradient: g) } * Double(parameters) / Double(chunk)
   parts.append(("AdamW", 0, adamSeconds))
   let total = parts.map(\.2).reduce(0, +), flops = parts.map(\.1).reduce(0, +)
+  let peak = Swift.max(fmaPeak(SIMD8<Float>.self), fmaPeak(SIMD16<Float>.self))
   let fields = parts.map { String(format: "\"%@\": {\"gflop\": %.1f, \"seconds\": %.3f}", $0.0, $0.1, $0.2) }
-  print("{" + fields.joined(separator: ", ") + String(format: ", \"gflop\": %.1f, \"seconds\": %.3f, \"tokens_per_s\": %.1f, \"threads\": %d}",
-                                                       flops, total, Double(n) / total, Engine.threads))
+  print("{" + fields.joined(separator: ", ") + String(format: ", \"gflop\": %.1f, \"seconds\": %.3f, \"tokens_per_s\": %.1f, \"fma_peak_gflops\": %.1f, \"threads\": %d}",
+                                                       flops, total, Double(n) / total, peak, Engine.threads))
+}
+
+/// GFLOP/s of fused multiply-adds alone on every thread: 10 independent chains of `V` vectors per thread, enough
+/// to keep every FMA unit busy (the best of SIMD8 and SIMD16 is the CPU's peak for fp32 products).
+func fmaPeak<V: SIMD>(_: V.Type) -> Double where V.Scalar == Float {
+  let threads = Engine.threads, iterations = 20_000_000
+  var seconds = [Double](repeating: 0, count: threads), checks = [Float](repeating: 0, count: threads)
+  seconds.withUnsafeMutableBufferPointer { time in checks.withUnsafeMutableBufferPointer { check in
+    parallelFor(threads) { range in
+      for t in range {
+        let x = V(repeating: 0.999999), y = V(repeating: 1e-7)
+        var (a0, a1, a2, a3, a4) = (V(repeating: 0), V(repeating: 1), V(repeating: 2), V(repeating: 3), V(repeating: 4))
+        var (a5, a6, a7, a8, a9) = (V(repeating: 5), V(repeating: 6), V(repeating: 7), V(repeating: 8), V(repeating: 9))
+        let t0 = now()
+        for _ in 0..<iterations {  // a = a x + y, ten chains
+          a0 = y.addingProduct(a0, x); a1 = y.addingProduct(a1, x); a2 = y.addingProduct(a2, x); a3 = y.addingProduct(a3, x)
+          a4 = y.addingProduct(a4, x); a5 = y.addingProduct(a5, x); a6 = y.addingProduct(a6, x); a7 = y.addingProduct(a7, x)
+          a8 = y.addingProduct(a8, x); a9 = y.addingProduct(a9, x)
+        }
+        time[t] = now() - t0
+        check[t] = [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9].map { $0.sum() }.reduce(0, +)
+      }
+    }
+  } }
+  precondition(checks.allSatisfy(\.isFinite))
+  return 2 * Double(10 * V.scalarCount * iterations) / seconds.max()! / 1e9 * Double(threads)
 }
