@@ -6,7 +6,8 @@
 // time), the fused causal attention (forward twice: the pass and the recomputation; backward once) and AdamW
 // over every parameter. Everything else the step does (norms, rotary positions, SwiGLU, residual sums, the
 // softmax of the logits, page faults, threads waiting on each other) is left out, so the measured step is
-// slower by exactly that. Prints one JSON line: each part's GFLOP and seconds, the sum and its tokens/s.
+// slower by exactly that. Prints one JSON line: each part's GFLOP and seconds, the sum and its tokens/s, and the
+// FMA peak of the threads (`fmaPeak`), against which the products' rate can be read.
 import BonsaiEngine
 import BonsaiNN
 import Foundation
@@ -14,7 +15,11 @@ import Foundation
 func printStepFloor() {
   let n = Int(arg("rows", "512"))!, batch = 4, tokens = n / batch
   let (C, KV, I, V, L, H, D) = (576, 192, 1536, 49152, 30, 9, 64)
-  let headRows = 128, vocabBlock = (1 << 21) / n
+  let headRows = 128, vocabBlock = Swift.min(V, (1 << 21) / n)  // the sizes LinearCrossEntropy.swift uses
+  guard n > 0 && n % headRows == 0 else {
+    FileHandle.standardError.write("error: --rows \(n): give a positive multiple of \(headRows) (the step's 4 sequences)\n".data(using: .utf8)!)
+    exit(1)
+  }
   // operands large enough for every product below
   let a = Tensor(repeating: 0.01, shape: [n * V]), b = Tensor(repeating: 0.01, shape: [V * C]), c = Tensor(zeros: [n * V])
   func fastest(_ body: () -> Void) -> Double {
@@ -40,8 +45,10 @@ func printStepFloor() {
   add("layer products, weight gradients", linears.map { products(.yes, .no, m: $0.0, n: $0.1, k: n, count: L) })
   add("head logits and input gradient", [products(.no, .yes, m: headRows, n: V, k: C, count: n / headRows),
                                           products(.no, .no, m: headRows, n: C, k: V, count: n / headRows)])
+  let lastBlock = V % vocabBlock
   add("head weight gradient (logits again)", [products(.no, .yes, m: n, n: vocabBlock, k: C, count: V / vocabBlock),
-                                              products(.yes, .no, m: vocabBlock, n: C, k: n, count: V / vocabBlock)])
+                                              products(.yes, .no, m: vocabBlock, n: C, k: n, count: V / vocabBlock)]
+        + (lastBlock == 0 ? [] : [products(.no, .yes, m: n, n: lastBlock, k: C, count: 1), products(.yes, .no, m: lastBlock, n: C, k: n, count: 1)]))
   // attention at the step's shape, keys and values already repeated to every query head
   let shape = AttentionShape(batch: batch, tokens: tokens, heads: H, headSize: D)
   let qkv = (0..<3).map { i in Tensor(repeating: 0.01 * Float(i + 1), shape: [n, H * D]).requiringGrad() }
@@ -51,8 +58,10 @@ func printStepFloor() {
       .backward(seed: Tensor(repeating: 0.01, shape: [batch, tokens, H * D]))
     Tensor.clearGrad(qkv)
   }
-  // causal attention in blocks of 64 rows: 3/4 of the full score matrix at 128 tokens; forward 2 products, backward 5
-  let attentionFlops = 2.0 * Double(batch * H * tokens * tokens * D) * 0.75
+  // causal attention in blocks of 64 rows, each against the keys up to its last row (3/4 of the score matrix at
+  // 128 tokens); forward 2 products of that size, backward 5
+  let scores = stride(from: 0, to: tokens, by: 64).map { r0 in Swift.min(64, tokens - r0) * Swift.min(r0 + 64, tokens) }.reduce(0, +)
+  let attentionFlops = 2.0 * Double(batch * H * scores * D)
   parts.append(("attention (forward twice, backward once)", attentionFlops * 9 * Double(L) / 1e9, (forward + both) * Double(L)))
   // AdamW over every parameter (134.5 M values), timed on 16 M and scaled
   let chunk = 1 << 24, parameters = L * linears.map { $0.0 * $0.1 }.reduce(0, +) + V * C + (2 * L + 1) * C

@@ -1,7 +1,7 @@
 // Benchmark of one configuration per process (so peak RSS is per configuration):
 //   bonsai-bench --model DIR --batch 32 --tokens 64 --mode forward|train --threads 2 --steps 5
 //   bonsai-bench --sgemm
-//   bonsai-bench --step-floor [--threads 2]   (the least time of a SmolLM2 full fine-tuning step: StepFloor.swift)
+//   bonsai-bench --step-floor [--rows 512] [--threads 2]   (the least time of a SmolLM2 full fine-tuning step: StepFloor.swift)
 //   bonsai-bench --kernels --threads 1     (ns per element of the SIMD kernels: GELU, softmax, layer norm, AdamW)
 //   bonsai-bench --decoder FILE.gguf|DIR --mode prefill|generate|train --batch B --tokens T --new 128 --threads 2
 //                [--packed-kernels avx512|avx2|scalar]   (the kernels over GGUF blocks; default the best this build has)
