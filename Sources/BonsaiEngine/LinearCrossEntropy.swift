@@ -29,7 +29,7 @@ public enum HeadWeight {
 extension Tensor {
   /// Rows of logits made at once: large enough that the weight-gradient products stay efficient, small
   /// enough that a block's logits (~25 MB at SmolLM2's vocabulary) are a fraction of the whole batch's.
-  static let crossEntropyBlockRows = 128
+  public static let crossEntropyBlockRows = 128
 
   /// Mean cross-entropy of `labels` (`ignoreIndex`: not scored) under the logits `h W^T` of states
   /// h [N, C]: `Tensor.crossEntropy(logits: h.linear(weight: W), labels:)` without the logits.

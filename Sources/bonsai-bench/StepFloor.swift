@@ -15,19 +15,15 @@ import Foundation
 func printStepFloor() {
   let n = Int(arg("rows", "512"))!, batch = 4, tokens = n / batch
   let (C, KV, I, V, L, H, D) = (576, 192, 1536, 49152, 30, 9, 64)
-  let headRows = 128, vocabBlock = Swift.min(V, (1 << 21) / n)  // the sizes LinearCrossEntropy.swift uses
+  // the blocks the step's cross-entropy makes its logits in (LinearCrossEntropy.swift)
+  let headRows = Tensor.crossEntropyBlockRows, vocabBlock = Swift.max(16, Swift.min(V, Tensor.lateLogitBlockFloats / n))
   guard n > 0 && n % headRows == 0 else {
     FileHandle.standardError.write("error: --rows \(n): give a positive multiple of \(headRows) (the step's 4 sequences)\n".data(using: .utf8)!)
     exit(1)
   }
   // operands large enough for every product below
   let a = Tensor(repeating: 0.01, shape: [n * V]), b = Tensor(repeating: 0.01, shape: [V * C]), c = Tensor(zeros: [n * V])
-  func fastest(_ body: () -> Void) -> Double {
-    body()
-    var t = Double.infinity
-    for _ in 0..<5 { let t0 = now(); body(); t = Swift.min(t, now() - t0) }
-    return t
-  }
+  func fastest(_ body: () -> Void) -> Double { fastestSeconds(warmUp: true, repeats: 5, body) }
   /// Seconds of `count` products op(A)[m, k] op(B)[k, n], and their GFLOP.
   func products(_ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int, count: Int) -> (Double, Double) {
     let s = fastest {

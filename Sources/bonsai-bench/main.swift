@@ -46,6 +46,14 @@ func greedy(_ logits: Tensor) -> [Int] {
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
+/// The fastest of `repeats` runs of `body`, in seconds (after one uncounted run with `warmUp`).
+func fastestSeconds(warmUp: Bool, repeats: Int, _ body: () -> Void) -> Double {
+  if warmUp { body() }
+  var t = Double.infinity
+  for _ in 0..<repeats { let t0 = now(); body(); t = min(t, now() - t0) }
+  return t
+}
+
 nonisolated(unsafe) let traceStart = now()
 
 func rssLine(_ tag: String) {
@@ -76,12 +84,7 @@ if CommandLine.arguments.contains("--step-gemms") {
   for (o, i) in [(576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576)] {
     let x = Tensor(repeating: 0.01, shape: [rows, i]), w = Tensor(repeating: 0.01, shape: [o, i])
     let y = Tensor(zeros: [rows, o]), gx = Tensor(zeros: [rows, i]), gw = Tensor(zeros: [o, i])
-    func rate(_ body: () -> Void) -> Double {
-      body()
-      var t = 1e9
-      for _ in 0..<5 { let t0 = now(); body(); t = min(t, now() - t0) }
-      return 2 * Double(rows * o * i) / t / 1e9
-    }
+    func rate(_ body: () -> Void) -> Double { 2 * Double(rows * o * i) / fastestSeconds(warmUp: true, repeats: 5, body) / 1e9 }
     let nt = rate { gemm(.no, .yes, m: rows, n: o, k: i, x.data, lda: i, w.data, ldb: i, y.mutableData, ldc: o) }
     let nn = rate { gemm(.no, .no, m: rows, n: i, k: o, y.data, lda: o, w.data, ldb: i, beta: 1, gx.mutableData, ldc: i) }
     let tn = rate { gemm(.yes, .no, m: o, n: i, k: rows, y.data, lda: o, x.data, ldb: i, beta: 1, gw.mutableData, ldc: i) }
@@ -96,11 +99,7 @@ if CommandLine.arguments.contains("--step-floor") {
 }
 if CommandLine.arguments.contains("--kernels") {
   // Best of several runs, ns per element, of the hot SIMD16 loops (are they vectorised on this build's CPU?).
-  func best(_ elements: Int, _ body: () -> Void) -> Double {
-    var t = 1e9
-    for _ in 0..<7 { let t0 = now(); body(); t = min(t, now() - t0) }
-    return t / Double(elements) * 1e9
-  }
+  func best(_ elements: Int, _ body: () -> Void) -> Double { fastestSeconds(warmUp: false, repeats: 7, body) / Double(elements) * 1e9 }
   let n = 1 << 20, x = Tensor((0..<n).map { Float($0 % 997) / 200 - 2.5 }, shape: [n]), y = Tensor(zeros: [n]), g = Tensor(repeating: 0.5, shape: [n])
   let xp = UnsafePointer(x.mutableData), yp = y.mutableData, gp = UnsafePointer(g.mutableData)
   var out: [String] = []
